@@ -59,7 +59,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from ledger.domain.errors import (
     InvalidMessage,
@@ -550,7 +550,7 @@ _TYPE_WORDS = {
 }
 
 
-def _describe(error: dict[str, Any]) -> tuple[str, str]:
+def _describe(error: ErrorDetails) -> tuple[str, str]:
     """(field path, one-line detail) of one pydantic error."""
     kind = error["type"]
     ctx = error.get("ctx") or {}
