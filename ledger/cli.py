@@ -1,14 +1,68 @@
-"""The `ledger` command line."""
+"""The `ledger` command line. Exit codes: 0 success, 1 failure, 2 bad usage."""
 
 from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import typer
 
 from ledger import __version__
+from ledger.bootstrap import build_app, deadletter_store
 from ledger.config import get_settings
+from ledger.domain.errors import LedgerError
+from ledger.domain.policy import describe
+from ledger.ingest import IngestCounts, RawRecord, process_records
 from ledger.logs import configure_logging
+from ledger.tables import print_rows
 
-app = typer.Typer(no_args_is_help=False, add_completion=False, help=__doc__)
+app = typer.Typer(
+    add_completion=False, help="Event-sourced billing ledger for Microsoft CSP partners."
+)
+invoice_app = typer.Typer(help="Invoice runs.")
+deadletters_app = typer.Typer(help="Messages that could not be applied.")
+audit_app = typer.Typer(help="Tamper evidence.")
+collections_app = typer.Typer(help="Dunning, suspension and reinstatement.")
+policy_app = typer.Typer(help="Collections policies.")
+app.add_typer(invoice_app, name="invoice")
+app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(audit_app, name="audit")
+app.add_typer(collections_app, name="collections")
+app.add_typer(policy_app, name="policy")
+
+VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance"
+
+
+class CliError(Exception):
+    """A failure to report in one line on stderr, exit 1."""
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
+
+
+def parse_period(value: str) -> str:
+    try:
+        datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a period (YYYY-MM)", param_hint="--period"
+        ) from None
+    return value
 
 
 @app.callback(invoke_without_command=True)
@@ -17,14 +71,226 @@ def root(ctx: typer.Context) -> None:
     configure_logging(settings.log_format, settings.log_level)
     if ctx.invoked_subcommand is None:
         typer.echo(f"ledger {__version__}: {settings.store_description()}")
-        typer.echo("Try `ledger --help`.")
+        typer.echo("Try `ledger demo`, or `ledger --help` for every command.")
 
 
 @app.command()
 def info() -> None:
-    """Show the version and which store and delivery this process would use."""
+    """Show the version and which store and delivery this process uses."""
     typer.echo(f"ledger {__version__}: {get_settings().store_description()}")
 
 
+# ---- ingest and dead letters ---------------------------------------------------------------
+
+
+def _lines(source: str) -> Iterator[RawRecord]:
+    handle = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+    name = "stdin" if source == "-" else source
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield RawRecord(value=line, source=name, offset=number)
+
+
+@app.command()
+def ingest(
+    source: str = typer.Argument(..., help="A JSONL file of SPEC §3 messages, or - for stdin."),
+    batch_size: int = typer.Option(500, min=1, help="Messages per database transaction."),
+) -> None:
+    """Feed messages without Kafka: same validation, idempotency and dead letters."""
+    if source != "-" and not Path(source).is_file():
+        raise typer.BadParameter(f"{source!r} is not a file", param_hint="SOURCE")
+    settings = get_settings()
+    ledger = build_app(settings)
+    store = deadletter_store(settings)
+    total = IngestCounts()
+    batch: list[RawRecord] = []
+
+    def flush() -> None:
+        counts = process_records(ledger, batch)
+        if counts.dead_letters:
+            store.add(counts.dead_letters)
+        total.add(counts)
+        batch.clear()
+        typer.echo(f"… {total.applied + total.duplicate + total.deadlettered} lines", err=True)
+
+    for record in _lines(source):
+        batch.append(record)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    typer.echo(
+        f"applied {total.applied}, duplicate {total.duplicate}, dead-lettered {total.deadlettered}"
+    )
+    for letter in total.dead_letters:
+        typer.echo(f"  line {letter.offset}: {letter.code}: {letter.message}")
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    as_json: bool = typer.Option(False, "--json", help="Rows as a JSON array."),
+    code: str | None = typer.Option(None, help="Only this error code."),
+) -> None:
+    """Dead letters kept in the database."""
+    letters = deadletter_store(get_settings()).list(code)
+    if as_json:
+        typer.echo(json.dumps([d.to_json() for d in letters], indent=2))
+        return
+    print_rows(
+        [{"id": d.id, "code": d.code, "message": d.message, "source": d.source,
+          "offset": d.offset, "replayed_at": d.replayed_at} for d in letters],
+        title="Dead letters",
+    )  # fmt: skip
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(code: str | None = typer.Option(None, help="Only this error code.")) -> None:
+    """Re-submit dead letters (after the cause is fixed); those that now apply are marked."""
+    settings = get_settings()
+    ledger = build_app(settings)
+    store = deadletter_store(settings)
+    pending = store.list(code, include_replayed=False)
+    fixed: list[int] = []
+    still: list[str] = []
+    for letter in pending:
+        record = RawRecord(
+            value=letter.raw_bytes(),
+            source=letter.source,
+            partition=letter.partition,
+            offset=letter.offset,
+            key=letter.key,
+        )
+        counts = process_records(ledger, [record])
+        if counts.dead_letters:
+            still.append(f"  #{letter.id}: {counts.dead_letters[0].code}: "
+                         f"{counts.dead_letters[0].message}")  # fmt: skip
+        else:
+            assert letter.id is not None
+            fixed.append(letter.id)
+    store.mark_replayed(fixed)
+    typer.echo(f"replayed {len(fixed)}, still failing {len(still)}")
+    for line in still:
+        typer.echo(line)
+
+
+# ---- runs ---------------------------------------------------------------------------------
+
+
+@invoice_app.command("run")
+def invoice_run(
+    period: str = typer.Option(..., help="Billing period YYYY-MM."),
+    on: str | None = typer.Option(
+        None, "--date", help="Invoice date (default: day after the period)."
+    ),
+) -> None:
+    """Issue one invoice per customer with unbilled charges of the period or earlier."""
+    period = parse_period(period)
+    invoice_date = parse_day(on, "--date") or _day_after(period)
+    ledger = build_app(get_settings())
+    issued = ledger.run_invoices(period, invoice_date)
+    typer.echo(f"issued {len(issued)} invoices for {period} dated {invoice_date}")
+
+
+def _day_after(period: str) -> date:
+    year, month = (int(p) for p in period.split("-"))
+    return date(year + month // 12, month % 12 + 1, 1)
+
+
+@collections_app.command("run")
+def collections_run(
+    as_of: str | None = typer.Option(None, "--as-of", help="Default: today (UTC)."),
+) -> None:
+    """Apply every customer's collections policy as of a date. Safe to re-run."""
+    _collections(parse_day(as_of, "--as-of") or today(), dry_run=False)
+
+
+@collections_app.command("preview")
+def collections_preview(as_of: str | None = typer.Option(None, "--as-of")) -> None:
+    """What a run would do, without doing it."""
+    _collections(parse_day(as_of, "--as-of") or today(), dry_run=True)
+
+
+def _collections(as_of: date, dry_run: bool) -> None:
+    ledger = build_app(get_settings())
+    fired = ledger.run_collections(as_of, dry_run=dry_run)
+    verb = "would fire" if dry_run else "fired"
+    typer.echo(f"{verb} {len(fired)} events as of {as_of}")
+    for item in fired:
+        what = item.get("action") or item["event_type"]
+        target = item.get("subscription_id") or item.get("invoice_id")
+        typer.echo(f"  {item['customer_id']}: {what} {target}")
+
+
+@policy_app.command("show")
+def policy_show(name: str | None = typer.Argument(None)) -> None:
+    """Print a policy (or all) in words a customer could read."""
+    ledger = build_app(get_settings())
+    names = [name] if name else sorted(ledger.policies)
+    for policy_name in names:
+        if policy_name not in ledger.policies:
+            raise CliError(f"policy: {policy_name!r} is not defined")
+        typer.echo(describe(ledger.policies[policy_name]))
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+
+@app.command()
+def show(
+    view: str = typer.Argument(..., help=VIEW_NAMES),
+    customer: str | None = typer.Option(None, "--customer"),
+    as_of: str | None = typer.Option(None, "--as-of", help="Date; a past date replays history."),
+    as_json: bool = typer.Option(False, "--json"),
+    status: str | None = typer.Option(None, help="support: open, escalated or resolved."),
+    period: str | None = typer.Option(None, help="remittance: one billing period."),
+) -> None:
+    """Print a view of SPEC §6 as a table, or as JSON rows with --json."""
+    from ledger.views import VIEWS, compute_view
+
+    if view not in VIEWS:
+        raise typer.BadParameter(f"{view!r} is not one of {VIEW_NAMES}", param_hint="VIEW")
+    day = parse_day(as_of, "--as-of")
+    ledger = build_app(get_settings())
+    rows = compute_view(
+        ledger, view, day or today(), historical=day is not None and day < today(),
+        customer_id=customer, status=status, period=period,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        print_rows(rows, title=f"{view} as of {day or today()}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute every stream's hash chain; name the first broken event."""
+    ledger = build_app(get_settings())
+    checked, broken = ledger.verify_chains()
+    if broken:
+        typer.echo(
+            f"BROKEN: customer {broken.customer_id} position {broken.position}: {broken.reason} "
+            f"({checked} events verified before it)",
+        )
+        raise typer.Exit(1)
+    typer.echo(f"OK: {checked} events verified, every chain intact")
+
+
 def main() -> None:
-    app()
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except (LedgerError, CliError) as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except Exception as error:  # click usage errors carry exit code 2
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise

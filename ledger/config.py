@@ -15,9 +15,7 @@ from pydantic_settings import (
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="LEDGER_", toml_file="ledger.toml", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", toml_file="ledger.toml", extra="ignore")
 
     database_url: str = "sqlite:///./ledger.db"
     kafka_bootstrap: str | None = None

@@ -1,0 +1,292 @@
+"""The ledger application on `eventsourcing`: commands, idempotent ingest, invoice and
+collections runs, tamper audit. Knows the store only through the library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.utils import get_topic
+
+from ledger.domain import events as ev
+from ledger.domain.account import CustomerAccount, Meta, account_id, end_of
+from ledger.domain.errors import Conflict, LedgerError, UnknownCustomer
+from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
+from ledger.messages import Message
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+REGISTERED_TOPIC = get_topic(ev.CustomerRegistered)
+
+# Which aggregate command handles each ingest message type, and the business-id kind.
+COMMANDS: dict[str, str] = {
+    "customer_updated": "update",
+    "charge": "post_charge",
+    "payment": "receive_payment",
+    "payment_reversed": "reverse_payment",
+    "credit_note": "issue_credit_note",
+    "refund": "issue_refund",
+    "support_ticket_opened": "open_ticket",
+    "support_interaction": "log_interaction",
+    "support_escalated": "escalate_ticket",
+    "support_ticket_resolved": "resolve_ticket",
+}
+
+
+@dataclass
+class Outcome:
+    """What happened to one message: applied, duplicate, or rejected with a typed error."""
+
+    status: str
+    error: LedgerError | None = None
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    customer_id: str
+    position: int
+    reason: str
+
+
+class LedgerApplication(Application[UUID]):
+    name = "ledger"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock = utc_now,
+        policies: dict[str, CollectionsPolicy] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.policies = policies or {"standard": STANDARD_POLICY}
+
+    # ---- ingest -----------------------------------------------------------------------
+
+    def handle(self, message: Message) -> Outcome:
+        return self.handle_batch([message]).outcomes[0]
+
+    def handle_batch(self, messages: Sequence[Message]) -> BatchResult:
+        """Apply messages in order; save every touched stream in ONE transaction.
+
+        A message that is refused (LedgerError) triggers no event and does not stop the
+        batch. Raises IntegrityError when another writer got in first: retry the batch.
+        """
+        accounts: dict[str, CustomerAccount] = {}
+        result = BatchResult()
+        now = self.clock()
+        for message in messages:
+            meta = Meta(
+                occurred_at=message.occurred_at,
+                recorded_at=now,
+                message_id=message.message_id,
+                fingerprint=message.fingerprint(),
+            )
+            try:
+                applied = self._apply(message, meta, accounts)
+            except LedgerError as error:
+                result.outcomes.append(Outcome("rejected", error))
+                continue
+            result.outcomes.append(Outcome("applied" if applied else "duplicate"))
+        if accounts:
+            self.save(*accounts.values())
+        return result
+
+    def _apply(self, message: Message, meta: Meta, accounts: dict[str, CustomerAccount]) -> bool:
+        customer_id = message.customer_id
+        account = accounts.get(customer_id) or self.find(customer_id)
+        payload = message.to_payload()
+        if message.type == "customer_registered":
+            if account is not None:
+                if account.is_duplicate(meta, "customer:registration"):
+                    return False
+                raise Conflict(f"customer_id: {customer_id!r} is already registered")
+            accounts[customer_id] = CustomerAccount.register(customer_id, payload, meta)
+            return True
+        if account is None:
+            raise UnknownCustomer(
+                f"customer_id: {customer_id!r} is not registered", field="customer_id"
+            )
+        before = account.version
+        applied = bool(getattr(account, COMMANDS[message.type])(payload, meta))
+        if account.version != before or customer_id in accounts:
+            accounts[customer_id] = account
+        return applied
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def find(self, customer_id: str) -> CustomerAccount | None:
+        try:
+            account = self.repository.get(account_id(customer_id))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(account, CustomerAccount)
+        return account
+
+    def get(self, customer_id: str) -> CustomerAccount:
+        account = self.find(customer_id)
+        if account is None:
+            raise UnknownCustomer(f"customer_id: {customer_id!r} is not registered")
+        return account
+
+    def customer_ids(self) -> list[str]:
+        """Every registered customer, in registration order."""
+        ids: list[str] = []
+        for notification in self.notifications(topics=[REGISTERED_TOPIC]):
+            event = self.mapper.to_domain_event(notification)
+            assert isinstance(event, ev.LedgerEvent)
+            ids.append(event.data["customer_id"])
+        return ids
+
+    def notifications(
+        self, start: int = 1, topics: Sequence[str] = (), page: int = 1000
+    ) -> Iterator[Notification]:
+        """The notification log (global order) from `start`, read page by page."""
+        position = start
+        while True:
+            chunk = self.recorder.select_notifications(position, page, topics=topics)
+            yield from chunk
+            if len(chunk) < page:
+                return
+            position = chunk[-1].id + 1
+
+    def stream(self, customer_id: str) -> list[ev.LedgerEvent]:
+        events = list(self.events.get(account_id(customer_id)))
+        return [e for e in events if isinstance(e, ev.LedgerEvent)]
+
+    def head_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def replay_as_of(self, customer_id: str, day: date) -> CustomerAccount | None:
+        """The account as it stood at the end of `day` (events by business time)."""
+        cutoff = end_of(day)
+        account: CustomerAccount | None = None
+        for event in self.stream(customer_id):
+            if event.occurred_at > cutoff:
+                continue
+            if account is None:
+                account = event.mutate(None)  # type: ignore[assignment]
+            else:
+                event.apply(account)
+        return account
+
+    # ---- runs -------------------------------------------------------------------------
+
+    def run_invoices(
+        self, period: str, invoice_date: date, progress: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """Issue this period's invoices. Idempotent: a second run issues nothing."""
+        issued: list[str] = []
+        now = self.clock()
+        for chunk in _chunks(self.customer_ids(), 200):
+            touched = []
+            for customer_id in chunk:
+                account = self.get(customer_id)
+                if account.issue_invoice(period, invoice_date, now):
+                    touched.append(account)
+                    issued.append(f"INV-{customer_id}-{period}")
+            self._save_retrying(touched)
+            if progress:
+                progress(len(chunk))
+        return issued
+
+    def run_collections(self, as_of: date, *, dry_run: bool = False) -> list[dict[str, Any]]:
+        """Apply each customer's policy as of `as_of`; returns the events it fired."""
+        fired: list[dict[str, Any]] = []
+        now = self.clock()
+        for chunk in _chunks(self.customer_ids(), 200):
+            touched = []
+            for customer_id in chunk:
+                account = self.get(customer_id)
+                as_of_state = self.replay_as_of(customer_id, as_of)
+                if as_of_state is None:
+                    continue
+                policy = self.policies.get(account.collections_policy) or self.policies["standard"]
+                if account.run_collections(policy, as_of, now, as_of_state.open_items()):
+                    touched.append(account)
+                    fired.extend(
+                        {"customer_id": customer_id, "event_type": type(e).__name__, **e.data}
+                        for e in account.pending_events
+                        if isinstance(e, ev.LedgerEvent)
+                    )
+            if not dry_run:
+                self._save_retrying(touched)
+        return fired
+
+    def _save_retrying(self, accounts: Iterable[CustomerAccount]) -> None:
+        accounts = list(accounts)
+        if accounts:
+            self.save(*accounts)
+
+    # ---- audit ------------------------------------------------------------------------
+
+    def verify_chains(self) -> tuple[int, BrokenLink | None]:
+        """Recompute every stream's hash chain. Returns (events checked, first broken link)."""
+        heads: dict[Any, tuple[int, str, str]] = {}
+        checked = 0
+        for notification in self.notifications():
+            originator = notification.originator_id
+            version, prev_hash, customer_id = heads.get(originator, (0, GENESIS, "?"))
+            try:
+                event = self.mapper.to_domain_event(notification)
+                assert isinstance(event, ev.LedgerEvent)
+            except Exception as exc:  # any decoding failure means the row was altered
+                return checked, BrokenLink(customer_id, notification.originator_version,
+                                           f"event cannot be decoded: {exc}")  # fmt: skip
+            customer_id = event.customer_id
+            broken = _check_link(event, version, prev_hash, customer_id)
+            if broken:
+                return checked, broken
+            heads[originator] = (event.originator_version, event.hash, customer_id)
+            checked += 1
+        return checked, None
+
+
+def _check_link(
+    event: ev.LedgerEvent, last_version: int, prev_hash: str, customer_id: str
+) -> BrokenLink | None:
+    position = event.originator_version
+    if position != last_version + 1:
+        return BrokenLink(customer_id, last_version + 1, f"event missing (next found: {position})")
+    if event.prev_hash != prev_hash:
+        return BrokenLink(customer_id, position, "previous-hash link does not match")
+    expected = chain_hash(
+        customer_id=customer_id,
+        position=position,
+        event_type=type(event).__name__,
+        occurred_at=event.occurred_at,
+        recorded_at=event.timestamp,
+        data=event.data,
+        prev_hash=event.prev_hash,
+    )
+    if expected != event.hash:
+        return BrokenLink(customer_id, position, "content does not match its hash")
+    return None
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+__all__ = ["BatchResult", "BrokenLink", "IntegrityError", "LedgerApplication", "Outcome"]

@@ -1,0 +1,45 @@
+"""A plain DB-API connection to LEDGER_DATABASE_URL (SQLite or PostgreSQL), for the ledger's
+own tables (dead letters, projections, positions). SQL is written with %s placeholders."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ledger.storage import eventsourcing_env
+
+
+class Database:
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        env = eventsourcing_env(database_url)
+        self.is_postgres = env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+        if self.is_postgres:
+            import psycopg
+
+            self.conn: Any = psycopg.connect(database_url, autocommit=False)
+        else:
+            path = env.get("SQLITE_DBNAME", ":memory:")
+            self.conn = sqlite3.connect(path, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+
+    def sql(self, statement: str) -> str:
+        return statement if self.is_postgres else statement.replace("%s", "?")
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> Any:
+        cur = self.conn.cursor()
+        cur.execute(self.sql(statement), params)
+        return cur
+
+    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        cur = self.conn.cursor()
+        cur.executemany(self.sql(statement), rows)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()

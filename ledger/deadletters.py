@@ -1,0 +1,115 @@
+"""Dead letters kept in the database (no Kafka): the original bytes, where they came from,
+and the typed reason. Nothing refused is ever lost."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_deadletters (
+    id {serial} PRIMARY KEY,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    source TEXT NOT NULL,
+    partition_no INTEGER,
+    offset_no BIGINT,
+    record_key TEXT,
+    raw TEXT NOT NULL,
+    raw_encoding TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    replayed_at TEXT
+)
+"""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    code: str
+    message: str
+    source: str
+    raw: str
+    raw_encoding: str = "utf-8"
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    id: int | None = None
+    created_at: str | None = None
+    replayed_at: str | None = None
+
+    @classmethod
+    def of(cls, raw: bytes | str, code: str, message: str, source: str, **where: Any) -> DeadLetter:
+        text, encoding = encode_raw(raw)
+        return cls(code=code, message=message, source=source, raw=text, raw_encoding=encoding,
+                   **where)  # fmt: skip
+
+    def raw_bytes(self) -> bytes:
+        if self.raw_encoding == "base64":
+            return base64.b64decode(self.raw)
+        return self.raw.encode("utf-8")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def encode_raw(raw: bytes | str) -> tuple[str, str]:
+    """UTF-8 text as is; anything else as base64 so the original bytes survive."""
+    if isinstance(raw, str):
+        return raw, "utf-8"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+class DeadLetterStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        serial = "BIGSERIAL" if db.is_postgres else "INTEGER"
+        db.execute(SCHEMA.format(serial=serial))
+        db.commit()
+
+    def add(self, letters: list[DeadLetter]) -> None:
+        now = datetime.now(UTC).isoformat()
+        self.db.executemany(
+            "INSERT INTO ledger_deadletters (code, message, source, partition_no, offset_no,"
+            " record_key, raw, raw_encoding, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            [(d.code, d.message, d.source, d.partition, d.offset, d.key, d.raw, d.raw_encoding,
+              now) for d in letters],
+        )  # fmt: skip
+        self.db.commit()
+
+    def list(self, code: str | None = None, include_replayed: bool = True) -> list[DeadLetter]:
+        sql = (
+            "SELECT id, code, message, source, partition_no, offset_no, record_key, raw,"
+            " raw_encoding, created_at, replayed_at FROM ledger_deadletters WHERE 1=1"
+        )
+        params: tuple[Any, ...] = ()
+        if code:
+            sql += " AND code = %s"
+            params = (code,)
+        if not include_replayed:
+            sql += " AND replayed_at IS NULL"
+        rows = self.db.execute(sql + " ORDER BY id", params).fetchall()
+        self.db.commit()
+        return [
+            DeadLetter(id=r[0], code=r[1], message=r[2], source=r[3], partition=r[4], offset=r[5],
+                       key=r[6], raw=r[7], raw_encoding=r[8], created_at=r[9], replayed_at=r[10])
+            for r in rows
+        ]  # fmt: skip
+
+    def mark_replayed(self, ids: list[int]) -> None:
+        now = datetime.now(UTC).isoformat()
+        self.db.executemany(
+            "UPDATE ledger_deadletters SET replayed_at = %s WHERE id = %s", [(now, i) for i in ids]
+        )
+        self.db.commit()
+
+
+def dumps(letters: list[DeadLetter]) -> str:
+    return json.dumps([d.to_json() for d in letters], indent=2)

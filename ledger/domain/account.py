@@ -1,0 +1,637 @@
+"""The CustomerAccount aggregate: one stream per customer; it decides, its events record.
+
+Commands validate against the current state and trigger events; the `_when_*` mutators only
+change state, so replaying any prefix of a stream (as-of views) rebuilds the state it had.
+Amounts in `data` are decimal strings; in state they are Decimals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain import events as ev
+from ledger.domain.errors import (
+    Conflict,
+    CurrencyMismatch,
+    InsufficientCredit,
+    InvalidState,
+    UnknownReference,
+)
+from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.money import fmt
+from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, plan_actions
+
+ZERO = Decimal(0)
+
+
+def account_id(customer_id: str) -> UUID:
+    """The stream id of a customer: stable, derived from the Partner Center customer id."""
+    return uuid5(NAMESPACE_URL, f"csp-ledger:customer:{customer_id}")
+
+
+def start_of(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def end_of(day: date) -> datetime:
+    return datetime.combine(day, time.max, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """Where a command comes from: the message (if any), its business time, and now."""
+
+    occurred_at: datetime
+    recorded_at: datetime
+    message_id: str | None = None
+    fingerprint: str | None = None
+
+
+class CustomerAccount(Aggregate):
+    head_hash: str
+
+    # ---- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def register(cls, customer_id: str, payload: dict[str, Any], meta: Meta) -> CustomerAccount:
+        data = dict(payload, customer_id=customer_id)
+        if meta.message_id is not None:
+            data["fingerprint"] = meta.fingerprint
+        digest = chain_hash(
+            customer_id=customer_id,
+            position=cls.INITIAL_VERSION,
+            event_type="CustomerRegistered",
+            occurred_at=meta.occurred_at,
+            recorded_at=meta.recorded_at,
+            data=data,
+            prev_hash=GENESIS,
+        )
+        return cls._create(
+            ev.CustomerRegistered,
+            id=account_id(customer_id),
+            timestamp=meta.recorded_at,
+            customer_id=customer_id,
+            occurred_at=meta.occurred_at,
+            message_id=meta.message_id,
+            data=data,
+            prev_hash=GENESIS,
+            hash=digest,
+        )
+
+    def __init__(self) -> None:
+        self.customer_id = ""
+        self.name = ""
+        self.currency = ""
+        self.payment_terms_days = 30
+        self.collections_policy = "standard"
+        self.email: str | None = None
+        self.head_hash = GENESIS
+        self.registered_at: datetime | None = None
+        # Idempotency: message id -> fingerprint, and "kind:business id" -> fingerprint.
+        self.seen_messages: dict[str, str] = {}
+        self.facts: dict[str, str] = {}
+        self.unbilled: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        # Money that can settle invoices, oldest first: payments, credit notes, credit invoices.
+        self.sources: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, str] = {}
+        self.fired_steps: dict[str, str] = {}
+        self.suspension: dict[str, Any] | None = None
+        self.tickets: dict[str, str] = {}
+        self.last_payment_date: str | None = None
+
+    # ---- idempotency ----------------------------------------------------------------------
+
+    def is_duplicate(self, meta: Meta, fact_key: str | None) -> bool:
+        """True when this message (or this business fact) was already applied identically.
+
+        Raises Conflict when the same message id or business id comes with another payload.
+        """
+        seen: list[tuple[str, str]] = []
+        if meta.message_id is not None and meta.message_id in self.seen_messages:
+            seen.append((f"message_id {meta.message_id!r}", self.seen_messages[meta.message_id]))
+        if fact_key is not None and fact_key in self.facts:
+            seen.append((fact_key.replace(":", " ", 1), self.facts[fact_key]))
+        for what, fingerprint in seen:
+            if fingerprint != meta.fingerprint:
+                raise Conflict(f"{what} was already recorded with a different payload")
+        return bool(seen)
+
+    def _remember(self, event: ev.LedgerEvent, fact_key: str | None = None) -> None:
+        fingerprint = event.data.get("fingerprint")
+        if event.message_id is not None and fingerprint is not None:
+            self.seen_messages[event.message_id] = fingerprint
+            if fact_key is not None:
+                self.facts[fact_key] = fingerprint
+
+    # ---- emitting -------------------------------------------------------------------------
+
+    def _emit(
+        self,
+        event_class: type[ev.LedgerEvent],
+        data: dict[str, Any],
+        meta: Meta,
+        *,
+        occurred_at: datetime | None = None,
+        caused_by_message: bool = False,
+    ) -> None:
+        """Trigger the next event of the stream, chained to the previous one's hash."""
+        occurred = occurred_at or meta.occurred_at
+        message_id = meta.message_id if caused_by_message else None
+        if caused_by_message and meta.fingerprint is not None:
+            data = dict(data, fingerprint=meta.fingerprint)
+        digest = chain_hash(
+            customer_id=self.customer_id,
+            position=self.version + 1,
+            event_type=event_class.__name__,
+            occurred_at=occurred,
+            recorded_at=meta.recorded_at,
+            data=data,
+            prev_hash=self.head_hash,
+        )
+        self.trigger_event(
+            event_class,
+            timestamp=meta.recorded_at,
+            customer_id=self.customer_id,
+            occurred_at=occurred,
+            message_id=message_id,
+            data=data,
+            prev_hash=self.head_hash,
+            hash=digest,
+        )
+
+    def _check_currency(self, payload: dict[str, Any]) -> None:
+        currency = payload.get("currency")
+        if currency is not None and currency != self.currency:
+            raise CurrencyMismatch(
+                f"currency: {currency} differs from the customer's billing currency "
+                f"{self.currency}",
+                field="currency",
+            )
+
+    # ---- customer -------------------------------------------------------------------------
+
+    def update(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, None):
+            return False
+        self._emit(ev.CustomerUpdated, dict(payload), meta, caused_by_message=True)
+        return True
+
+    def _when_CustomerRegistered(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.customer_id = data["customer_id"]
+        self.name = data["name"]
+        self.currency = data["currency"]
+        self.payment_terms_days = int(data.get("payment_terms_days", 30))
+        self.collections_policy = data.get("collections_policy", "standard")
+        self.email = data.get("email")
+        self.registered_at = event.occurred_at
+        self._remember(event, "customer:registration")
+
+    def _when_CustomerUpdated(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        for field in ("name", "payment_terms_days", "collections_policy", "email"):
+            if data.get(field) is not None:
+                setattr(self, field, data[field])
+        self.payment_terms_days = int(self.payment_terms_days)
+        self._remember(event)
+
+    # ---- charges and invoices -------------------------------------------------------------
+
+    def post_charge(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, f"charge:{payload['charge_id']}"):
+            return False
+        self._check_currency(payload)
+        self._emit(ev.ChargePosted, dict(payload), meta, caused_by_message=True)
+        return True
+
+    def _when_ChargePosted(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.unbilled[data["charge_id"]] = {
+            "amount": Decimal(data["amount"]),
+            "cost": Decimal(data["cost"]),
+            "billing_period": data["billing_period"],
+            "occurred_at": event.occurred_at,
+        }
+        self.subscriptions.setdefault(data["subscription_id"], "active")
+        self._remember(event, f"charge:{data['charge_id']}")
+
+    def issue_invoice(self, period: str, invoice_date: date, recorded_at: datetime) -> bool:
+        """Put every unbilled charge of `period` or earlier on one invoice. Idempotent."""
+        invoice_id = f"INV-{self.customer_id}-{period}"
+        if invoice_id in self.invoices:
+            return False
+        charge_ids = sorted(
+            cid for cid, c in self.unbilled.items() if c["billing_period"] <= period
+        )
+        if not charge_ids:
+            return False
+        total = sum((self.unbilled[c]["amount"] for c in charge_ids), ZERO)
+        occurred = max(
+            [start_of(invoice_date)] + [self.unbilled[c]["occurred_at"] for c in charge_ids]
+        )
+        due = invoice_date + timedelta(days=self.payment_terms_days)
+        meta = Meta(occurred_at=occurred, recorded_at=recorded_at)
+        self._emit(
+            ev.InvoiceIssued,
+            {
+                "invoice_id": invoice_id,
+                "period": period,
+                "invoice_date": invoice_date.isoformat(),
+                "due_date": due.isoformat(),
+                "total": fmt(total, self.currency),
+                "currency": self.currency,
+                "charge_ids": charge_ids,
+                "charges": [
+                    {
+                        "charge_id": c,
+                        "amount": fmt(self.unbilled[c]["amount"], self.currency),
+                        "cost": fmt(self.unbilled[c]["cost"], self.currency),
+                        "billing_period": self.unbilled[c]["billing_period"],
+                    }
+                    for c in charge_ids
+                ],
+            },
+            meta,
+        )
+        self._settle(meta)
+        return True
+
+    def _when_InvoiceIssued(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        total = Decimal(data["total"])
+        for charge_id in data["charge_ids"]:
+            self.unbilled.pop(charge_id, None)
+        self._open_invoice(data["invoice_id"], data["due_date"], total, event.occurred_at)
+        if total < 0:
+            # A credit invoice (refunds outweigh charges): its value is credit to apply.
+            self._add_source("invoice", data["invoice_id"], -total, event.occurred_at)
+
+    def _open_invoice(self, invoice_id: str, due: str, total: Decimal, at: datetime) -> None:
+        self.invoices[invoice_id] = {
+            "total": total,
+            "remainder": max(total, ZERO),
+            "due_date": due,
+            "occurred_at": at,
+        }
+
+    def _when_DebitMemoIssued(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self._open_invoice(
+            data["invoice_id"], data["due_date"], Decimal(data["total"]), event.occurred_at
+        )
+
+    # ---- payments, credits, refunds ------------------------------------------------------
+
+    def receive_payment(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, f"payment:{payload['payment_id']}"):
+            return False
+        self._check_currency(payload)
+        self._emit(ev.PaymentReceived, dict(payload), meta, caused_by_message=True)
+        self._settle(meta, preferred_invoice=payload.get("invoice_id"))
+        self._reinstate_if_rule_met(meta)
+        return True
+
+    def _when_PaymentReceived(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self._add_source("payment", data["payment_id"], Decimal(data["amount"]), event.occurred_at)
+        self.last_payment_date = event.occurred_at.date().isoformat()
+        self._remember(event, f"payment:{data['payment_id']}")
+
+    def issue_credit_note(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, f"credit:{payload['credit_id']}"):
+            return False
+        self._check_currency(payload)
+        self._emit(ev.CreditNoteIssued, dict(payload), meta, caused_by_message=True)
+        self._settle(meta, preferred_invoice=payload.get("invoice_id"))
+        self._reinstate_if_rule_met(meta)
+        return True
+
+    def _when_CreditNoteIssued(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self._add_source("credit", data["credit_id"], Decimal(data["amount"]), event.occurred_at)
+        self._remember(event, f"credit:{data['credit_id']}")
+
+    def _add_source(self, kind: str, source_id: str, amount: Decimal, at: datetime) -> None:
+        self.sources[f"{kind}:{source_id}"] = {
+            "kind": kind,
+            "id": source_id,
+            "amount": amount,
+            "unapplied": amount,
+            "applied": {},
+            "refunded": ZERO,
+            "reversed": False,
+            "occurred_at": at,
+        }
+
+    def unapplied_credit(self) -> Decimal:
+        return sum((s["unapplied"] for s in self.sources.values()), ZERO)
+
+    def outstanding(self) -> Decimal:
+        return sum((i["remainder"] for i in self.invoices.values()), ZERO)
+
+    def open_invoices(self) -> list[tuple[str, dict[str, Any]]]:
+        """Open invoices, oldest due date first."""
+        return sorted(
+            ((iid, inv) for iid, inv in self.invoices.items() if inv["remainder"] > 0),
+            key=lambda item: (item[1]["due_date"], item[0]),
+        )
+
+    def _settle(self, meta: Meta, preferred_invoice: str | None = None) -> None:
+        """Apply unapplied money (oldest source first) to open invoices (named one first,
+        then the oldest due): afterwards there are open invoices or credit, never both."""
+        for key in list(self.sources):
+            source = self.sources[key]
+            targets = self.open_invoices()
+            targets.sort(key=lambda item: item[0] != preferred_invoice)
+            for invoice_id, invoice in targets:
+                amount = min(source["unapplied"], invoice["remainder"])
+                if amount <= 0:
+                    break
+                occurred = max(meta.occurred_at, invoice["occurred_at"], source["occurred_at"])
+                self._emit(
+                    ev.PaymentApplied,
+                    {
+                        "source_type": source["kind"],
+                        "source_id": source["id"],
+                        "invoice_id": invoice_id,
+                        "amount": fmt(amount, self.currency),
+                        "currency": self.currency,
+                    },
+                    meta,
+                    occurred_at=occurred,
+                )
+
+    def _when_PaymentApplied(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        amount = Decimal(data["amount"])
+        source = self.sources[f"{data['source_type']}:{data['source_id']}"]
+        source["unapplied"] -= amount
+        applied = source["applied"]
+        applied[data["invoice_id"]] = applied.get(data["invoice_id"], ZERO) + amount
+        self.invoices[data["invoice_id"]]["remainder"] -= amount
+
+    def reverse_payment(self, payload: dict[str, Any], meta: Meta) -> bool:
+        payment_id = payload["payment_id"]
+        if self.is_duplicate(meta, f"reversal:{payment_id}"):
+            return False
+        source = self.sources.get(f"payment:{payment_id}")
+        if source is None:
+            raise UnknownReference(
+                f"payment_id: {payment_id!r} is not a payment of this customer",
+                field="payment_id",
+            )
+        if source["reversed"]:
+            raise InvalidState(
+                f"payment_id: {payment_id!r} is already reversed", field="payment_id"
+            )
+        occurred = max(meta.occurred_at, source["occurred_at"])
+        for invoice_id, amount in sorted(source["applied"].items()):
+            if amount > 0:
+                self._emit(
+                    ev.PaymentUnapplied,
+                    {
+                        "source_type": "payment",
+                        "source_id": payment_id,
+                        "invoice_id": invoice_id,
+                        "amount": fmt(amount, self.currency),
+                        "currency": self.currency,
+                    },
+                    meta,
+                    occurred_at=max(occurred, self.invoices[invoice_id]["occurred_at"]),
+                )
+        refunded_out = source["refunded"]
+        self._emit(
+            ev.PaymentReversed,
+            dict(
+                payload,
+                amount=fmt(source["amount"], self.currency),
+                currency=self.currency,
+                unapplied_removed=fmt(source["amount"] - refunded_out, self.currency),
+            ),
+            meta,
+            occurred_at=occurred,
+            caused_by_message=True,
+        )
+        if refunded_out > 0:
+            # The money was already paid back out as a refund: the customer owes it again.
+            self._emit(
+                ev.DebitMemoIssued,
+                {
+                    "invoice_id": f"DM-{payment_id}",
+                    "due_date": occurred.date().isoformat(),
+                    "total": fmt(refunded_out, self.currency),
+                    "currency": self.currency,
+                    "payment_id": payment_id,
+                },
+                meta,
+                occurred_at=occurred,
+            )
+        self._settle(Meta(occurred_at=occurred, recorded_at=meta.recorded_at))
+        return True
+
+    def _when_PaymentUnapplied(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        amount = Decimal(data["amount"])
+        source = self.sources[f"{data['source_type']}:{data['source_id']}"]
+        source["unapplied"] += amount
+        source["applied"][data["invoice_id"]] -= amount
+        self.invoices[data["invoice_id"]]["remainder"] += amount
+
+    def _when_PaymentReversed(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        source = self.sources[f"payment:{data['payment_id']}"]
+        source["unapplied"] = ZERO
+        source["reversed"] = True
+        self._remember(event, f"reversal:{data['payment_id']}")
+
+    def issue_refund(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, f"refund:{payload['refund_id']}"):
+            return False
+        self._check_currency(payload)
+        amount = Decimal(payload["amount"])
+        available = self.unapplied_credit()
+        if amount > available:
+            raise InsufficientCredit(
+                f"amount: refund of {fmt(amount, self.currency)} exceeds the customer's "
+                f"unapplied credit of {fmt(available, self.currency)}",
+                field="amount",
+            )
+        drawn, left = [], amount
+        for source in self.sources.values():
+            take = min(left, source["unapplied"])
+            if take > 0:
+                drawn.append(
+                    {"source_type": source["kind"], "source_id": source["id"],
+                     "amount": fmt(take, self.currency)}
+                )  # fmt: skip
+                left -= take
+        self._emit(ev.RefundIssued, dict(payload, drawn=drawn), meta, caused_by_message=True)
+        return True
+
+    def _when_RefundIssued(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        for part in data["drawn"]:
+            source = self.sources[f"{part['source_type']}:{part['source_id']}"]
+            source["unapplied"] -= Decimal(part["amount"])
+            source["refunded"] += Decimal(part["amount"])
+        self._remember(event, f"refund:{data['refund_id']}")
+
+    # ---- collections ----------------------------------------------------------------------
+
+    def open_items(self) -> list[OverdueInvoice]:
+        """Open invoices as the collections policy sees them."""
+        return [
+            OverdueInvoice(iid, date.fromisoformat(inv["due_date"]), inv["remainder"])
+            for iid, inv in self.open_invoices()
+        ]
+
+    def run_collections(
+        self,
+        policy: CollectionsPolicy,
+        as_of: date,
+        recorded_at: datetime,
+        open_as_of: Iterable[OverdueInvoice],
+    ) -> int:
+        """Fire each policy step that is due for each overdue invoice, once.
+
+        `open_as_of` are the open invoices as they stood on `as_of` (the caller replays the
+        stream up to that day), so a run never looks at later events. Returns events emitted.
+        """
+        fired_pairs = {
+            (key.rsplit("|", 1)[0], int(key.rsplit("|", 1)[1])) for key in self.fired_steps
+        }
+        planned = plan_actions(policy, list(open_as_of), fired_pairs, as_of)
+        meta = Meta(occurred_at=start_of(as_of), recorded_at=recorded_at)
+        before = self.version
+        for action in planned:
+            self._emit(
+                ev.DunningNoticeSent,
+                {
+                    "policy": policy.name,
+                    "step": action.step_index,
+                    "action": action.step.action,
+                    "invoice_id": action.invoice_id,
+                    "amount": fmt(action.amount, self.currency),
+                    "days_past_due": action.days_past_due,
+                    "as_of": as_of.isoformat(),
+                },
+                meta,
+            )
+            if action.step.action == "suspend":
+                for subscription_id in sorted(self.subscriptions):
+                    if self.subscriptions[subscription_id] == "active":
+                        self._emit(
+                            ev.SubscriptionSuspended,
+                            {
+                                "subscription_id": subscription_id,
+                                "policy": policy.name,
+                                "step": action.step_index,
+                                "invoice_id": action.invoice_id,
+                                "reinstatement": policy.reinstatement,
+                                "threshold": fmt(policy.reinstatement_threshold(), self.currency),
+                            },
+                            meta,
+                        )
+        return self.version - before
+
+    def _when_DunningNoticeSent(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.fired_steps[f"{data['invoice_id']}|{data['step']}"] = data["action"]
+
+    def _when_SubscriptionSuspended(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.subscriptions[data["subscription_id"]] = "suspended"
+        if self.suspension is None:
+            self.suspension = {
+                "since": event.occurred_at.date().isoformat(),
+                "reinstatement": data["reinstatement"],
+                "threshold": data["threshold"],
+            }
+
+    def _reinstatement_met(self, on: date) -> bool:
+        assert self.suspension is not None
+        if self.suspension["reinstatement"] == "paid_in_full":
+            return self.outstanding() <= 0
+        # below_min_amount: what is past due is at or below the suspending step's min_amount.
+        overdue = sum(
+            (
+                inv["remainder"]
+                for _, inv in self.open_invoices()
+                if inv["due_date"] < on.isoformat()
+            ),
+            ZERO,
+        )
+        return overdue <= Decimal(self.suspension["threshold"])
+
+    def _reinstate_if_rule_met(self, meta: Meta) -> None:
+        if self.suspension is None or not self._reinstatement_met(meta.occurred_at.date()):
+            return
+        for subscription_id in sorted(self.subscriptions):
+            if self.subscriptions[subscription_id] == "suspended":
+                self._emit(
+                    ev.SubscriptionReinstated,
+                    {"subscription_id": subscription_id, "rule": self.suspension["reinstatement"]},
+                    meta,
+                )
+
+    def _when_SubscriptionReinstated(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.subscriptions[data["subscription_id"]] = "active"
+        if "suspended" not in self.subscriptions.values():
+            self.suspension = None
+
+    @property
+    def status(self) -> str:
+        return "suspended" if self.suspension is not None else "active"
+
+    # ---- support --------------------------------------------------------------------------
+
+    def _known_ticket(self, ticket_id: str) -> str:
+        if ticket_id not in self.tickets:
+            raise UnknownReference(
+                f"ticket_id: {ticket_id!r} is not a ticket of this customer", field="ticket_id"
+            )
+        return self.tickets[ticket_id]
+
+    def open_ticket(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, f"ticket:{payload['ticket_id']}"):
+            return False
+        self._emit(ev.SupportTicketOpened, dict(payload), meta, caused_by_message=True)
+        return True
+
+    def _when_SupportTicketOpened(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.tickets[data["ticket_id"]] = "open"
+        self._remember(event, f"ticket:{data['ticket_id']}")
+
+    def log_interaction(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, None):
+            return False
+        self._known_ticket(payload["ticket_id"])
+        self._emit(ev.SupportInteractionLogged, dict(payload), meta, caused_by_message=True)
+        return True
+
+    def _when_SupportInteractionLogged(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self._remember(event)
+
+    def escalate_ticket(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, None):
+            return False
+        if self._known_ticket(payload["ticket_id"]) == "resolved":
+            raise InvalidState(
+                f"ticket_id: {payload['ticket_id']!r} is resolved; open a new ticket",
+                field="ticket_id",
+            )
+        self._emit(ev.SupportTicketEscalated, dict(payload), meta, caused_by_message=True)
+        return True
+
+    def _when_SupportTicketEscalated(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.tickets[data["ticket_id"]] = "escalated"
+        self._remember(event)
+
+    def resolve_ticket(self, payload: dict[str, Any], meta: Meta) -> bool:
+        if self.is_duplicate(meta, f"resolution:{payload['ticket_id']}"):
+            return False
+        if self._known_ticket(payload["ticket_id"]) == "resolved":
+            raise InvalidState(
+                f"ticket_id: {payload['ticket_id']!r} is already resolved", field="ticket_id"
+            )
+        self._emit(ev.SupportTicketResolved, dict(payload), meta, caused_by_message=True)
+        return True
+
+    def _when_SupportTicketResolved(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.tickets[data["ticket_id"]] = "resolved"
+        self._remember(event, f"resolution:{data['ticket_id']}")

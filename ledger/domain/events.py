@@ -1,0 +1,111 @@
+"""The events of a customer's stream: small immutable facts in the past tense.
+
+Every event carries its business time (`occurred_at`), the ingest `message_id` that caused it
+(None for events the ledger decides on its own), a JSON-safe `data` payload (decimals as
+strings, dates as ISO strings) and its place in the stream's hash chain.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+
+class LedgerEvent(Aggregate.Event):
+    customer_id: str
+    occurred_at: datetime
+    message_id: str | None
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def apply(self, aggregate: Any) -> None:
+        # One mutator per event type on the aggregate: `_when_<EventType>(data, event)`.
+        getattr(aggregate, f"_when_{type(self).__name__}")(self.data, self)
+        aggregate.head_hash = self.hash
+
+
+class CustomerRegistered(LedgerEvent, Aggregate.Created):
+    pass
+
+
+class CustomerUpdated(LedgerEvent):
+    pass
+
+
+class ChargePosted(LedgerEvent):
+    pass
+
+
+class InvoiceIssued(LedgerEvent):
+    pass
+
+
+class DebitMemoIssued(LedgerEvent):
+    """A receivable raised when a reversed payment had already been refunded out."""
+
+
+class PaymentReceived(LedgerEvent):
+    pass
+
+
+class PaymentApplied(LedgerEvent):
+    """Money from a payment, credit note or credit invoice settled (part of) an invoice."""
+
+
+class PaymentUnapplied(LedgerEvent):
+    """A reversal took back what its payment had settled: the invoice reopens."""
+
+
+class PaymentReversed(LedgerEvent):
+    pass
+
+
+class CreditNoteIssued(LedgerEvent):
+    pass
+
+
+class RefundIssued(LedgerEvent):
+    pass
+
+
+class DunningNoticeSent(LedgerEvent):
+    pass
+
+
+class SubscriptionSuspended(LedgerEvent):
+    pass
+
+
+class SubscriptionReinstated(LedgerEvent):
+    pass
+
+
+class SupportTicketOpened(LedgerEvent):
+    pass
+
+
+class SupportInteractionLogged(LedgerEvent):
+    pass
+
+
+class SupportTicketEscalated(LedgerEvent):
+    pass
+
+
+class SupportTicketResolved(LedgerEvent):
+    pass
+
+
+EVENT_TYPES: dict[str, type[LedgerEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        CustomerRegistered, CustomerUpdated, ChargePosted, InvoiceIssued, DebitMemoIssued,
+        PaymentReceived, PaymentApplied, PaymentUnapplied, PaymentReversed, CreditNoteIssued,
+        RefundIssued, DunningNoticeSent, SubscriptionSuspended, SubscriptionReinstated,
+        SupportTicketOpened, SupportInteractionLogged, SupportTicketEscalated,
+        SupportTicketResolved,
+    )
+}  # fmt: skip

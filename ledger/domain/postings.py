@@ -1,0 +1,85 @@
+"""Double-entry posting rules: each money event becomes balanced journal lines.
+
+Accounts receivable, unbilled receivable and unapplied cash/credits are kept per customer;
+the others are the partner's. A negative amount (a `cancel_refund` charge) swaps sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+CASH = "cash"
+REVENUE = "revenue"
+SUPPORT_REVENUE = "support_revenue"
+COST_OF_SALES = "cost_of_sales"
+PAYABLE_MICROSOFT = "payable_to_microsoft"
+BAD_DEBT = "bad_debt"
+
+
+def receivable(customer_id: str) -> str:
+    return f"accounts_receivable:{customer_id}"
+
+
+def unbilled(customer_id: str) -> str:
+    return f"unbilled_receivable:{customer_id}"
+
+
+def unapplied(customer_id: str) -> str:
+    return f"unapplied_cash_and_credits:{customer_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    account: str
+    currency: str
+    debit: Decimal
+    credit: Decimal
+
+
+def _entry(
+    debit_account: str, credit_account: str, amount: Decimal, currency: str
+) -> list[Posting]:
+    if amount == 0:
+        return []
+    if amount < 0:
+        debit_account, credit_account, amount = credit_account, debit_account, -amount
+    zero = Decimal(0)
+    return [
+        Posting(debit_account, currency, amount, zero),
+        Posting(credit_account, currency, zero, amount),
+    ]
+
+
+def postings_for(
+    event_type: str, customer_id: str, currency: str, data: dict[str, Any]
+) -> list[Posting]:
+    """The journal lines of one event (empty for events that move no money)."""
+    c = customer_id
+    if event_type == "ChargePosted":
+        income = SUPPORT_REVENUE if data["charge_type"] == "support" else REVENUE
+        return _entry(unbilled(c), income, Decimal(data["amount"]), currency) + _entry(
+            COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), currency
+        )
+    if event_type == "InvoiceIssued":
+        total = Decimal(data["total"])
+        if total < 0:
+            # A credit invoice: the customer gets credit to apply, not a negative receivable.
+            return _entry(unbilled(c), unapplied(c), -total, currency)
+        return _entry(receivable(c), unbilled(c), total, currency)
+    if event_type == "DebitMemoIssued":
+        return _entry(receivable(c), unapplied(c), Decimal(data["total"]), currency)
+    if event_type == "PaymentReceived":
+        return _entry(CASH, unapplied(c), Decimal(data["amount"]), currency)
+    if event_type == "CreditNoteIssued":
+        return _entry(REVENUE, unapplied(c), Decimal(data["amount"]), currency)
+    if event_type == "PaymentApplied":
+        return _entry(unapplied(c), receivable(c), Decimal(data["amount"]), currency)
+    if event_type == "PaymentUnapplied":
+        return _entry(receivable(c), unapplied(c), Decimal(data["amount"]), currency)
+    if event_type == "PaymentReversed":
+        return _entry(unapplied(c), CASH, Decimal(data["amount"]), currency)
+    if event_type == "RefundIssued":
+        return _entry(unapplied(c), CASH, Decimal(data["amount"]), currency)
+    return []

@@ -1,0 +1,86 @@
+"""The SPEC §6 views computed in-process from the event store (embedded mode, as-of, rebuild)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from ledger.application import LedgerApplication
+from ledger.domain.account import end_of
+from ledger.domain.events import LedgerEvent
+from ledger.published import to_published
+from projections.accounts import AccountsProjection, balances_view, delinquency_view
+from projections.base import Projection, Rows, fold, occurred_by
+from projections.journal import JournalProjection, trial_balance_view
+from projections.remittance import RemittanceProjection, remittance_view
+from projections.support import SupportProjection, support_view
+
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p
+    for p in (
+        AccountsProjection(),
+        JournalProjection(),
+        SupportProjection(),
+        RemittanceProjection(),
+    )
+}
+VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance")
+VIEW_SOURCE = {
+    "balances": "accounts", "delinquency": "accounts", "remittance": "remittance",
+    "support": "support", "trial-balance": "journal",
+}  # fmt: skip
+
+
+class UnknownView(ValueError):
+    pass
+
+
+def published_events(app: LedgerApplication, start: int = 1) -> Iterator[dict[str, Any]]:
+    """Every stored event in global order, in the SPEC §5 shape."""
+    for notification in app.notifications(start=start):
+        event = app.mapper.to_domain_event(notification)
+        if isinstance(event, LedgerEvent):
+            yield to_published(event, notification.id)
+
+
+def project_rows(app: LedgerApplication, projection: str, as_of: date | None = None) -> Rows:
+    events: Any = published_events(app)
+    if as_of is not None:
+        events = occurred_by(events, end_of(as_of))
+    return fold(PROJECTIONS[projection], events)
+
+
+def render_view(
+    app: LedgerApplication,
+    rows: Rows,
+    view: str,
+    as_of: date,
+    *,
+    customer_id: str | None = None,
+    status: str | None = None,
+    period: str | None = None,
+) -> list[dict[str, Any]]:
+    """Turn projection rows into the SPEC §6 rows of `view` for `as_of`."""
+    if view == "balances":
+        out = balances_view(rows, as_of)
+    elif view == "delinquency":
+        out = delinquency_view(rows, as_of, app.policies)
+    elif view == "trial-balance":
+        return trial_balance_view(rows)
+    elif view == "support":
+        out = support_view(rows, status)
+    elif view == "remittance":
+        return remittance_view(rows, period)
+    else:
+        raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
+    return [r for r in out if customer_id is None or r["customer_id"] == customer_id]
+
+
+def compute_view(
+    app: LedgerApplication, view: str, as_of: date, *, historical: bool = False, **filters: Any
+) -> list[dict[str, Any]]:
+    if view not in VIEW_SOURCE:
+        raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
+    rows = project_rows(app, VIEW_SOURCE[view], as_of if historical else None)
+    return render_view(app, rows, view, as_of, **filters)

@@ -1,0 +1,213 @@
+"""Per-customer rows: what was billed, paid, credited and refunded, open invoices, unapplied
+credit, collections state. The `balances` and `delinquency` views are computed from them for
+a date, because aging depends on the day you look."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from ledger.domain.money import fmt
+from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, next_action
+from projections.base import Event, Row, Rows, dec
+
+AGING_BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
+ZERO = Decimal(0)
+
+
+class AccountsProjection:
+    name = "accounts"
+
+    def keys(self, event: Event) -> list[str]:
+        return [event["customer_id"]]
+
+    def apply(self, key: str, row: Row | None, event: Event) -> Row:
+        row = row or _new_row(key)
+        data = event["data"]
+        handler = getattr(self, "_" + event["event_type"], None)
+        if handler is not None:
+            handler(row, data, event)
+        return row
+
+    def _CustomerRegistered(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        row.update(
+            name=data["name"], currency=data["currency"],
+            payment_terms_days=data.get("payment_terms_days", 30),
+            policy=data.get("collections_policy") or "standard",
+        )  # fmt: skip
+
+    def _CustomerUpdated(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        if data.get("name") is not None:
+            row["name"] = data["name"]
+        if data.get("collections_policy") is not None:
+            row["policy"] = data["collections_policy"]
+
+    def _ChargePosted(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        row["unbilled_charges"][data["charge_id"]] = data["amount"]
+
+    def _InvoiceIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        for charge_id in data["charge_ids"]:
+            row["unbilled_charges"].pop(charge_id, None)
+        total = dec(data["total"])
+        _add(row, "billed", total)
+        row["invoices"][data["invoice_id"]] = {
+            "due_date": data["due_date"], "total": str(total), "remainder": str(max(total, ZERO)),
+        }  # fmt: skip
+        if total < 0:
+            _add(row, "unapplied_credit", -total)
+
+    def _DebitMemoIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        row["invoices"][data["invoice_id"]] = {
+            "due_date": data["due_date"], "total": data["total"], "remainder": data["total"],
+        }  # fmt: skip
+        _add(row, "unapplied_credit", dec(data["total"]))
+
+    def _PaymentReceived(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        _add(row, "paid", dec(data["amount"]))
+        _add(row, "unapplied_credit", dec(data["amount"]))
+        row["last_payment_date"] = event["occurred_at"][:10]
+
+    def _CreditNoteIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        _add(row, "credited", dec(data["amount"]))
+        _add(row, "unapplied_credit", dec(data["amount"]))
+
+    def _PaymentApplied(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        self._move(row, data["invoice_id"], -dec(data["amount"]))
+
+    def _PaymentUnapplied(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        self._move(row, data["invoice_id"], dec(data["amount"]))
+
+    def _move(self, row: Row, invoice_id: str, delta: Decimal) -> None:
+        invoice = row["invoices"][invoice_id]
+        invoice["remainder"] = str(dec(invoice["remainder"]) + delta)
+        _add(row, "unapplied_credit", delta)
+
+    def _PaymentReversed(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        # The whole payment leaves credit; a debit memo gives back what was refunded out of it.
+        _add(row, "paid", -dec(data["amount"]))
+        _add(row, "unapplied_credit", -dec(data["amount"]))
+
+    def _RefundIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        _add(row, "refunded", dec(data["amount"]))
+        _add(row, "unapplied_credit", -dec(data["amount"]))
+
+    def _DunningNoticeSent(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        row["fired"].append(f"{data['invoice_id']}|{data['step']}")
+        row["last_action"] = data["action"]
+        row["last_action_date"] = event["occurred_at"][:10]
+
+    def _SubscriptionSuspended(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        row["suspended"][data["subscription_id"]] = event["occurred_at"][:10]
+
+    def _SubscriptionReinstated(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        row["suspended"].pop(data["subscription_id"], None)
+
+
+def _new_row(customer_id: str) -> Row:
+    return {
+        "customer_id": customer_id, "name": None, "currency": None, "policy": "standard",
+        "payment_terms_days": 30, "billed": "0", "paid": "0", "credited": "0", "refunded": "0",
+        "unapplied_credit": "0", "unbilled_charges": {}, "invoices": {}, "fired": [],
+        "last_action": None, "last_action_date": None, "suspended": {},
+        "last_payment_date": None,
+    }  # fmt: skip
+
+
+def _add(row: Row, field: str, amount: Decimal) -> None:
+    row[field] = str(dec(row[field]) + amount)
+
+
+def _open_items(row: Row) -> list[OverdueInvoice]:
+    items = [
+        OverdueInvoice(iid, date.fromisoformat(inv["due_date"]), dec(inv["remainder"]))
+        for iid, inv in row["invoices"].items()
+        if dec(inv["remainder"]) > 0
+    ]
+    return sorted(items, key=lambda i: (i.due_date, i.invoice_id))
+
+
+def _bucket(days_past_due: int) -> str:
+    if days_past_due <= 0:
+        return "current"
+    if days_past_due <= 30:
+        return "d1_30"
+    if days_past_due <= 60:
+        return "d31_60"
+    if days_past_due <= 90:
+        return "d61_90"
+    return "d90_plus"
+
+
+def balance_row(row: Row, as_of: date) -> dict[str, Any]:
+    """The SPEC §6 `balances` row of one customer on `as_of`."""
+    currency = row["currency"] or "USD"
+    aging = dict.fromkeys(AGING_BUCKETS, ZERO)
+    outstanding = overdue = ZERO
+    oldest_overdue = 0
+    for item in _open_items(row):
+        days = (as_of - item.due_date).days
+        aging[_bucket(days)] += item.remainder
+        outstanding += item.remainder
+        if days > 0:
+            overdue += item.remainder
+            oldest_overdue = max(oldest_overdue, days)
+    unapplied = dec(row["unapplied_credit"])
+    money = {
+        "billed": dec(row["billed"]),
+        "unbilled": sum((dec(a) for a in row["unbilled_charges"].values()), ZERO),
+        "paid": dec(row["paid"]),
+        "credited": dec(row["credited"]),
+        "refunded": dec(row["refunded"]),
+        "outstanding": outstanding,
+        "unapplied_credit": unapplied,
+        "balance": outstanding - unapplied,
+        "overdue": overdue,
+    }
+    return {
+        "customer_id": row["customer_id"],
+        "name": row["name"],
+        "currency": currency,
+        **{k: fmt(v, currency) for k, v in money.items()},
+        "days_past_due": oldest_overdue,
+        "aging": {k: fmt(v, currency) for k, v in aging.items()},
+        "status": "suspended" if row["suspended"] else "active",
+        "last_payment_date": row["last_payment_date"],
+    }
+
+
+def delinquency_row(
+    row: Row, as_of: date, policies: dict[str, CollectionsPolicy]
+) -> dict[str, Any] | None:
+    """The SPEC §6 `delinquency` row of one customer on `as_of`, None when nothing is overdue."""
+    balance = balance_row(row, as_of)
+    if dec(balance["overdue"]) <= 0:
+        return None
+    policy = policies.get(row["policy"]) or policies["standard"]
+    fired = {(k.rsplit("|", 1)[0], int(k.rsplit("|", 1)[1])) for k in row["fired"]}
+    upcoming = next_action(policy, _open_items(row), fired, as_of)
+    return {
+        "customer_id": row["customer_id"],
+        "name": row["name"],
+        "currency": balance["currency"],
+        "overdue": balance["overdue"],
+        "days_past_due": balance["days_past_due"],
+        "policy": policy.name,
+        "last_action": row["last_action"],
+        "last_action_date": row["last_action_date"],
+        "suspended_since": min(row["suspended"].values()) if row["suspended"] else None,
+        "next_action": upcoming[0] if upcoming else None,
+        "next_action_date": upcoming[1].isoformat() if upcoming else None,
+    }
+
+
+def balances_view(rows: Rows, as_of: date) -> list[dict[str, Any]]:
+    return [balance_row(r, as_of) for _, r in sorted(rows.items()) if r["currency"]]
+
+
+def delinquency_view(
+    rows: Rows, as_of: date, policies: dict[str, CollectionsPolicy]
+) -> list[dict[str, Any]]:
+    found = [delinquency_row(r, as_of, policies) for _, r in sorted(rows.items()) if r["currency"]]
+    listed = [d for d in found if d is not None]
+    return sorted(listed, key=lambda d: (-d["days_past_due"], d["customer_id"]))

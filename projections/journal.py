@@ -1,0 +1,61 @@
+"""The double-entry journal folded into one row per account and currency (trial balance)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ledger.domain.money import fmt
+from ledger.domain.postings import Posting, postings_for
+from projections.base import Event, Row, Rows, dec
+
+
+def _currency(event: Event) -> str | None:
+    return event["data"].get("currency")
+
+
+def _postings(event: Event) -> list[Posting]:
+    currency = _currency(event)
+    if currency is None:
+        return []
+    return postings_for(event["event_type"], event["customer_id"], currency, event["data"])
+
+
+class JournalProjection:
+    name = "journal"
+
+    def keys(self, event: Event) -> list[str]:
+        return sorted({f"{p.account}|{p.currency}" for p in _postings(event)})
+
+    def apply(self, key: str, row: Row | None, event: Event) -> Row:
+        account, currency = key.rsplit("|", 1)
+        row = row or {"account": account, "currency": currency, "debit": "0", "credit": "0"}
+        for posting in _postings(event):
+            if posting.account == account and posting.currency == currency:
+                row["debit"] = str(dec(row["debit"]) + posting.debit)
+                row["credit"] = str(dec(row["credit"]) + posting.credit)
+        return row
+
+
+def trial_balance_view(rows: Rows) -> list[dict[str, Any]]:
+    out = []
+    for _, row in sorted(rows.items()):
+        debit, credit, currency = dec(row["debit"]), dec(row["credit"]), row["currency"]
+        out.append(
+            {
+                "account": row["account"],
+                "currency": currency,
+                "debit": fmt(debit, currency),
+                "credit": fmt(credit, currency),
+                "balance": fmt(debit - credit, currency),
+            }
+        )
+    return out
+
+
+def totals_by_currency(view: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """Sum of balances per currency: zero when the books balance."""
+    sums: dict[str, Decimal] = {}
+    for row in view:
+        sums[row["currency"]] = sums.get(row["currency"], Decimal(0)) + dec(row["balance"])
+    return sums
