@@ -7,6 +7,7 @@ Exit 0 when the broker answered, 1 on timeout (printing the tail of the broker l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -33,10 +34,8 @@ def broker_answers(bootstrap: str, timeout_s: float) -> tuple[bool, str]:
         return False, f"{type(exc).__name__}: {exc}"
     finally:
         if admin is not None:
-            try:
+            with contextlib.suppress(Exception):
                 admin.close()
-            except Exception:
-                pass
 
 
 def process_alive(pid: int) -> bool:
@@ -70,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds (default 90)")
     parser.add_argument("--pid", type=int, help="give up early when this process dies")
-    parser.add_argument("--log", type=Path, action="append", default=[],
-                        help="broker log(s) whose tail is printed on failure")
+    parser.add_argument(
+        "--log",
+        type=Path,
+        action="append",
+        default=[],
+        help="broker log(s) whose tail is printed on failure",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress or failure output")
     args = parser.parse_args(argv)
 
@@ -86,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         ok, reason = broker_answers(args.bootstrap, min(max(remaining, 0.5), 3.0))
         if ok:
             if not args.quiet:
-                print(f"kafka: {args.bootstrap} answered metadata ({reason}) after "
-                      f"{time.monotonic() - started:.1f}s", file=sys.stderr)
+                print(
+                    f"kafka: {args.bootstrap} answered metadata ({reason}) after "
+                    f"{time.monotonic() - started:.1f}s",
+                    file=sys.stderr,
+                )
             return 0
         if args.pid is not None and not process_alive(args.pid):
             reason = f"broker process {args.pid} exited ({reason})"
