@@ -12,7 +12,7 @@ import typer
 
 from ledger import __version__
 from ledger.bootstrap import build_app, deadletter_store
-from ledger.config import get_settings
+from ledger.config import Settings, get_settings
 from ledger.domain.errors import LedgerError
 from ledger.domain.policy import describe
 from ledger.ingest import IngestCounts, RawRecord, process_records
@@ -173,6 +173,25 @@ def deadletters_replay(code: str | None = typer.Option(None, help="Only this err
     typer.echo(f"replayed {len(fixed)}, still failing {len(still)}")
     for line in still:
         typer.echo(line)
+
+
+@app.command()
+def consume(
+    max_batch: int = typer.Option(1000, min=1, help="Records per poll and transaction."),
+) -> None:
+    """Ingest from Kafka (SPEC §3 topics) until SIGTERM/SIGINT; scale out by running more."""
+    from consumers.ingest import IngestConsumer
+    from consumers.kafka_support import StopFlag
+
+    settings = _kafka_settings("consume")
+    IngestConsumer(build_app(settings), settings, StopFlag().install(), max_batch=max_batch).run()
+
+
+def _kafka_settings(command: str) -> Settings:
+    settings = get_settings()
+    if not settings.kafka_bootstrap:
+        raise CliError(f"`ledger {command}` needs LEDGER_KAFKA_BOOTSTRAP (host:port)")
+    return settings
 
 
 # ---- runs ---------------------------------------------------------------------------------

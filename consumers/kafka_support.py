@@ -1,0 +1,103 @@
+"""Kafka plumbing shared by the loops: clients configured for a ledger (no auto commit,
+idempotent producer), topic creation, graceful stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+log = structlog.get_logger(__name__)
+
+# Failures that mean "the database is not there right now": wait and retry, never dead-letter.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    InterfaceError,
+    OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+)
+
+
+def make_consumer(bootstrap: str, group_id: str, **overrides: Any) -> KafkaConsumer:
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,  # offsets are committed only after the database commit
+        "auto_offset_reset": "earliest",
+        "max_poll_records": 1000,
+        "session_timeout_ms": 10000,
+        "heartbeat_interval_ms": 3000,
+        "max_poll_interval_ms": 300000,
+        "fetch_max_wait_ms": 100,
+    }
+    config.update(overrides)
+    return KafkaConsumer(**config)
+
+
+def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 128 * 1024,
+        "max_in_flight_requests_per_connection": 5,
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 4) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name in topics
+            if name not in existing
+        ]
+        if missing:
+            # Another process may create it first.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+    finally:
+        admin.close()
+
+
+def to_json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the loop finishes its batch, commits, and exits 0."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def install(self) -> StopFlag:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.set())
+        return self
+
+    def set(self) -> None:
+        log.info("stop.requested")
+        self._event.set()
+
+    @property
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
