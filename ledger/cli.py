@@ -27,11 +27,13 @@ deadletters_app = typer.Typer(help="Messages that could not be applied.")
 audit_app = typer.Typer(help="Tamper evidence.")
 collections_app = typer.Typer(help="Dunning, suspension and reinstatement.")
 policy_app = typer.Typer(help="Collections policies.")
+projections_app = typer.Typer(help="Stored read models.")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(audit_app, name="audit")
 app.add_typer(collections_app, name="collections")
 app.add_typer(policy_app, name="policy")
+app.add_typer(projections_app, name="projections")
 
 VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance"
 
@@ -187,6 +189,26 @@ def consume(
     IngestConsumer(build_app(settings), settings, StopFlag().install(), max_batch=max_batch).run()
 
 
+@app.command()
+def publish(batch_size: int = typer.Option(2000, min=1)) -> None:
+    """Publish stored events to `ledger.events` in global order until SIGTERM/SIGINT."""
+    from consumers.kafka_support import StopFlag
+    from consumers.publish import Publisher
+
+    settings = _kafka_settings("publish")
+    Publisher(build_app(settings), settings, StopFlag().install(), batch_size=batch_size).run()
+
+
+@app.command()
+def project(max_batch: int = typer.Option(2000, min=1)) -> None:
+    """Maintain the read models from `ledger.events` until SIGTERM/SIGINT; scale out by
+    running more (they share partitions through the consumer group)."""
+    from consumers.kafka_support import StopFlag
+    from consumers.project import Projector
+
+    Projector(_kafka_settings("project"), StopFlag().install(), max_batch=max_batch).run()
+
+
 def _kafka_settings(command: str) -> Settings:
     settings = get_settings()
     if not settings.kafka_bootstrap:
@@ -266,20 +288,63 @@ def show(
     period: str | None = typer.Option(None, help="remittance: one billing period."),
 ) -> None:
     """Print a view of SPEC §6 as a table, or as JSON rows with --json."""
-    from ledger.views import VIEWS, compute_view
+    from ledger.readmodels import view_rows
+    from ledger.views import VIEWS
 
     if view not in VIEWS:
         raise typer.BadParameter(f"{view!r} is not one of {VIEW_NAMES}", param_hint="VIEW")
     day = parse_day(as_of, "--as-of")
-    ledger = build_app(get_settings())
-    rows = compute_view(
-        ledger, view, day or today(), historical=day is not None and day < today(),
+    settings = get_settings()
+    historical = day is not None and day < today()
+    rows = view_rows(
+        build_app(settings), settings, view, day or today(), historical=historical,
         customer_id=customer, status=status, period=period,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
         print_rows(rows, title=f"{view} as of {day or today()}")
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: str | None = typer.Argument(None, help="One projection, or all."),
+) -> None:
+    """Rebuild stored projections from the event store (rows equal the live ones)."""
+    from rich.progress import Progress
+
+    from ledger.db import Database
+    from ledger.readmodels import rebuild
+
+    settings = get_settings()
+    ledger = build_app(settings)
+    head = ledger.head_position()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("rebuilding", total=head)
+        count = rebuild(
+            ledger,
+            Database(settings.database_url),
+            [name] if name else None,
+            progress=lambda n: bar.advance(task, n),
+        )
+    typer.echo(f"rebuilt {name or 'all projections'} from {count} events")
+
+
+@projections_app.command("status")
+def projections_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Each projection's last applied global position, the log head and the lag."""
+    from ledger.db import Database
+    from ledger.readmodels import status
+
+    settings = get_settings()
+    rows = [
+        {"projection": s.projection, "position": s.position, "head": s.head, "lag": s.lag}
+        for s in status(build_app(settings), Database(settings.database_url))
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        print_rows(rows, title="projections")
 
 
 @audit_app.command("verify")

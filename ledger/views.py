@@ -80,6 +80,7 @@ def render_view(
 def compute_view(
     app: LedgerApplication, view: str, as_of: date, *, historical: bool = False, **filters: Any
 ) -> list[dict[str, Any]]:
+    """A view folded in-process from the event store (`historical`: only events up to as_of)."""
     if view not in VIEW_SOURCE:
         raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
     rows = project_rows(app, VIEW_SOURCE[view], as_of if historical else None)

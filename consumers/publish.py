@@ -1,0 +1,138 @@
+"""`ledger publish`: the event store's notification log → Kafka `ledger.events`, in global
+order, key = customer_id.
+
+Per batch: read notifications after the stored position → send → wait for every ack → store
+the new position. A crash after sending and before storing re-sends that batch: harmless,
+because projections skip events at or below a customer's last applied global position.
+One publisher works at a time (a PostgreSQL advisory lock); others wait as hot standbys.
+"""
+
+from __future__ import annotations
+
+import structlog
+from kafka import KafkaProducer
+
+from consumers.kafka_support import (
+    TRANSIENT_DB_ERRORS,
+    StopFlag,
+    ensure_topics,
+    make_producer,
+    to_json_bytes,
+)
+from ledger.application import LedgerApplication
+from ledger.config import Settings
+from ledger.db import Database
+from ledger.domain.events import LedgerEvent
+from ledger.metrics import EVENTS_PUBLISHED, LOG_HEAD, PUBLISH_POSITION
+from ledger.positions import PositionStore
+from ledger.published import to_published
+
+log = structlog.get_logger(__name__)
+
+POSITION_NAME = "publish:{topic}"
+ADVISORY_LOCK_ID = 0x1ED6E5  # any constant shared by all publishers
+
+
+class Publisher:
+    def __init__(
+        self,
+        app: LedgerApplication,
+        settings: Settings,
+        stop: StopFlag,
+        *,
+        batch_size: int = 2000,
+        idle_wait: float = 0.1,
+    ) -> None:
+        assert settings.kafka_bootstrap, "LEDGER_KAFKA_BOOTSTRAP is required for `ledger publish`"
+        self.app = app
+        self.settings = settings
+        self.stop = stop
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.topic = settings.topic_events
+        self.position_name = POSITION_NAME.format(topic=self.topic)
+        ensure_topics(settings.kafka_bootstrap, [self.topic])
+        self.producer: KafkaProducer = make_producer(settings.kafka_bootstrap)
+        self.db = Database(settings.database_url)
+        self.positions = PositionStore(self.db)
+        self.published = 0
+
+    def run(self) -> int:
+        try:
+            if not self._wait_for_leadership():
+                return self.published
+            log.info(
+                "publish.started", topic=self.topic, position=self.positions.get(self.position_name)
+            )
+            while not self.stop.is_set:
+                try:
+                    sent = self.publish_once()
+                except TRANSIENT_DB_ERRORS as error:
+                    log.warning("publish.database_unavailable", error=str(error))
+                    self._reconnect()
+                    continue
+                if sent == 0:
+                    self.stop.wait(self.idle_wait)
+        finally:
+            self.producer.close(timeout=10)
+            log.info("publish.stopped", published=self.published)
+        return self.published
+
+    def publish_once(self) -> int:
+        """Publish the next batch; returns how many events were sent."""
+        position = self.positions.get(self.position_name)
+        self.db.commit()
+        notifications = self.app.recorder.select_notifications(position + 1, self.batch_size)
+        if not notifications:
+            LOG_HEAD.set(position)
+            return 0
+        futures = []
+        for notification in notifications:
+            event = self.app.mapper.to_domain_event(notification)
+            if not isinstance(event, LedgerEvent):
+                continue
+            body = to_published(event, notification.id)
+            futures.append(
+                self.producer.send(
+                    self.topic, key=event.customer_id.encode("utf-8"), value=to_json_bytes(body)
+                )
+            )
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # raises if the broker did not take it: position stays
+        last = notifications[-1].id
+        self.positions.set(self.position_name, last)
+        self.db.commit()
+        self.published += len(futures)
+        EVENTS_PUBLISHED.inc(len(futures))
+        PUBLISH_POSITION.set(last)
+        LOG_HEAD.set(max(last, self.app.head_position()))
+        log.info("publish.batch", events=len(futures), position=last)
+        return len(futures)
+
+    def _wait_for_leadership(self) -> bool:
+        if not self.db.is_postgres:
+            return True
+        while not self.stop.is_set:
+            row = self.db.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_ID,)).fetchone()
+            self.db.commit()
+            if row and row[0]:
+                return True
+            log.info("publish.standby", reason="another publisher holds the lock")
+            self.stop.wait(2.0)
+        return False
+
+    def _reconnect(self) -> None:
+        while not self.stop.is_set:
+            self.stop.wait(1.0)
+            try:
+                self.db.close()
+            except Exception:  # the old connection is already broken
+                log.debug("publish.close_failed")
+            try:
+                self.db = Database(self.settings.database_url)
+                self.positions = PositionStore(self.db)
+                if self._wait_for_leadership():
+                    return
+            except TRANSIENT_DB_ERRORS as error:
+                log.warning("publish.database_unavailable", error=str(error))

@@ -1,0 +1,116 @@
+"""The stored read models: rebuild from the event store, status (position and lag), and
+which rows a view is served from (stored projections in production, in-process otherwise)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ledger.application import LedgerApplication
+from ledger.config import Settings
+from ledger.db import Database
+from ledger.metrics import LOG_HEAD, PROJECTION_LAG, PROJECTION_POSITION
+from ledger.views import (
+    PROJECTIONS,
+    VIEW_SOURCE,
+    UnknownView,
+    compute_view,
+    published_events,
+    render_view,
+)
+from projections.base import fold
+from projections.store import RowStore
+
+
+class UnknownProjection(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    projection: str
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+
+def rebuild(
+    app: LedgerApplication,
+    db: Database,
+    names: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Replace the rows of the named projections with a fold of the whole event store.
+
+    One transaction: readers see the old rows until the new ones are complete.
+    Returns the number of events read.
+    """
+    chosen = names or list(PROJECTIONS)
+    for name in chosen:
+        if name not in PROJECTIONS:
+            raise UnknownProjection(f"projection: {name!r} is not one of {', '.join(PROJECTIONS)}")
+    store = RowStore(db)
+    rows: dict[str, Any] = {name: {} for name in chosen}
+    positions: dict[str, int] = {}
+    count = 0
+    for event in published_events(app):
+        for name in chosen:
+            fold(PROJECTIONS[name], [event], rows[name])
+        positions[event["customer_id"]] = event["global_position"]
+        count += 1
+        if progress and count % 1000 == 0:
+            progress(1000)
+    if progress:
+        progress(count % 1000)
+    try:
+        for name in chosen:
+            store.clear(name)
+            store.save(name, rows[name])
+            store.set_customer_positions(name, positions)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return count
+
+
+def status(app: LedgerApplication, db: Database) -> list[ProjectionStatus]:
+    store = RowStore(db)
+    head = app.head_position()
+    result = [ProjectionStatus(name, store.position(name), head) for name in PROJECTIONS]
+    db.commit()
+    LOG_HEAD.set(head)
+    for item in result:
+        PROJECTION_POSITION.labels(item.projection).set(item.position)
+        PROJECTION_LAG.labels(item.projection).set(item.lag)
+    return result
+
+
+def view_rows(
+    app: LedgerApplication,
+    settings: Settings,
+    view: str,
+    as_of: date,
+    *,
+    historical: bool,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """A SPEC §6 view. With Kafka configured, `ledger project` keeps the rows in the
+    database and they are read from there; embedded, and for past dates, the same
+    projection code folds the event store in-process."""
+    if not settings.kafka_bootstrap or historical:
+        return compute_view(app, view, as_of, historical=historical, **filters)
+    if view not in VIEW_SOURCE:
+        raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEW_SOURCE)}")
+    db = Database(settings.database_url)
+    try:
+        rows = RowStore(db).load_all(VIEW_SOURCE[view])
+        db.commit()
+    finally:
+        db.close()
+    return render_view(app, rows, view, as_of, **filters)

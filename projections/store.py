@@ -1,0 +1,164 @@
+"""Projection rows in the database (PostgreSQL in production, SQLite works too).
+
+One table of JSON rows per (projection, key), the last global position applied per
+(projection, customer) so a re-published event is never counted twice, and the Kafka offsets
+consumed — all written in the caller's transaction, together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ledger.db import Database
+from projections.base import Event, Projection, Rows
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS projection_rows (
+        projection TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (projection, key))""",
+    """CREATE TABLE IF NOT EXISTS projection_customer_positions (
+        projection TEXT NOT NULL, customer_id TEXT NOT NULL, position BIGINT NOT NULL,
+        PRIMARY KEY (projection, customer_id))""",
+    """CREATE TABLE IF NOT EXISTS projection_offsets (
+        consumer TEXT NOT NULL, topic TEXT NOT NULL, partition_no INTEGER NOT NULL,
+        next_offset BIGINT NOT NULL, PRIMARY KEY (consumer, topic, partition_no))""",
+)
+
+
+class RowStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        for statement in SCHEMA:
+            db.execute(statement)
+        db.commit()
+
+    # ---- rows -------------------------------------------------------------------------
+
+    def load(self, projection: str, keys: Iterable[str], *, lock: bool = False) -> Rows:
+        """Rows by key; with lock=True (PostgreSQL) they stay locked until commit, taken in
+        key order so two processes updating shared rows never deadlock."""
+        wanted = sorted(set(keys))
+        rows: Rows = {}
+        if lock and self.db.is_postgres:
+            # Create missing rows first (as null) so that two processes creating the same
+            # shared row (an account of the journal) serialise on it instead of racing.
+            self.db.executemany(
+                "INSERT INTO projection_rows (projection, key, doc) VALUES (%s, %s, 'null')"
+                " ON CONFLICT (projection, key) DO NOTHING",
+                [(projection, key) for key in wanted],
+            )
+        for chunk in _chunks(wanted, 500):
+            marks = ",".join(["%s"] * len(chunk))
+            sql = f"SELECT key, doc FROM projection_rows WHERE projection = %s AND key IN ({marks})"
+            if lock and self.db.is_postgres:
+                sql += " ORDER BY key FOR UPDATE"
+            for key, doc in self.db.execute(sql, (projection, *chunk)).fetchall():
+                if doc != "null":
+                    rows[key] = json.loads(doc)
+        return rows
+
+    def load_all(self, projection: str) -> Rows:
+        result = self.db.execute(
+            "SELECT key, doc FROM projection_rows WHERE projection = %s AND doc <> 'null'",
+            (projection,),
+        ).fetchall()
+        return {key: json.loads(doc) for key, doc in result}
+
+    def has_rows(self, projection: str) -> bool:
+        found = self.db.execute(
+            "SELECT 1 FROM projection_rows WHERE projection = %s LIMIT 1", (projection,)
+        ).fetchone()
+        return found is not None
+
+    def save(self, projection: str, rows: Rows) -> None:
+        self.db.executemany(
+            "INSERT INTO projection_rows (projection, key, doc) VALUES (%s, %s, %s)"
+            " ON CONFLICT (projection, key) DO UPDATE SET doc = excluded.doc",
+            [(projection, k, json.dumps(v, sort_keys=True)) for k, v in rows.items()],
+        )
+
+    def clear(self, projection: str) -> None:
+        for table in ("projection_rows", "projection_customer_positions"):
+            self.db.execute(f"DELETE FROM {table} WHERE projection = %s", (projection,))
+
+    # ---- positions --------------------------------------------------------------------
+
+    def customer_positions(self, projection: str, customers: Iterable[str]) -> dict[str, int]:
+        wanted = sorted(set(customers))
+        found: dict[str, int] = {}
+        for chunk in _chunks(wanted, 500):
+            marks = ",".join(["%s"] * len(chunk))
+            result = self.db.execute(
+                "SELECT customer_id, position FROM projection_customer_positions"
+                f" WHERE projection = %s AND customer_id IN ({marks})",
+                (projection, *chunk),
+            ).fetchall()
+            found.update({c: int(p) for c, p in result})
+        return found
+
+    def set_customer_positions(self, projection: str, positions: dict[str, int]) -> None:
+        self.db.executemany(
+            "INSERT INTO projection_customer_positions (projection, customer_id, position)"
+            " VALUES (%s, %s, %s) ON CONFLICT (projection, customer_id)"
+            " DO UPDATE SET position = excluded.position",
+            [(projection, c, p) for c, p in positions.items()],
+        )
+
+    def position(self, projection: str) -> int:
+        """The highest global position this projection has applied."""
+        row = self.db.execute(
+            "SELECT MAX(position) FROM projection_customer_positions WHERE projection = %s",
+            (projection,),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def offsets(self, consumer: str, topic: str) -> dict[int, int]:
+        result = self.db.execute(
+            "SELECT partition_no, next_offset FROM projection_offsets"
+            " WHERE consumer = %s AND topic = %s",
+            (consumer, topic),
+        ).fetchall()
+        return {int(p): int(o) for p, o in result}
+
+    def set_offsets(self, consumer: str, topic: str, offsets: dict[int, int]) -> None:
+        self.db.executemany(
+            "INSERT INTO projection_offsets (consumer, topic, partition_no, next_offset)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer, topic, partition_no)"
+            " DO UPDATE SET next_offset = excluded.next_offset",
+            [(consumer, topic, p, o) for p, o in offsets.items()],
+        )
+
+
+def apply_events(store: RowStore, projection: Projection, events: Sequence[Event]) -> int:
+    """Fold a batch into the stored rows (inside the caller's transaction).
+
+    An event is applied only if its global position is past the last one applied for its
+    customer: per customer, events arrive in order, so a re-published one is skipped.
+    Returns the number of events applied.
+    """
+    seen = store.customer_positions(projection.name, (e["customer_id"] for e in events))
+    fresh: list[Event] = []
+    for event in events:
+        customer, position = event["customer_id"], event["global_position"]
+        if position > seen.get(customer, 0):
+            fresh.append(event)
+            seen[customer] = position
+    if not fresh:
+        return 0
+    touched = {key for event in fresh for key in projection.keys(event)}
+    rows = store.load(projection.name, touched, lock=True)
+    for event in fresh:
+        for key in projection.keys(event):
+            rows[key] = projection.apply(key, rows.get(key), event)
+    store.save(projection.name, {k: rows[k] for k in touched})
+    store.set_customer_positions(
+        projection.name, {e["customer_id"]: seen[e["customer_id"]] for e in fresh}
+    )
+    return len(fresh)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
