@@ -361,6 +361,17 @@ def audit_verify() -> None:
     typer.echo(f"OK: {checked} events verified, every chain intact")
 
 
+def _register_areas() -> None:
+    """Commands of other areas live in their own modules; each adds itself to `app`."""
+    from ledger import cli_api, cli_demo, cli_remittance
+
+    for area in (cli_remittance, cli_api, cli_demo):
+        area.register(app)
+
+
+_register_areas()
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

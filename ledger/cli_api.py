@@ -1,0 +1,9 @@
+"""`ledger serve` and `ledger tokens …`: the read API."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the `ledger` app."""
