@@ -14,6 +14,7 @@ from projections.base import Event, Row, Rows, dec
 
 AGING_BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
 ZERO = Decimal(0)
+SEVERITY = {"reminder": 1, "final_notice": 2, "suspend": 3}
 
 
 class AccountsProjection:
@@ -94,8 +95,12 @@ class AccountsProjection:
 
     def _DunningNoticeSent(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["fired"].append(f"{data['invoice_id']}|{data['step']}")
-        row["last_action"] = data["action"]
-        row["last_action_date"] = event["occurred_at"][:10]
+        day = event["occurred_at"][:10]
+        # Several steps can fire in one run: the day's most severe one is the one to show.
+        same_day = row["last_action_date"] == day and row["last_action"] is not None
+        if not same_day or SEVERITY[data["action"]] >= SEVERITY[row["last_action"]]:
+            row["last_action"] = data["action"]
+        row["last_action_date"] = day
 
     def _SubscriptionSuspended(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["suspended"][data["subscription_id"]] = event["occurred_at"][:10]
