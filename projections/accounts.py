@@ -36,6 +36,7 @@ class AccountsProjection:
             name=data["name"], currency=data["currency"],
             payment_terms_days=data.get("payment_terms_days", 30),
             policy=data.get("collections_policy") or "standard",
+            email=data.get("email"), registered_at=event["occurred_at"],
         )  # fmt: skip
 
     def _CustomerUpdated(self, row: Row, data: dict[str, Any], event: Event) -> None:
@@ -43,6 +44,10 @@ class AccountsProjection:
             row["name"] = data["name"]
         if data.get("collections_policy") is not None:
             row["policy"] = data["collections_policy"]
+        if data.get("payment_terms_days") is not None:
+            row["payment_terms_days"] = data["payment_terms_days"]
+        if data.get("email") is not None:
+            row["email"] = data["email"]
 
     def _ChargePosted(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["unbilled_charges"][data["charge_id"]] = data["amount"]
@@ -54,6 +59,8 @@ class AccountsProjection:
         _add(row, "billed", total)
         row["invoices"][data["invoice_id"]] = {
             "due_date": data["due_date"], "total": str(total), "remainder": str(max(total, ZERO)),
+            "kind": "invoice", "invoice_date": data.get("invoice_date"),
+            "period": data.get("period"),
         }  # fmt: skip
         if total < 0:
             _add(row, "unapplied_credit", -total)
@@ -61,6 +68,7 @@ class AccountsProjection:
     def _DebitMemoIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["invoices"][data["invoice_id"]] = {
             "due_date": data["due_date"], "total": data["total"], "remainder": data["total"],
+            "kind": "debit_memo", "invoice_date": event["occurred_at"][:10], "period": None,
         }  # fmt: skip
         _add(row, "unapplied_credit", dec(data["total"]))
 
@@ -115,7 +123,7 @@ def _new_row(customer_id: str) -> Row:
         "payment_terms_days": 30, "billed": "0", "paid": "0", "credited": "0", "refunded": "0",
         "unapplied_credit": "0", "unbilled_charges": {}, "invoices": {}, "fired": [],
         "last_action": None, "last_action_date": None, "suspended": {},
-        "last_payment_date": None,
+        "last_payment_date": None, "email": None, "registered_at": None,
     }  # fmt: skip
 
 
