@@ -28,11 +28,14 @@ SCHEMA = (
 
 
 class RowStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, create_schema: bool = True) -> None:
+        """`create_schema=False` skips the DDL: for readers that make a store per request
+        over a database whose tables already exist."""
         self.db = db
-        for statement in SCHEMA:
-            db.execute(statement)
-        db.commit()
+        if create_schema:
+            for statement in SCHEMA:
+                db.execute(statement)
+            db.commit()
 
     # ---- rows -------------------------------------------------------------------------
 
