@@ -221,8 +221,11 @@ class LedgerApplication(Application[UUID]):
                 as_of_state = self.replay_as_of(customer_id, as_of)
                 if as_of_state is None:
                     continue
-                policy = self.policies.get(account.collections_policy) or self.policies["standard"]
-                if account.run_collections(policy, as_of, now, as_of_state.open_items()):
+                # The policy as of that day too: a later change of policy is not retroactive.
+                policy = (
+                    self.policies.get(as_of_state.collections_policy) or self.policies["standard"]
+                )
+                if account.run_collections(policy, as_of, now, as_of_state):
                     touched.append(account)
                     fired.extend(
                         {"customer_id": customer_id, "event_type": type(e).__name__, **e.data}

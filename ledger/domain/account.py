@@ -7,7 +7,6 @@ Amounts in `data` are decimal strings; in state they are Decimals.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -482,22 +481,24 @@ class CustomerAccount(Aggregate):
             for iid, inv in self.open_invoices()
         ]
 
+    def fired_pairs(self) -> set[tuple[str, int]]:
+        """The (invoice id, step index) pairs fired so far."""
+        return {(key.rsplit("|", 1)[0], int(key.rsplit("|", 1)[1])) for key in self.fired_steps}
+
     def run_collections(
         self,
         policy: CollectionsPolicy,
         as_of: date,
         recorded_at: datetime,
-        open_as_of: Iterable[OverdueInvoice],
+        as_of_state: CustomerAccount,
     ) -> int:
         """Fire each policy step that is due for each overdue invoice, once.
 
-        `open_as_of` are the open invoices as they stood on `as_of` (the caller replays the
-        stream up to that day), so a run never looks at later events. Returns events emitted.
+        `as_of_state` is this account as it stood at the end of `as_of` (the caller replays
+        the stream up to that day), so a run never looks at later events: the open invoices
+        and the subscriptions to suspend are those of that day. Returns events emitted.
         """
-        fired_pairs = {
-            (key.rsplit("|", 1)[0], int(key.rsplit("|", 1)[1])) for key in self.fired_steps
-        }
-        planned = plan_actions(policy, list(open_as_of), fired_pairs, as_of)
+        planned = plan_actions(policy, as_of_state.open_items(), self.fired_pairs(), as_of)
         meta = Meta(occurred_at=start_of(as_of), recorded_at=recorded_at)
         before = self.version
         for action in planned:
@@ -515,8 +516,8 @@ class CustomerAccount(Aggregate):
                 meta,
             )
             if action.step.action == "suspend":
-                for subscription_id in sorted(self.subscriptions):
-                    if self.subscriptions[subscription_id] == "active":
+                for subscription_id in sorted(as_of_state.subscriptions):
+                    if self.subscriptions.get(subscription_id) == "active":
                         self._emit(
                             ev.SubscriptionSuspended,
                             {
