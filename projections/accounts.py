@@ -103,6 +103,8 @@ class AccountsProjection:
 
     def _DunningNoticeSent(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["fired"].append(f"{data['invoice_id']}|{data['step']}")
+        if data["action"] == "suspend":
+            row.setdefault("fired_suspend", []).append(f"{data['invoice_id']}|{data['step']}")
         day = event["occurred_at"][:10]
         # Several steps can fire in one run: the day's most severe one is the one to show.
         same_day = row["last_action_date"] == day and row["last_action"] is not None
@@ -115,6 +117,10 @@ class AccountsProjection:
 
     def _SubscriptionReinstated(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["suspended"].pop(data["subscription_id"], None)
+        if not row["suspended"]:
+            # As the aggregate does: the reinstatement re-arms the suspend steps.
+            rearmed = set(row.pop("fired_suspend", []))
+            row["fired"] = [key for key in row["fired"] if key not in rearmed]
 
 
 def _new_row(customer_id: str) -> Row:

@@ -482,7 +482,7 @@ class CustomerAccount(Aggregate):
         ]
 
     def fired_pairs(self) -> set[tuple[str, int]]:
-        """The (invoice id, step index) pairs fired so far."""
+        """The (invoice id, step index) pairs fired (and not re-armed) so far."""
         return {(key.rsplit("|", 1)[0], int(key.rsplit("|", 1)[1])) for key in self.fired_steps}
 
     def run_collections(
@@ -496,9 +496,13 @@ class CustomerAccount(Aggregate):
 
         `as_of_state` is this account as it stood at the end of `as_of` (the caller replays
         the stream up to that day), so a run never looks at later events: the open invoices
-        and the subscriptions to suspend are those of that day. Returns events emitted.
+        and the subscriptions to suspend are those of that day. A step counts as fired when it
+        fired in this stream (any date) or in the state of that day: so re-running any date,
+        even a past one after a reinstatement re-armed the suspend step (see
+        `_when_SubscriptionReinstated`), changes nothing. Returns events emitted.
         """
-        planned = plan_actions(policy, as_of_state.open_items(), self.fired_pairs(), as_of)
+        fired_pairs = self.fired_pairs() | as_of_state.fired_pairs()
+        planned = plan_actions(policy, as_of_state.open_items(), fired_pairs, as_of)
         meta = Meta(occurred_at=start_of(as_of), recorded_at=recorded_at)
         before = self.version
         for action in planned:
@@ -571,9 +575,21 @@ class CustomerAccount(Aggregate):
                 )
 
     def _when_SubscriptionReinstated(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        """A reinstatement ends the suspension and re-arms the `suspend` steps.
+
+        Each step fires once per invoice, but a suspension is lifted when the rule is met
+        (the money came in). When the customer falls behind again (a reversal reopens the
+        invoice, or a residual grows past min_amount again), collections must be able to
+        suspend again: the next run fires the suspend step again for every invoice then
+        past due (a new `DunningNoticeSent` for the step and `SubscriptionSuspended`). The
+        reminder and the final notice are not re-armed: the customer already had them.
+        """
         self.subscriptions[data["subscription_id"]] = "active"
         if "suspended" not in self.subscriptions.values():
             self.suspension = None
+            for key, action in list(self.fired_steps.items()):
+                if action == "suspend":
+                    del self.fired_steps[key]
 
     @property
     def status(self) -> str:
