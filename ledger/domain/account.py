@@ -534,6 +534,13 @@ class CustomerAccount(Aggregate):
                             },
                             meta,
                         )
+        if self.suspension is not None:
+            # A run for a past date can suspend a customer whose money arrived after that date
+            # and is already recorded: that payment found nothing to reinstate, so the rule is
+            # checked here, dated when the last money arrived (never before `as_of`).
+            arrived = max((s["occurred_at"] for s in self.sources.values()), default=None)
+            occurred = max(meta.occurred_at, arrived) if arrived else meta.occurred_at
+            self._reinstate_if_rule_met(Meta(occurred_at=occurred, recorded_at=recorded_at))
         return self.version - before
 
     def _when_DunningNoticeSent(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
