@@ -258,6 +258,8 @@ class CustomerAccount(Aggregate):
             meta,
         )
         self._settle(meta)
+        # A credit invoice (refunds outweigh charges) settles older invoices like a credit note.
+        self._reinstate_if_rule_met(meta)
         return True
 
     def _when_InvoiceIssued(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
