@@ -1,0 +1,150 @@
+"""Where the API's answers come from.
+
+With Kafka configured (production), `ledger project` keeps the projection rows in the
+database and the API reads them: one keyed row for a customer, through a connection pool.
+Embedded, and for past `as_of` dates, the same projection code folds the event store
+in-process (for one customer, only that customer's stream). Event histories always come from
+the event store, the source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from ledger.api.history import stream_events
+from ledger.application import LedgerApplication
+from ledger.config import Settings
+from ledger.db import Database
+from ledger.domain.account import end_of
+from ledger.domain.errors import UnknownCustomer
+from ledger.views import VIEW_SOURCE, compute_view, render_view
+from projections.accounts import AccountsProjection
+from projections.base import Row, fold, occurred_by
+from projections.store import RowStore
+
+ACCOUNTS = AccountsProjection()
+
+
+class _PooledDatabase(Database):
+    """A `Database` over a connection lent by the pool (autocommit: reads only)."""
+
+    def __init__(self, conn: Any) -> None:  # the pool connected it: no super().__init__
+        self.url = ""
+        self.is_postgres = True
+        self.conn = conn
+
+
+class Reader:
+    def __init__(self, settings: Settings, app: LedgerApplication) -> None:
+        self.settings = settings
+        self.app = app
+        self.stored = bool(settings.kafka_bootstrap)
+        self._pool: Any = None
+        if self.stored:
+            db = Database(settings.database_url)
+            try:
+                RowStore(db)  # the tables exist from here on; readers skip the DDL
+            finally:
+                db.close()
+            if settings.is_postgres:
+                from psycopg_pool import ConnectionPool
+
+                self._pool = ConnectionPool(
+                    settings.database_url,
+                    min_size=1,
+                    max_size=8,
+                    kwargs={"autocommit": True},
+                    check=ConnectionPool.check_connection,  # survive a database restart
+                    name="ledger-api",
+                    open=True,
+                )
+
+    @property
+    def mode(self) -> str:
+        return "kafka" if self.stored else "embedded"
+
+    @property
+    def store_kind(self) -> str:
+        url = self.settings.database_url
+        return "postgresql" if self.settings.is_postgres else url.split(":", 1)[0]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    @contextmanager
+    def rows(self) -> Iterator[RowStore]:
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                yield RowStore(_PooledDatabase(conn), create_schema=False)
+            return
+        db = Database(self.settings.database_url)
+        try:
+            yield RowStore(db, create_schema=False)
+            db.commit()
+        finally:
+            db.close()
+
+    # ---- dates ------------------------------------------------------------------------
+
+    def today(self) -> date:
+        return self.app.clock().date()
+
+    def resolve(self, as_of: date | None) -> tuple[date, bool]:
+        """The day to look at, and whether it is in the past (history replayed)."""
+        today = self.today()
+        day = as_of or today
+        return day, day < today
+
+    # ---- one customer -----------------------------------------------------------------
+
+    def account(self, customer_id: str, as_of: date | None = None) -> Row:
+        """The customer's `accounts` projection row, now or (with `as_of`) at the end of that
+        day. Raises UnknownCustomer."""
+        if as_of is None and self.stored:
+            with self.rows() as store:
+                row = store.load(ACCOUNTS.name, [customer_id]).get(customer_id)
+            if row is not None and row.get("currency"):
+                return row
+            # Not projected yet (just registered) or unknown: the event store decides.
+        events: Any = stream_events(self.app, customer_id)
+        if as_of is not None:
+            events = occurred_by(events, end_of(as_of))
+        row = fold(ACCOUNTS, events).get(customer_id)
+        if row is None or not row.get("currency"):
+            when = f" on {as_of.isoformat()}" if as_of is not None else ""
+            raise UnknownCustomer(f"customer_id: {customer_id!r} is not registered{when}")
+        return row
+
+    def events(self, customer_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """A page of the customer's history (SPEC §5). Raises UnknownCustomer."""
+        found = stream_events(self.app, customer_id, after, limit)
+        first = found[:1] if after == 0 else stream_events(self.app, customer_id, 0, 1)
+        # Other streams (e.g. the ledger's own Microsoft remittance streams) are no customers.
+        if not first or first[0]["event_type"] != "CustomerRegistered":
+            raise UnknownCustomer(f"customer_id: {customer_id!r} is not registered")
+        return found
+
+    # ---- views ------------------------------------------------------------------------
+
+    def view(
+        self, view: str, as_of: date, historical: bool, **filters: Any
+    ) -> list[dict[str, Any]]:
+        """A SPEC §6 view: stored rows when Kafka is configured, else folded in-process."""
+        if self.stored and not historical:
+            with self.rows() as store:
+                rows = store.load_all(VIEW_SOURCE[view])
+            return render_view(self.app, rows, view, as_of, **filters)
+        return compute_view(self.app, view, as_of, historical=historical, **filters)
+
+    # ---- operations -------------------------------------------------------------------
+
+    def ping(self) -> int:
+        """Touch every store the API reads; returns the event log head."""
+        if self.stored:
+            with self.rows() as store:
+                store.db.execute("SELECT 1").fetchone()
+        return self.app.head_position()

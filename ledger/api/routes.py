@@ -1,0 +1,241 @@
+"""The SPEC §8 endpoints that read the ledger."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from ledger.api.auth import require
+from ledger.api.data import Reader
+from ledger.api.errors import problem_responses
+from ledger.api.models import (
+    CUSTOMER_ID_PATTERN,
+    Balance,
+    Customer,
+    Delinquency,
+    Event,
+    Invoice,
+    PageOf,
+    Remittance,
+    SupportTicket,
+    TrialBalanceRow,
+)
+from ledger.api.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    decode_cursor,
+    encode_cursor,
+    paginate,
+)
+from ledger.domain.money import fmt
+from projections.accounts import balance_row
+from projections.base import Row
+
+CustomerId = Annotated[
+    str, Path(pattern=CUSTOMER_ID_PATTERN, description="Partner Center customer (tenant) id.")
+]
+AsOf = Annotated[
+    date | None,
+    Query(description="Date (YYYY-MM-DD); default today (UTC). A past date replays history "
+                      "up to the end of that day."),
+]  # fmt: skip
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=1024, description="`next_cursor` of the previous page (opaque)."),
+]
+
+reader_role = [Depends(require("reader"))]
+customer_errors = problem_responses(401, 403, 404, 422, 503)
+list_errors = problem_responses(400, 401, 403, 422, 503)
+router = APIRouter()
+
+
+def get_reader(request: Request) -> Reader:
+    reader: Reader = request.app.state.reader
+    return reader
+
+
+ReaderDep = Annotated[Reader, Depends(get_reader)]
+
+
+# ---- one customer ---------------------------------------------------------------------------
+
+
+@router.get(
+    "/customers/{customer_id}", response_model=Customer, dependencies=reader_role,
+    responses=customer_errors, tags=["customers"],
+)  # fmt: skip
+def get_customer(customer_id: CustomerId, reader: ReaderDep) -> dict[str, Any]:
+    """The customer's profile: name, currency, terms, collections policy, status."""
+    row = reader.account(customer_id)
+    return {
+        "customer_id": row["customer_id"],
+        "name": row["name"],
+        "currency": row["currency"],
+        "email": row.get("email"),
+        "payment_terms_days": row["payment_terms_days"],
+        "collections_policy": row["policy"],
+        "status": "suspended" if row["suspended"] else "active",
+        "suspended_subscriptions": sorted(row["suspended"]),
+        "registered_at": row.get("registered_at"),
+    }
+
+
+@router.get(
+    "/customers/{customer_id}/balance", response_model=Balance, dependencies=reader_role,
+    responses=customer_errors, tags=["customers"],
+)  # fmt: skip
+def get_balance(customer_id: CustomerId, reader: ReaderDep, as_of: AsOf = None) -> dict[str, Any]:
+    """The SPEC §6 `balances` row of the customer on `as_of`."""
+    day, historical = reader.resolve(as_of)
+    row = reader.account(customer_id, day if historical else None)
+    return balance_row(row, day)
+
+
+@router.get(
+    "/customers/{customer_id}/invoices", response_model=PageOf[Invoice],
+    dependencies=reader_role, responses={**customer_errors, **problem_responses(400)},
+    tags=["customers"],
+)  # fmt: skip
+def list_invoices(
+    customer_id: CustomerId,
+    reader: ReaderDep,
+    as_of: AsOf = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """The customer's invoices (and debit memos), oldest first, as they stood on `as_of`."""
+    day, historical = reader.resolve(as_of)
+    row = reader.account(customer_id, day if historical else None)
+    items = [_invoice(invoice_id, invoice, row["currency"], day)
+             for invoice_id, invoice in row["invoices"].items()]  # fmt: skip
+    page = paginate(
+        items, lambda i: (i["invoice_date"] or "", i["invoice_id"]), (str, str),
+        f"invoices:{customer_id}", limit, cursor,
+    )  # fmt: skip
+    return page.body()
+
+
+def _invoice(invoice_id: str, invoice: Row, currency: str, day: date) -> dict[str, Any]:
+    total, remainder = Decimal(invoice["total"]), Decimal(invoice["remainder"])
+    days = (day - date.fromisoformat(invoice["due_date"])).days
+    status = "open" if remainder > 0 else "credit" if total < 0 else "paid"
+    kind = invoice.get("kind") or ("debit_memo" if invoice_id.startswith("DM-") else "invoice")
+    return {
+        "invoice_id": invoice_id,
+        "kind": kind,
+        "period": invoice.get("period"),
+        "invoice_date": invoice.get("invoice_date"),
+        "due_date": invoice["due_date"],
+        "currency": currency,
+        "total": fmt(total, currency),
+        "outstanding": fmt(remainder, currency),
+        "status": status,
+        "days_past_due": max(days, 0) if status == "open" else 0,
+    }
+
+
+@router.get(
+    "/customers/{customer_id}/events", response_model=PageOf[Event],
+    dependencies=[Depends(require("auditor"))],
+    responses={**customer_errors, **problem_responses(400)}, tags=["customers"],
+)  # fmt: skip
+def list_events(
+    customer_id: CustomerId, reader: ReaderDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> dict[str, Any]:
+    """The customer's audit history: every stored event in stream order (SPEC §5 shape, with
+    each event's hash-chain link). Needs the `auditor` or `admin` role."""
+    scope = f"events:{customer_id}"
+    after = decode_cursor(scope, cursor, (int,))[0] if cursor is not None else 0
+    found = reader.events(customer_id, after, limit + 1)
+    items = found[:limit]
+    more = len(found) > limit
+    next_cursor = encode_cursor(scope, (items[-1]["stream_position"],)) if more else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+# ---- views ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/delinquency", response_model=PageOf[Delinquency], dependencies=reader_role,
+    responses=list_errors, tags=["views"],
+)  # fmt: skip
+def list_delinquency(
+    reader: ReaderDep, as_of: AsOf = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> dict[str, Any]:
+    """Customers with an overdue balance on `as_of`, most days past due first (SPEC §6)."""
+    day, historical = reader.resolve(as_of)
+    rows = reader.view("delinquency", day, historical)
+    page = paginate(
+        rows, lambda r: (-r["days_past_due"], r["customer_id"]), (int, str), "delinquency",
+        limit, cursor,
+    )  # fmt: skip
+    return page.body()
+
+
+@router.get(
+    "/remittance", response_model=PageOf[Remittance], dependencies=reader_role,
+    responses=list_errors, tags=["views"],
+)  # fmt: skip
+def list_remittance(
+    reader: ReaderDep,
+    as_of: AsOf = None,
+    period: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="One billing period YYYY-MM."),
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """What is owed to Microsoft per billing period and currency (SPEC §6)."""
+    day, historical = reader.resolve(as_of)
+    rows = reader.view("remittance", day, historical, period=period)
+    page = paginate(
+        rows, lambda r: (r["billing_period"], r["currency"]), (str, str), "remittance",
+        limit, cursor,
+    )  # fmt: skip
+    return page.body()
+
+
+@router.get(
+    "/support/tickets", response_model=PageOf[SupportTicket], dependencies=reader_role,
+    responses=list_errors, tags=["views"],
+)  # fmt: skip
+def list_tickets(
+    reader: ReaderDep,
+    as_of: AsOf = None,
+    status: Annotated[Literal["open", "escalated", "resolved"] | None, Query()] = None,
+    customer_id: Annotated[
+        str | None, Query(pattern=CUSTOMER_ID_PATTERN, description="Only this customer's.")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Support tickets, by customer and ticket id (SPEC §6)."""
+    day, historical = reader.resolve(as_of)
+    rows = reader.view("support", day, historical, status=status, customer_id=customer_id)
+    page = paginate(
+        rows, lambda r: (r["customer_id"], r["ticket_id"]), (str, str), "support", limit, cursor
+    )
+    return page.body()
+
+
+@router.get(
+    "/trial-balance", response_model=PageOf[TrialBalanceRow], dependencies=reader_role,
+    responses=list_errors, tags=["views"],
+)  # fmt: skip
+def list_trial_balance(
+    reader: ReaderDep, as_of: AsOf = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> dict[str, Any]:
+    """One row per ledger account and currency; debits equal credits in every currency."""
+    day, historical = reader.resolve(as_of)
+    rows = reader.view("trial-balance", day, historical)
+    page = paginate(
+        rows, lambda r: (r["account"], r["currency"]), (str, str), "trial-balance", limit, cursor
+    )
+    return page.body()
