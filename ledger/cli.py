@@ -253,6 +253,37 @@ def collections_preview(as_of: str | None = typer.Option(None, "--as-of")) -> No
     _collections(parse_day(as_of, "--as-of") or today(), dry_run=True)
 
 
+def _check_at(value: str) -> str:
+    from ledger.schedule import parse_at
+
+    try:
+        parse_at(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--at") from None
+    return value
+
+
+@collections_app.command("schedule")
+def collections_schedule(
+    at: str = typer.Option(
+        ..., "--at", callback=_check_at, help="Time of day to run, HH:MM in UTC (e.g. 06:05)."
+    ),
+    once_now: bool = typer.Option(
+        False, "--once-now", help="Also run once right away at start (catch up after downtime)."
+    ),
+) -> None:
+    """Service mode: run `collections run` for today (UTC) every day at --at, until
+    SIGTERM/SIGINT. Each run is logged (JSON); a failed run is retried every minute for that
+    day. Runs are idempotent and catch up on every step due, so a missed or repeated run is
+    harmless. The cron equivalent: `5 6 * * * ledger collections run` (cron in UTC)."""
+    from consumers.kafka_support import StopFlag
+    from ledger.schedule import CollectionsSchedule, parse_at
+
+    ledger = build_app(get_settings())
+    schedule = CollectionsSchedule(ledger.run_collections, parse_at(at), StopFlag().install())
+    schedule.loop(once_now=once_now)
+
+
 def _collections(as_of: date, dry_run: bool) -> None:
     ledger = build_app(get_settings())
     fired = ledger.run_collections(as_of, dry_run=dry_run)
