@@ -10,6 +10,7 @@ from typing import Any
 
 from ledger.domain.money import fmt
 from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, next_action
+from ledger.domain.remittance import REMITTANCE_EVENT_TYPES
 from projections.base import Event, Row, Rows, dec
 
 AGING_BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
@@ -21,6 +22,8 @@ class AccountsProjection:
     name = "accounts"
 
     def keys(self, event: Event) -> list[str]:
+        if event["event_type"] in REMITTANCE_EVENT_TYPES:
+            return []  # the `microsoft:<period>:<currency>` streams are not customers
         return [event["customer_id"]]
 
     def apply(self, key: str, row: Row | None, event: Event) -> Row:

@@ -1,9 +1,15 @@
 """What the partner owes Microsoft per billing period and currency, and how much of that
 cost its customers have already paid it (collected = cost of invoiced charges times the paid
-fraction of their invoice)."""
+fraction of their invoice).
+
+Rows: `period|<YYYY-MM>|<CUR>` (accrued cost from ChargePosted; Microsoft's invoices and the
+partner's payments from the `microsoft:<YYYY-MM>:<CUR>` streams) and
+`invoice|<customer>|<invoice id>` (the customer invoices that carry those costs).
+"""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +17,16 @@ from ledger.domain.money import fmt, quantize
 from projections.base import Event, Row, Rows, dec
 
 ZERO = Decimal(0)
+MICROSOFT_EVENTS = ("MicrosoftRemittanceOpened", "MicrosoftInvoiceRecorded",
+                    "MicrosoftPaymentRecorded")  # fmt: skip
+DUE_SOON_DAYS = 7
+
+
+def _period_row(period: str, currency: str) -> Row:
+    return {
+        "billing_period": period, "currency": currency, "cost_accrued": "0",
+        "microsoft_invoices": {}, "paid_to_microsoft": "0", "payments": {},
+    }  # fmt: skip
 
 
 class RemittanceProjection:
@@ -18,7 +34,7 @@ class RemittanceProjection:
 
     def keys(self, event: Event) -> list[str]:
         kind, data = event["event_type"], event["data"]
-        if kind == "ChargePosted":
+        if kind == "ChargePosted" or kind in MICROSOFT_EVENTS:
             return [f"period|{data['billing_period']}|{data['currency']}"]
         if kind == "InvoiceIssued" or (
             kind in ("PaymentApplied", "PaymentUnapplied")
@@ -31,8 +47,16 @@ class RemittanceProjection:
         kind, data = event["event_type"], event["data"]
         if key.startswith("period|"):
             _, period, currency = key.split("|")
-            row = row or {"billing_period": period, "currency": currency, "cost_accrued": "0"}
-            row["cost_accrued"] = str(dec(row["cost_accrued"]) + dec(data["cost"]))
+            row = row or _period_row(period, currency)
+            if kind == "ChargePosted":
+                row["cost_accrued"] = str(dec(row["cost_accrued"]) + dec(data["cost"]))
+            elif kind == "MicrosoftInvoiceRecorded":
+                row["microsoft_invoices"][data["invoice_number"]] = {
+                    "amount": data["amount"], "due_date": data["due_date"],
+                }  # fmt: skip
+            elif kind == "MicrosoftPaymentRecorded":
+                row["payments"][data["reference"]] = data["amount"]
+                row["paid_to_microsoft"] = str(dec(row["paid_to_microsoft"]) + dec(data["amount"]))
             return row
         row = row or {"currency": data.get("currency"), "total": "0", "settled": "0", "costs": {}}
         if kind == "InvoiceIssued":
@@ -47,6 +71,7 @@ class RemittanceProjection:
 
 
 def remittance_view(rows: Rows, period: str | None = None) -> list[dict[str, Any]]:
+    """The SPEC §6 `remittance` rows, one per billing period and currency."""
     collected: dict[tuple[str, str], Decimal] = {}
     for key, row in rows.items():
         if not key.startswith("invoice|") or dec(row["total"]) <= 0:
@@ -61,21 +86,39 @@ def remittance_view(rows: Rows, period: str | None = None) -> list[dict[str, Any
             continue
         currency = row["currency"]
         accrued = dec(row["cost_accrued"])
-        invoiced = row.get("microsoft_invoiced")
+        invoices = row.get("microsoft_invoices") or {}
+        invoiced = sum((dec(i["amount"]) for i in invoices.values()), ZERO) if invoices else None
         paid = dec(row.get("paid_to_microsoft"))
-        due = (dec(invoiced) if invoiced is not None else accrued) - paid
+        due = (invoiced if invoiced is not None else accrued) - paid
         got = quantize(collected.get((row["billing_period"], currency), ZERO), currency)
         out.append(
             {
                 "billing_period": row["billing_period"],
                 "currency": currency,
                 "cost_accrued": fmt(accrued, currency),
-                "microsoft_invoiced": fmt(dec(invoiced), currency) if invoiced else None,
+                "microsoft_invoiced": fmt(invoiced, currency) if invoiced is not None else None,
                 "paid_to_microsoft": fmt(paid, currency),
                 "due_to_microsoft": fmt(due, currency),
-                "due_date": row.get("due_date"),
+                # Several invoices for one period: the earliest due date is the one to meet.
+                "due_date": min(i["due_date"] for i in invoices.values()) if invoices else None,
                 "collected_from_customers": fmt(got, currency),
                 "exposure": fmt(max(due - got, ZERO), currency),
             }
         )
     return out
+
+
+def payment_status(row: dict[str, Any], as_of: date) -> str:
+    """How urgent paying Microsoft is for one view row on `as_of` (for tables, not JSON):
+    `overdue Nd`, `due in Nd` (within 7 days), `open`, `paid`, or `accruing` (no invoice)."""
+    due = dec(row["due_to_microsoft"])
+    if row["due_date"] is None:
+        return "accruing"
+    if due <= 0:
+        return "paid"
+    days = (date.fromisoformat(row["due_date"]) - as_of).days
+    if days < 0:
+        return f"OVERDUE {-days}d"
+    if days <= DUE_SOON_DAYS:
+        return f"due in {days}d"
+    return "open"

@@ -99,6 +99,31 @@ class SupportTicketResolved(LedgerEvent):
     pass
 
 
+# ---- the partner's account with Microsoft: one stream per billing period and currency, whose
+# `customer_id` is the pseudo stream name `microsoft:<YYYY-MM>:<CUR>` (ledger/domain/remittance.py)
+
+
+class MicrosoftRemittanceOpened(LedgerEvent, Aggregate.Created):
+    """The stream of one Microsoft billing period and currency begins."""
+
+
+class MicrosoftInvoiceRecorded(LedgerEvent):
+    """Microsoft's invoice for the period, imported from its reconciliation file."""
+
+
+class ReconciliationRecorded(LedgerEvent):
+    """What matching the invoice's lines with the ledger's charges found."""
+
+
+class MicrosoftPaymentRecorded(LedgerEvent):
+    """The partner paid Microsoft."""
+
+
+REMITTANCE_EVENTS = (
+    MicrosoftRemittanceOpened, MicrosoftInvoiceRecorded, ReconciliationRecorded,
+    MicrosoftPaymentRecorded,
+)  # fmt: skip
+
 EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -106,6 +131,6 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         PaymentReceived, PaymentApplied, PaymentUnapplied, PaymentReversed, CreditNoteIssued,
         RefundIssued, DunningNoticeSent, SubscriptionSuspended, SubscriptionReinstated,
         SupportTicketOpened, SupportInteractionLogged, SupportTicketEscalated,
-        SupportTicketResolved,
+        SupportTicketResolved, *REMITTANCE_EVENTS,
     )
 }  # fmt: skip

@@ -82,4 +82,6 @@ def postings_for(
         return _entry(unapplied(c), CASH, Decimal(data["amount"]), currency)
     if event_type == "RefundIssued":
         return _entry(unapplied(c), CASH, Decimal(data["amount"]), currency)
+    if event_type == "MicrosoftPaymentRecorded":
+        return _entry(PAYABLE_MICROSOFT, CASH, Decimal(data["amount"]), currency)
     return []

@@ -1,0 +1,247 @@
+"""The MicrosoftRemittance aggregate: what Microsoft invoiced the partner for one billing period
+and currency, what the reconciliation of that invoice found, and what the partner paid.
+
+One stream per (billing period, currency). Its events are LedgerEvents, hash-chained like a
+customer's, so they are published on `ledger.events` and checked by `ledger audit verify`;
+their `customer_id` is the pseudo stream name `microsoft:<YYYY-MM>:<CUR>`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain import events as ev
+from ledger.domain.account import Meta
+from ledger.domain.errors import Conflict, CurrencyMismatch, InvalidMessage, LedgerError
+from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.money import fmt
+
+STREAM_PREFIX = "microsoft:"
+REMITTANCE_EVENT_TYPES = frozenset(cls.__name__ for cls in ev.REMITTANCE_EVENTS)
+ZERO = Decimal(0)
+
+
+class Overpayment(LedgerError):
+    """A payment to Microsoft larger than what is due for the period (allowed with force)."""
+
+    code = "overpayment"
+
+
+def remittance_stream(billing_period: str, currency: str) -> str:
+    """The pseudo customer id of the stream: `microsoft:2025-01:USD`."""
+    return f"{STREAM_PREFIX}{billing_period}:{currency}"
+
+
+def remittance_id(billing_period: str, currency: str) -> UUID:
+    """The stream id: stable, derived from the (billing period, currency) pair."""
+    return uuid5(NAMESPACE_URL, f"csp-ledger:microsoft-remittance:{billing_period}:{currency}")
+
+
+class MicrosoftRemittance(Aggregate):
+    head_hash: str
+
+    @classmethod
+    def open(cls, billing_period: str, currency: str, meta: Meta) -> MicrosoftRemittance:
+        stream = remittance_stream(billing_period, currency)
+        data = {"billing_period": billing_period, "currency": currency}
+        digest = chain_hash(
+            customer_id=stream,
+            position=cls.INITIAL_VERSION,
+            event_type="MicrosoftRemittanceOpened",
+            occurred_at=meta.occurred_at,
+            recorded_at=meta.recorded_at,
+            data=data,
+            prev_hash=GENESIS,
+        )
+        return cls._create(
+            ev.MicrosoftRemittanceOpened,
+            id=remittance_id(billing_period, currency),
+            timestamp=meta.recorded_at,
+            customer_id=stream,
+            occurred_at=meta.occurred_at,
+            message_id=None,
+            data=data,
+            prev_hash=GENESIS,
+            hash=digest,
+        )
+
+    def __init__(self) -> None:
+        self.customer_id = ""
+        self.billing_period = ""
+        self.currency = ""
+        self.head_hash = GENESIS
+        # invoice number -> {"amount", "due_date", "invoice_date", "file_sha256"}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        # payment reference -> {"amount", "paid_on"}
+        self.payments: dict[str, dict[str, Any]] = {}
+
+    # ---- state ----------------------------------------------------------------------------
+
+    @property
+    def invoiced(self) -> Decimal | None:
+        """Sum of Microsoft's invoices for the period; None before the first is recorded."""
+        if not self.invoices:
+            return None
+        return sum((i["amount"] for i in self.invoices.values()), ZERO)
+
+    @property
+    def paid(self) -> Decimal:
+        return sum((p["amount"] for p in self.payments.values()), ZERO)
+
+    @property
+    def due_date(self) -> str | None:
+        """The earliest due date of the period's invoices (the one to pay by)."""
+        dates = [i["due_date"] for i in self.invoices.values()]
+        return min(dates) if dates else None
+
+    def due(self, accrued: Decimal) -> Decimal:
+        """Invoiced (or, before reconciliation, the accrued cost) minus what is paid."""
+        invoiced = self.invoiced
+        return (invoiced if invoiced is not None else accrued) - self.paid
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def record_invoice(self, invoice: dict[str, Any], report: dict[str, Any], meta: Meta) -> bool:
+        """Record Microsoft's invoice and the reconciliation that came with it.
+
+        Idempotent: the same file (same invoice number and sha256) again changes nothing.
+        Raises Conflict when the invoice number was recorded from a different file, and
+        InvalidMessage when the invoice is not of this stream's period and currency.
+        """
+        number = invoice["invoice_number"]
+        known = self.invoices.get(number)
+        if known is not None:
+            if known["file_sha256"] == invoice["file_sha256"]:
+                return False
+            raise Conflict(
+                f"invoice_number: {number} was already imported from another file "
+                f"(sha256 {known['file_sha256'][:12]}…)",
+                field="invoice_number",
+            )
+        self._check_stream(invoice["billing_period"], invoice["currency"])
+        self._emit(ev.MicrosoftInvoiceRecorded, dict(invoice), meta)
+        self._emit(
+            ev.ReconciliationRecorded,
+            dict(report, invoice_number=number, billing_period=self.billing_period,
+                 currency=self.currency),
+            meta,
+        )  # fmt: skip
+        return True
+
+    def record_payment(
+        self,
+        amount: Decimal,
+        reference: str,
+        paid_on: date,
+        currency: str,
+        meta: Meta,
+        *,
+        accrued: Decimal,
+        force: bool = False,
+    ) -> bool:
+        """Record a payment to Microsoft for this period.
+
+        Idempotent by reference: the same reference and amount again changes nothing.
+        Raises Conflict (same reference, other amount), CurrencyMismatch, InvalidMessage
+        (amount not > 0) and Overpayment (more than is due, unless `force`).
+        """
+        known = self.payments.get(reference)
+        if known is not None:
+            if known["amount"] == amount and currency == self.currency:
+                return False
+            raise Conflict(
+                f"reference: {reference!r} was already recorded as a payment of "
+                f"{fmt(known['amount'], self.currency)} {self.currency} on {known['paid_on']}",
+                field="reference",
+            )
+        if currency != self.currency:
+            raise CurrencyMismatch(
+                f"currency: {currency} differs from the currency {self.currency} of "
+                f"{self.customer_id}",
+                field="currency",
+            )
+        if amount <= 0:
+            raise InvalidMessage(f"amount: must be > 0, got {amount}", field="amount")
+        due = self.due(accrued)
+        over = amount > due
+        if over and not force:
+            basis = "invoiced" if self.invoiced is not None else "accrued (not yet reconciled)"
+            raise Overpayment(
+                f"amount: {fmt(amount, self.currency)} {self.currency} exceeds the "
+                f"{fmt(max(due, ZERO), self.currency)} {self.currency} due to Microsoft for "
+                f"{self.billing_period} ({basis}); use --force to record it anyway",
+                field="amount",
+            )
+        self._emit(
+            ev.MicrosoftPaymentRecorded,
+            {
+                "billing_period": self.billing_period,
+                "currency": self.currency,
+                "amount": fmt(amount, self.currency),
+                "reference": reference,
+                "paid_on": paid_on.isoformat(),
+                "forced": over,
+            },
+            meta,
+        )
+        return True
+
+    def _check_stream(self, billing_period: str, currency: str) -> None:
+        if (billing_period, currency) != (self.billing_period, self.currency):
+            raise InvalidMessage(
+                f"billing_period/currency: {billing_period} {currency} is not the period "
+                f"of {self.customer_id}"
+            )
+
+    # ---- emitting -------------------------------------------------------------------------
+
+    def _emit(self, event_class: type[ev.LedgerEvent], data: dict[str, Any], meta: Meta) -> None:
+        """Trigger the next event of the stream, chained to the previous one's hash."""
+        digest = chain_hash(
+            customer_id=self.customer_id,
+            position=self.version + 1,
+            event_type=event_class.__name__,
+            occurred_at=meta.occurred_at,
+            recorded_at=meta.recorded_at,
+            data=data,
+            prev_hash=self.head_hash,
+        )
+        self.trigger_event(
+            event_class,
+            timestamp=meta.recorded_at,
+            customer_id=self.customer_id,
+            occurred_at=meta.occurred_at,
+            message_id=None,
+            data=data,
+            prev_hash=self.head_hash,
+            hash=digest,
+        )
+
+    # ---- mutators -------------------------------------------------------------------------
+
+    def _when_MicrosoftRemittanceOpened(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.customer_id = event.customer_id
+        self.billing_period = data["billing_period"]
+        self.currency = data["currency"]
+
+    def _when_MicrosoftInvoiceRecorded(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.invoices[data["invoice_number"]] = {
+            "amount": Decimal(data["amount"]),
+            "due_date": data["due_date"],
+            "invoice_date": data["invoice_date"],
+            "file_sha256": data["file_sha256"],
+        }
+
+    def _when_ReconciliationRecorded(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        pass  # a report for auditors and finance; it changes no state
+
+    def _when_MicrosoftPaymentRecorded(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.payments[data["reference"]] = {
+            "amount": Decimal(data["amount"]),
+            "paid_on": data["paid_on"],
+        }

@@ -1,0 +1,530 @@
+"""Reconciliation with Microsoft (SPEC §7): read a Partner Center new-commerce billed invoice
+reconciliation file and match its lines with the ledger's `ChargePosted` events.
+
+Parsing tolerates column order, a UTF-8 BOM, quoted fields (commas, newlines), CRLF and
+extra columns; anything else wrong (a missing required column, a bad number or date, mixed
+invoice numbers or currencies) is one `ReconFileError` naming the line and the column, before
+anything is recorded.
+
+A line matches a charge with the same key: CustomerId = customer_id, SubscriptionId =
+subscription_id, ChargeStartDate/ChargeEndDate = charge_start/charge_end, and ChargeType mapped
+to the ledger's charge_type (`CHARGE_TYPES`). Its `Subtotal` (the partner's pre-tax cost) is
+compared with the charge's `cost`. The charges are read once per run and indexed by that key,
+so a file of 10,000 lines costs one pass over the charges and one over the lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from ledger.domain.errors import LedgerError
+from ledger.domain.events import LedgerEvent
+from ledger.domain.money import fmt, quantize
+
+if TYPE_CHECKING:
+    from ledger.application import LedgerApplication
+
+# Microsoft's ChargeType values (compared case-, space-, '_' and '-'-insensitively) → the
+# ledger's charge_type (SPEC §3). Partner Center writes them as "new", "renew",
+# "cycleCharge", "addQuantity", "removeQuantity", "cancelImmediate", "convert", "usage",
+# "refund", … (and in the UI as "Cycle charge", "Cancel immediate", …).
+#   new, purchase, addQuantity, activation(Fee) ... a purchase or added seats   → new
+#   renew, renewal ................................. term renewal               → renew
+#   cycleCharge, cycleFee, cycle ................... monthly charge of a term   → cycle
+#   usage, usageFee, consumption ................... metered (Azure) usage      → usage
+#   oneTime, oneTimePurchase ....................... reservations, software     → one_time
+#   cancelImmediate, cancel, removeQuantity,
+#   refund, credit ................................. prorated credit back       → cancel_refund
+#   convert ......... an upgrade: the new product's charge (Subtotal ≥ 0) → new, the
+#                     credit for the old one (Subtotal < 0) → cancel_refund
+# An unknown ChargeType matches nothing: the line is reported as missing in the ledger.
+CHARGE_TYPES: dict[str, str] = {
+    "new": "new", "purchase": "new", "addquantity": "new", "activation": "new",
+    "activationfee": "new", "renew": "renew", "renewal": "renew", "cyclecharge": "cycle",
+    "cyclefee": "cycle", "cycle": "cycle", "usage": "usage", "usagefee": "usage",
+    "consumption": "usage", "onetime": "one_time", "onetimepurchase": "one_time",
+    "cancelimmediate": "cancel_refund", "cancel": "cancel_refund",
+    "removequantity": "cancel_refund", "refund": "cancel_refund", "credit": "cancel_refund",
+}  # fmt: skip
+
+REQUIRED_COLUMNS = (
+    "InvoiceNumber", "CustomerId", "SubscriptionId", "ChargeType", "ChargeStartDate",
+    "ChargeEndDate", "Subtotal", "Currency",
+)  # fmt: skip
+OPTIONAL_COLUMNS = ("ProductId", "SkuId", "CustomerName")
+
+_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_US_DATE_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T].*)?$")
+_ISO_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T].*)?$")
+
+
+class ReconFileError(LedgerError):
+    """The reconciliation file cannot be read; nothing was recorded."""
+
+    code = "malformed_file"
+
+    def __init__(self, message: str, *, line: int | None = None, column: str | None = None):
+        where = ", ".join(
+            part for part in (f"line {line}" if line else "", f"column {column}" if column else "")
+            if part
+        )
+        super().__init__(f"{where}: {message}" if where else message, field=column)
+        self.line = line
+        self.column = column
+
+
+def charge_type_of(ms_charge_type: str, subtotal: Decimal) -> str | None:
+    """The ledger's charge_type for a Microsoft ChargeType value (None when unknown)."""
+    normal = re.sub(r"[\s_-]+", "", ms_charge_type).lower()
+    if normal == "convert":
+        return "new" if subtotal >= 0 else "cancel_refund"
+    return CHARGE_TYPES.get(normal)
+
+
+# ---- the file ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReconLine:
+    line: int
+    customer_id: str
+    subscription_id: str
+    product_id: str
+    sku_id: str
+    ms_charge_type: str
+    charge_type: str | None
+    charge_start: date
+    charge_end: date
+    subtotal: Decimal
+
+    @property
+    def key(self) -> tuple[str, str, date, date, str | None]:
+        return (self.customer_id, self.subscription_id, self.charge_start, self.charge_end,
+                self.charge_type)  # fmt: skip
+
+    def to_json(self, currency: str) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "customer_id": self.customer_id,
+            "subscription_id": self.subscription_id,
+            "product_id": self.product_id,
+            "sku_id": self.sku_id,
+            "charge_type": self.ms_charge_type,
+            "charge_start": self.charge_start.isoformat(),
+            "charge_end": self.charge_end.isoformat(),
+            "subtotal": fmt(self.subtotal, currency),
+        }
+
+
+@dataclass(frozen=True)
+class ReconFile:
+    invoice_number: str
+    currency: str
+    lines: list[ReconLine]
+    sha256: str
+
+    @property
+    def total(self) -> Decimal:
+        """The invoice amount: the sum of the lines' Subtotal (pre-tax cost)."""
+        return sum((line.subtotal for line in self.lines), Decimal(0))
+
+    def billing_period(self) -> str:
+        """The month most lines start in (ties: the earliest)."""
+        months = Counter(line.charge_start.strftime("%Y-%m") for line in self.lines)
+        best = max(months.values())
+        return min(month for month, count in months.items() if count == best)
+
+
+def _parse_number(text: str, line: int, column: str) -> Decimal:
+    value = text.strip()
+    if not _NUMBER_RE.match(value):
+        raise ReconFileError(f"{text!r} is not a number", line=line, column=column)
+    try:
+        return Decimal(value)
+    except InvalidOperation:  # pragma: no cover - the regex already guards this
+        raise ReconFileError(f"{text!r} is not a number", line=line, column=column) from None
+
+
+def _parse_date(text: str, line: int, column: str) -> date:
+    """ISO dates (2025-01-31, 2025-01-31T00:00:00Z) or Partner Center's US form (1/31/2025,
+    1/31/2025 12:00:00 AM)."""
+    value = text.strip()
+    try:
+        if found := _ISO_DATE_RE.match(value):
+            return date(int(found[1]), int(found[2]), int(found[3]))
+        if found := _US_DATE_RE.match(value):
+            return date(int(found[3]), int(found[1]), int(found[2]))
+    except ValueError:
+        pass
+    raise ReconFileError(f"{text!r} is not a date (YYYY-MM-DD or M/D/YYYY)", line=line,
+                         column=column)  # fmt: skip
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ReconFileError(f"byte {exc.start} is not UTF-8", line=line) from None
+
+
+def _delimiter(text: str) -> str:
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", "\t", ";")}
+    return max(counts, key=lambda d: (counts[d], d == ","))
+
+
+def parse_recon_file(raw: bytes) -> ReconFile:
+    """Parse a whole reconciliation file. Raises ReconFileError (line, column) when malformed."""
+    text = _decode(raw)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        raise ReconFileError("the file is empty", line=1) from None
+    except csv.Error as exc:
+        raise ReconFileError(f"unreadable CSV header ({exc})", line=1) from None
+    index: dict[str, int] = {}
+    for position, name in enumerate(header):
+        if name in index and name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+            raise ReconFileError("appears twice in the header", line=1, column=name)
+        index.setdefault(name, position)
+    missing = [name for name in REQUIRED_COLUMNS if name not in index]
+    if missing:
+        raise ReconFileError(
+            f"required column missing from the header (missing: {', '.join(missing)})",
+            line=1, column=missing[0],
+        )  # fmt: skip
+    lines: list[ReconLine] = []
+    invoice_number = currency = None
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ReconFileError(f"unreadable CSV ({exc})", line=start) from None
+        line, start = start, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise ReconFileError(
+                f"has {len(row)} fields, the header has {len(header)} (an unquoted comma?)",
+                line=line, column=header[min(len(row), len(header)) - 1],
+            )  # fmt: skip
+
+        def cell(name: str, required: bool = True, row: list[str] = row, line: int = line) -> str:
+            value = row[index[name]].strip() if name in index else ""
+            if required and not value:
+                raise ReconFileError("is empty", line=line, column=name)
+            return value
+
+        number = cell("InvoiceNumber")
+        if invoice_number is None:
+            invoice_number = number
+        elif number != invoice_number:
+            raise ReconFileError(
+                f"{number!r} differs from the file's invoice {invoice_number!r} (one invoice "
+                "per file)",
+                line=line, column="InvoiceNumber",
+            )  # fmt: skip
+        line_currency = cell("Currency").upper()
+        if not _CURRENCY_RE.match(line_currency):
+            raise ReconFileError(f"{line_currency!r} is not an ISO 4217 code", line=line,
+                                 column="Currency")  # fmt: skip
+        if currency is None:
+            currency = line_currency
+        elif line_currency != currency:
+            raise ReconFileError(f"{line_currency} differs from the file's currency {currency}",
+                                 line=line, column="Currency")  # fmt: skip
+        subtotal = _parse_number(cell("Subtotal"), line, "Subtotal")
+        if quantize(subtotal, currency) != subtotal:
+            raise ReconFileError(f"{subtotal} has more decimals than {currency} allows",
+                                 line=line, column="Subtotal")  # fmt: skip
+        charge_start = _parse_date(cell("ChargeStartDate"), line, "ChargeStartDate")
+        charge_end = _parse_date(cell("ChargeEndDate"), line, "ChargeEndDate")
+        if charge_end < charge_start:
+            raise ReconFileError(f"{charge_end} is before ChargeStartDate {charge_start}",
+                                 line=line, column="ChargeEndDate")  # fmt: skip
+        ms_type = cell("ChargeType")
+        lines.append(
+            ReconLine(
+                line=line,
+                customer_id=cell("CustomerId"),
+                subscription_id=cell("SubscriptionId"),
+                product_id=cell("ProductId", required=False),
+                sku_id=cell("SkuId", required=False),
+                ms_charge_type=ms_type,
+                charge_type=charge_type_of(ms_type, subtotal),
+                charge_start=charge_start,
+                charge_end=charge_end,
+                subtotal=subtotal,
+            )
+        )
+    if invoice_number is None or currency is None:
+        raise ReconFileError("the file has a header but no lines", line=2)
+    return ReconFile(invoice_number, currency, lines, hashlib.sha256(raw).hexdigest())
+
+
+# ---- the ledger's charges ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCharge:
+    charge_id: str
+    customer_id: str
+    subscription_id: str
+    charge_type: str
+    charge_start: date
+    charge_end: date
+    cost: Decimal
+    currency: str
+    billing_period: str
+    ms_invoice_number: str | None
+
+    @property
+    def key(self) -> tuple[str, str, date, date, str | None]:
+        return (self.customer_id, self.subscription_id, self.charge_start, self.charge_end,
+                self.charge_type)  # fmt: skip
+
+
+def ledger_charges(events: Iterable[LedgerEvent]) -> list[LedgerCharge]:
+    """The ChargePosted events as match candidates."""
+    return [
+        LedgerCharge(
+            charge_id=d["charge_id"],
+            customer_id=e.customer_id,
+            subscription_id=d["subscription_id"],
+            charge_type=d["charge_type"],
+            charge_start=date.fromisoformat(d["charge_start"]),
+            charge_end=date.fromisoformat(d["charge_end"]),
+            cost=Decimal(d["cost"]),
+            currency=d["currency"],
+            billing_period=d["billing_period"],
+            ms_invoice_number=d.get("ms_invoice_number"),
+        )
+        for e in events
+        for d in (e.data,)
+    ]
+
+
+# ---- matching ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LineResult:
+    """One row of the line-level report (`--csv`)."""
+
+    status: str  # matched, amount_mismatch, missing_in_ledger, missing_on_invoice
+    line: ReconLine | None = None
+    charge: LedgerCharge | None = None
+
+
+@dataclass
+class ReconReport:
+    invoice_number: str
+    billing_period: str
+    currency: str
+    invoice_total: Decimal
+    results: list[LineResult] = field(default_factory=list)
+
+    @property
+    def matched(self) -> int:
+        """Lines paired with a ledger charge (amount differences included)."""
+        return sum(1 for r in self.results if r.status in ("matched", "amount_mismatch"))
+
+    def of(self, status: str) -> list[LineResult]:
+        return [r for r in self.results if r.status == status]
+
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the SPEC §7 shape."""
+        cur = self.currency
+        return {
+            "invoice_number": self.invoice_number,
+            "billing_period": self.billing_period,
+            "currency": cur,
+            "invoice_total": fmt(self.invoice_total, cur),
+            "matched": self.matched,
+            "missing_in_ledger": [
+                r.line.to_json(cur) for r in self.of("missing_in_ledger") if r.line
+            ],
+            "missing_on_invoice": [
+                r.charge.charge_id for r in self.of("missing_on_invoice") if r.charge
+            ],
+            "amount_mismatches": [
+                {
+                    "charge_id": r.charge.charge_id,
+                    "ledger_cost": fmt(r.charge.cost, cur),
+                    "invoice_subtotal": fmt(r.line.subtotal, cur),
+                }
+                for r in self.of("amount_mismatch")
+                if r.charge and r.line
+            ],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What the ReconciliationRecorded event keeps (the SPEC §7 report)."""
+        doc = self.to_json()
+        return {k: doc[k] for k in ("invoice_total", "matched", "missing_in_ledger",
+                                    "missing_on_invoice", "amount_mismatches")}  # fmt: skip
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """The line-level report: every line of the file, then the charges it lacks."""
+        cur = self.currency
+        rows = []
+        for r in self.results:
+            line, charge = r.line, r.charge
+            item = line or charge
+            assert item is not None
+            rows.append({
+                "status": r.status,
+                "line": line.line if line else "",
+                "invoice_number": self.invoice_number,
+                "customer_id": item.customer_id,
+                "subscription_id": item.subscription_id,
+                "ms_charge_type": line.ms_charge_type if line else "",
+                "charge_type": item.charge_type or "",
+                "charge_start": item.charge_start.isoformat(),
+                "charge_end": item.charge_end.isoformat(),
+                "invoice_subtotal": fmt(line.subtotal, cur) if line else "",
+                "charge_id": charge.charge_id if charge else "",
+                "ledger_cost": fmt(charge.cost, cur) if charge else "",
+                "difference": fmt(line.subtotal - charge.cost, cur) if line and charge else "",
+                "billing_period": charge.billing_period if charge else "",
+            })  # fmt: skip
+        return rows
+
+
+CSV_COLUMNS = (
+    "status", "line", "invoice_number", "customer_id", "subscription_id", "ms_charge_type",
+    "charge_type", "charge_start", "charge_end", "invoice_subtotal", "charge_id", "ledger_cost",
+    "difference", "billing_period",
+)  # fmt: skip
+
+
+def reconcile(
+    recon: ReconFile, charges: Sequence[LedgerCharge], billing_period: str | None = None
+) -> ReconReport:
+    """Match the file's lines with the ledger's charges.
+
+    Within one key, lines take a charge of the same cost first, then any charge left (an
+    amount mismatch); lines left over are missing in the ledger. Charges of the invoice's
+    billing period and currency that no line took (those with a cost, not named on another
+    Microsoft invoice) are missing on the invoice.
+    """
+    period = billing_period or recon.billing_period()
+    candidates: dict[tuple[str, str, date, date, str | None], list[LedgerCharge]] = {}
+    for charge in charges:
+        if charge.currency != recon.currency or charge.ms_invoice_number not in (
+            None, recon.invoice_number,
+        ):  # fmt: skip
+            continue
+        candidates.setdefault(charge.key, []).append(charge)
+    by_key: dict[tuple[str, str, date, date, str | None], list[ReconLine]] = {}
+    for line in recon.lines:
+        by_key.setdefault(line.key, []).append(line)
+
+    outcome: dict[int, LineResult] = {}
+    for key, lines in by_key.items():
+        pool = list(candidates.get(key, ()))
+        unpaired = []
+        for line in lines:
+            same = next((c for c in pool if c.cost == line.subtotal), None)
+            if same is None:
+                unpaired.append(line)
+                continue
+            pool.remove(same)
+            outcome[line.line] = LineResult("matched", line, same)
+        for line in unpaired:
+            if pool:
+                outcome[line.line] = LineResult("amount_mismatch", line, pool.pop(0))
+            else:
+                outcome[line.line] = LineResult("missing_in_ledger", line)
+    taken = {r.charge.charge_id for r in outcome.values() if r.charge}
+
+    report = ReconReport(recon.invoice_number, period, recon.currency, recon.total)
+    report.results = [outcome[line.line] for line in recon.lines]
+    missing = sorted(
+        (
+            c for c in charges
+            if c.billing_period == period and c.currency == recon.currency and c.cost != 0
+            and c.charge_type != "support" and c.charge_id not in taken
+            and c.ms_invoice_number in (None, recon.invoice_number)
+        ),
+        key=lambda c: c.charge_id,
+    )  # fmt: skip
+    report.results += [LineResult("missing_on_invoice", charge=c) for c in missing]
+    return report
+
+
+def write_csv(report: ReconReport, handle: io.TextIOBase | Any) -> None:
+    writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(report.csv_rows())
+
+
+def invoice_record(
+    recon: ReconFile, report: ReconReport, invoice_date: date, due_date: date
+) -> dict[str, Any]:
+    """The data of the MicrosoftInvoiceRecorded event."""
+    return {
+        "invoice_number": recon.invoice_number,
+        "billing_period": report.billing_period,
+        "currency": recon.currency,
+        "amount": fmt(recon.total, recon.currency),
+        "invoice_date": invoice_date.isoformat(),
+        "due_date": due_date.isoformat(),
+        "file_sha256": recon.sha256,
+        "line_count": len(recon.lines),
+    }
+
+
+def day_after(period: str) -> date:
+    year, month = (int(p) for p in period.split("-"))
+    return date(year + month // 12, month % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    recon: ReconFile
+    report: ReconReport
+    invoice_date: date
+    due_date: date
+    recorded: bool
+
+
+def import_recon_file(
+    app: LedgerApplication,
+    raw: bytes,
+    *,
+    payment_terms_days: int,
+    billing_period: str | None = None,
+    invoice_date: date | None = None,
+    due_date: date | None = None,
+) -> ImportResult:
+    """Parse, match and record one reconciliation file (`ledger reconcile`).
+
+    Invoice date: the first day after the billing period unless given; due date: invoice
+    date + `payment_terms_days` unless given. The same file again records nothing. Raises
+    ReconFileError (malformed file: nothing recorded) and Conflict (the invoice number was
+    imported before from another file).
+    """
+    recon = parse_recon_file(raw)
+    report = reconcile(recon, ledger_charges(app.charge_events()), billing_period)
+    invoice_day = invoice_date or day_after(report.billing_period)
+    due_day = due_date or invoice_day + timedelta(days=payment_terms_days)
+    recorded = app.record_microsoft_invoice(
+        invoice_record(recon, report, invoice_day, due_day), report.summary(), invoice_day
+    )
+    return ImportResult(recon, report, invoice_day, due_day, recorded)
