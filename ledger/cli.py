@@ -334,6 +334,10 @@ def show(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
+        if view == "remittance":  # the table marks periods overdue or due within 7 days
+            from ledger.cli_remittance import remittance_table
+
+            rows = remittance_table(rows, day or today())
         print_rows(rows, title=f"{view} as of {day or today()}")
 
 
@@ -416,7 +420,10 @@ def main() -> None:
     except Exception as error:  # click usage errors carry exit code 2
         import click
 
-        if isinstance(error, click.ClickException):
+        # typer >= 0.16 raises its vendored click's errors (typer.TyperException), not click's.
+        if isinstance(error, click.ClickException | typer.TyperException) and hasattr(
+            error, "show"
+        ):
             error.show()
-            sys.exit(error.exit_code)
+            sys.exit(getattr(error, "exit_code", 2))
         raise
