@@ -8,11 +8,14 @@ outage is waited out with backoff; it never dead-letters a good message.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.kafka_support import (
@@ -40,8 +43,17 @@ class ConsumeTotals:
     deadlettered: int = 0
 
 
-def dead_letter_record(letter: DeadLetter) -> dict[str, object]:
-    return {
+# The dead-letter topic, when `ledger consume` creates it, and the producer accept records this
+# large: an oversized source record (base64 included) is kept whole. A letter larger still, or
+# refused by a dead-letter topic made with a smaller limit, goes out with its raw value cut to
+# a prefix (`raw_truncated`, with the full `raw_size` and `raw_sha256`): never a poison pill.
+DEADLETTER_MAX_BYTES = 8 * 1024 * 1024
+TRUNCATED_RAW_CHARS = 64 * 1024  # a multiple of 4: a base64 prefix still decodes
+SAFE_LETTER_BYTES = 900_000  # fits the broker's default max.message.bytes (1 MB)
+
+
+def dead_letter_record(letter: DeadLetter, *, truncate: bool = False) -> dict[str, object]:
+    record: dict[str, object] = {
         "code": letter.code,
         "message": letter.message,
         "source_topic": letter.source,
@@ -51,20 +63,65 @@ def dead_letter_record(letter: DeadLetter) -> dict[str, object]:
         "raw": letter.raw,
         "raw_encoding": letter.raw_encoding,
     }
-
-
-def send_dead_letters(producer: KafkaProducer, topic: str, letters: list[DeadLetter]) -> None:
-    """Publish and wait for the broker's acks, so offsets are never committed past a loss."""
-    futures = []
-    for letter in letters:
-        # The key names the source record, so a replayed batch's repeats are recognisable.
-        key = f"{letter.source}:{letter.partition}:{letter.offset}".encode()
-        futures.append(
-            producer.send(topic, key=key, value=to_json_bytes(dead_letter_record(letter)))
+    if truncate:
+        raw = letter.raw_bytes()
+        record.update(
+            raw=letter.raw[:TRUNCATED_RAW_CHARS],
+            raw_truncated=True,
+            raw_size=len(raw),
+            raw_sha256=hashlib.sha256(raw).hexdigest(),
         )
+    return record
+
+
+def _letter_key(letter: DeadLetter) -> bytes:
+    # The key names the source record, so a replayed batch's repeats are recognisable.
+    return f"{letter.source}:{letter.partition}:{letter.offset}".encode()
+
+
+def send_dead_letters(
+    producer: KafkaProducer,
+    topic: str,
+    letters: list[DeadLetter],
+    new_producer: Callable[[], KafkaProducer],
+) -> KafkaProducer:
+    """Publish and wait for the broker's acks, so offsets are never committed past a loss.
+
+    Returns the producer to use from now on: a broker that refuses a record as too large
+    leaves kafka-python's idempotent producer failing every later send to that partition, so
+    it is replaced by `new_producer()` before the refused letters are sent again, cut down.
+    """
+    sent: list[tuple[DeadLetter, Any]] = []
+    retry: list[DeadLetter] = []
+    for letter in letters:
+        value = to_json_bytes(dead_letter_record(letter))
+        try:
+            sent.append((letter, producer.send(topic, key=_letter_key(letter), value=value)))
+        except MessageSizeTooLargeError:  # larger than the producer's max_request_size
+            retry.append(letter)
+    producer.flush()
+    refused = False
+    for letter, future in sent:
+        try:
+            future.get(timeout=30)
+        except MessageSizeTooLargeError:  # larger than the topic's max.message.bytes
+            retry.append(letter)  # (or in the same request as such a record)
+            refused = True
+    if refused:
+        producer.close(timeout=10)
+        producer = new_producer()
+    futures = []
+    for letter in retry:
+        value = to_json_bytes(dead_letter_record(letter))
+        if len(value) > SAFE_LETTER_BYTES:
+            log.warning("consume.deadletter_truncated", size=len(value), source=letter.source,
+                        partition=letter.partition, offset=letter.offset)  # fmt: skip
+            value = to_json_bytes(dead_letter_record(letter, truncate=True))
+        futures.append(producer.send(topic, key=_letter_key(letter), value=value))
     producer.flush()
     for future in futures:
         future.get(timeout=30)
+    return producer
 
 
 class IngestConsumer:
@@ -83,12 +140,21 @@ class IngestConsumer:
         self.max_batch = max_batch
         self.totals = ConsumeTotals()
         bootstrap = settings.kafka_bootstrap
-        ensure_topics(bootstrap, [*settings.ingest_topics, settings.topic_deadletter])
+        ensure_topics(bootstrap, settings.ingest_topics)
+        ensure_topics(
+            bootstrap,
+            [settings.topic_deadletter],
+            configs={"max.message.bytes": str(DEADLETTER_MAX_BYTES)},
+        )
         self.consumer: KafkaConsumer = make_consumer(
             bootstrap, settings.consumer_group_ingest, max_poll_records=max_batch
         )
         self.consumer.subscribe(settings.ingest_topics)
-        self.producer: KafkaProducer = make_producer(bootstrap)
+        self.producer: KafkaProducer = self._new_producer()
+
+    def _new_producer(self) -> KafkaProducer:
+        assert self.settings.kafka_bootstrap
+        return make_producer(self.settings.kafka_bootstrap, max_request_size=DEADLETTER_MAX_BYTES)
 
     def run(self) -> ConsumeTotals:
         log.info("consume.started", topics=self.settings.ingest_topics)
@@ -119,7 +185,10 @@ class IngestConsumer:
         if counts is None:
             return  # stopping while the database was down: nothing committed, replayed later
         if counts.dead_letters:
-            send_dead_letters(self.producer, self.settings.topic_deadletter, counts.dead_letters)
+            self.producer = send_dead_letters(
+                self.producer, self.settings.topic_deadletter, counts.dead_letters,
+                new_producer=self._new_producer,
+            )  # fmt: skip
         offsets = {
             tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)  # type: ignore[attr-defined]
             for tp, batch in polled.items()

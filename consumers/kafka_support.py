@@ -59,12 +59,18 @@ def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**config)
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 4) -> None:
+def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int = 4,
+    configs: dict[str, str] | None = None,
+) -> None:
+    """Create the topics that do not exist yet (with `configs`, e.g. max.message.bytes)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=configs)
             for name in topics
             if name not in existing
         ]
