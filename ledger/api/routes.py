@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BeforeValidator
 
 from ledger.api.auth import require
 from ledger.api.data import Reader
-from ledger.api.errors import problem_responses
+from ledger.api.errors import ApiError, problem_responses
 from ledger.api.models import (
     CUSTOMER_ID_PATTERN,
     Balance,
@@ -37,8 +39,20 @@ from projections.base import Row
 CustomerId = Annotated[
     str, Path(pattern=CUSTOMER_ID_PATTERN, description="Partner Center customer (tenant) id.")
 ]
+
+
+def _iso_day(value: object) -> object:
+    # Only YYYY-MM-DD: pydantic alone would also take "0" as 1970-01-01 (a Unix time).
+    if value is None or isinstance(value, date) or (
+        isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
+    ):
+        return value
+    raise ValueError("must be a date YYYY-MM-DD")
+
+
 AsOf = Annotated[
     date | None,
+    BeforeValidator(_iso_day),
     Query(description="Date (YYYY-MM-DD); default today (UTC). A past date replays history "
                       "up to the end of that day."),
 ]  # fmt: skip
@@ -48,7 +62,33 @@ Cursor = Annotated[
     Query(max_length=1024, description="`next_cursor` of the previous page (opaque)."),
 ]
 
-reader_role = [Depends(require("reader"))]
+
+
+async def known_parameters(request: Request) -> None:
+    """Refuse query parameters the endpoint does not have: `?asof=2024-01-31` must not
+    quietly answer with today's figures."""
+    route: Any = request.scope.get("route")
+    known = _KNOWN.get(id(route))
+    if known is None:
+        known = _KNOWN[id(route)] = frozenset(_query_names(route.dependant))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        message = f"{unknown[0]}: unknown query parameter (this endpoint takes: " \
+                  f"{', '.join(sorted(known)) or 'none'})"  # fmt: skip
+        raise ApiError(422, "invalid_request", message,
+                       errors=[{"field": u, "message": "unknown query parameter"}
+                               for u in unknown])  # fmt: skip
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+_KNOWN: dict[int, frozenset[str]] = {}
+reader_role = [Depends(require("reader")), Depends(known_parameters)]
 customer_errors = problem_responses(401, 403, 404, 422, 503)
 list_errors = problem_responses(400, 401, 403, 422, 503)
 router = APIRouter()
@@ -141,7 +181,7 @@ def _invoice(invoice_id: str, invoice: Row, currency: str, day: date) -> dict[st
 
 @router.get(
     "/customers/{customer_id}/events", response_model=PageOf[Event],
-    dependencies=[Depends(require("auditor"))],
+    dependencies=[Depends(require("auditor")), Depends(known_parameters)],
     responses={**customer_errors, **problem_responses(400)}, tags=["customers"],
 )  # fmt: skip
 def list_events(

@@ -356,6 +356,13 @@ def test_an_empty_view_is_an_explicit_empty_page(api: Api) -> None:
     assert api.ok("/remittance", period="2030-01") == {"items": [], "next_cursor": None}
 
 
+def test_an_unknown_query_parameter_is_refused_not_ignored(api: Api) -> None:
+    body = assert_problem(
+        api.get("/customers/contoso/balance", asof="2025-01-20"), 422, "invalid_request", "asof"
+    )
+    assert "as_of" in body["message"]  # what it does take
+
+
 # ---- pagination -------------------------------------------------------------------------
 
 
