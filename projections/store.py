@@ -88,17 +88,30 @@ class RowStore:
 
     # ---- positions --------------------------------------------------------------------
 
-    def customer_positions(self, projection: str, customers: Iterable[str]) -> dict[str, int]:
+    def customer_positions(
+        self, projection: str, customers: Iterable[str], *, lock: bool = False
+    ) -> dict[str, int]:
+        """Last applied global position per customer; with lock=True (PostgreSQL) the
+        positions stay locked until commit, so a second writer handed the same events waits
+        and then sees them applied instead of applying them again."""
         wanted = sorted(set(customers))
         found: dict[str, int] = {}
+        if lock and self.db.is_postgres:
+            self.db.executemany(
+                "INSERT INTO projection_customer_positions (projection, customer_id, position)"
+                " VALUES (%s, %s, 0) ON CONFLICT (projection, customer_id) DO NOTHING",
+                [(projection, customer) for customer in wanted],
+            )
         for chunk in _chunks(wanted, 500):
             marks = ",".join(["%s"] * len(chunk))
-            result = self.db.execute(
+            sql = (
                 "SELECT customer_id, position FROM projection_customer_positions"
-                f" WHERE projection = %s AND customer_id IN ({marks})",
-                (projection, *chunk),
-            ).fetchall()
-            found.update({c: int(p) for c, p in result})
+                f" WHERE projection = %s AND customer_id IN ({marks})"
+            )
+            if lock and self.db.is_postgres:
+                sql += ' ORDER BY customer_id COLLATE "C" FOR UPDATE'  # = Python's order
+            result = self.db.execute(sql, (projection, *chunk)).fetchall()
+            found.update({c: int(p) for c, p in result if int(p) > 0})
         return found
 
     def set_customer_positions(self, projection: str, positions: dict[str, int]) -> None:
@@ -141,7 +154,7 @@ def apply_events(store: RowStore, projection: Projection, events: Sequence[Event
     customer: per customer, events arrive in order, so a re-published one is skipped.
     Returns the number of events applied.
     """
-    seen = store.customer_positions(projection.name, (e["customer_id"] for e in events))
+    seen = store.customer_positions(projection.name, (e["customer_id"] for e in events), lock=True)
     fresh: list[Event] = []
     for event in events:
         customer, position = event["customer_id"], event["global_position"]
