@@ -57,17 +57,28 @@ def rebuild(
     store = RowStore(db)
     rows: dict[str, Any] = {name: {} for name in chosen}
     positions: dict[str, int] = {}
-    count = 0
-    for event in published_events(app):
-        for name in chosen:
-            fold(PROJECTIONS[name], [event], rows[name])
-        positions[event["customer_id"]] = event["global_position"]
-        count += 1
-        if progress and count % 1000 == 0:
-            progress(1000)
+    count = last = 0
+
+    def take(start: int) -> None:
+        nonlocal count, last
+        for event in published_events(app, start=start):
+            for name in chosen:
+                fold(PROJECTIONS[name], [event], rows[name])
+            positions[event["customer_id"]] = last = event["global_position"]
+            count += 1
+            if progress and count % 1000 == 0:
+                progress(1000)
+
+    take(1)
     if progress:
         progress(count % 1000)
     try:
+        if db.is_postgres:
+            # Live `ledger project` processes wait from here to the commit (their first
+            # write locks positions). What they applied since the fold above is in the event
+            # store by now: fold it too, or it would be lost (their offsets are past it).
+            db.execute("LOCK TABLE projection_customer_positions IN EXCLUSIVE MODE")
+            take(last + 1)
         for name in chosen:
             store.clear(name)
             store.save(name, rows[name])
