@@ -3,15 +3,16 @@ collections runs, tamper audit. Knows the store only through the library."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.utils import get_topic
 
 from ledger.domain import events as ev
@@ -29,6 +30,7 @@ from ledger.domain.remittance import MicrosoftRemittance, remittance_id
 from ledger.messages import Message
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -78,8 +80,20 @@ class BrokenLink:
     reason: str
 
 
+@dataclass(slots=True)
+class _Loaded:
+    """A stream as handle_batch found it: the account (None: no such customer), its version
+    then, and whether it came from the batch cache (so it may be stale)."""
+
+    account: CustomerAccount | None
+    version: int
+    cached: bool
+
+
 class LedgerApplication(Application[UUID]):
     name = "ledger"
+    # Accounts kept in memory between ingest batches (0 disables): see handle_batch.
+    env: ClassVar[dict[str, str]] = {"INGEST_CACHE_MAXSIZE": "10000"}
 
     def __init__(
         self,
@@ -91,6 +105,8 @@ class LedgerApplication(Application[UUID]):
         super().__init__(env)
         self.clock = clock
         self.policies = policies or {"standard": STANDARD_POLICY}
+        self._cache: OrderedDict[str, CustomerAccount] = OrderedDict()
+        self._cache_maxsize = int(self.env.get("INGEST_CACHE_MAXSIZE", "10000"))
 
     # ---- ingest -----------------------------------------------------------------------
 
@@ -102,7 +118,42 @@ class LedgerApplication(Application[UUID]):
 
         A message that is refused (LedgerError) triggers no event and does not stop the
         batch. Raises IntegrityError when another writer got in first: retry the batch.
+
+        The accounts of the last batches stay in memory (the batch cache) and are changed in
+        place, without the reload from the store or the copy the library's repository cache
+        would make. That is safe because:
+        - only this method puts accounts in the cache, after they were saved, and it never
+          hands them out (`find`/`get` load from the store); any other save in this process
+          (invoice and collections runs, tests) evicts the streams it wrote;
+        - when anything fails before the save is done (a bug, the database down, another
+          writer first), every account this batch loaded is evicted: the next try reloads;
+        - an account that another process appended to meanwhile is stale: if this batch
+          writes to it, the save fails on the version (IntegrityError, retried fresh); if
+          it only refused messages with it (e.g. insufficient_credit against an old
+          balance), the stream is checked for newer events, and the batch is decided
+          again on fresh state before anything is refused.
         """
+        for _ in range(2):
+            loaded: dict[str, _Loaded] = {}
+            try:
+                self._preload({m.customer_id for m in messages}, loaded)
+                result, accounts = self._decide(messages, loaded)
+                if self._refused_on_stale_state(messages, result, loaded):
+                    self._evict(loaded)
+                    continue  # the second pass loads every account fresh
+                if accounts:
+                    self.save(*accounts.values())
+                    for customer_id, account in accounts.items():
+                        self._cache_put(customer_id, account)
+            except BaseException:
+                self._evict(loaded)
+                raise
+            return result
+        raise AssertionError("unreachable: the second pass has no cached accounts")
+
+    def _decide(
+        self, messages: Sequence[Message], loaded: dict[str, _Loaded]
+    ) -> tuple[BatchResult, dict[str, CustomerAccount]]:
         accounts: dict[str, CustomerAccount] = {}
         result = BatchResult()
         now = self.clock()
@@ -114,18 +165,22 @@ class LedgerApplication(Application[UUID]):
                 fingerprint=message.fingerprint(),
             )
             try:
-                applied = self._apply(message, meta, accounts)
+                applied = self._apply(message, meta, accounts, loaded)
             except LedgerError as error:
                 result.outcomes.append(Outcome("rejected", error))
                 continue
             result.outcomes.append(Outcome("applied" if applied else "duplicate"))
-        if accounts:
-            self.save(*accounts.values())
-        return result
+        return result, accounts
 
-    def _apply(self, message: Message, meta: Meta, accounts: dict[str, CustomerAccount]) -> bool:
+    def _apply(
+        self,
+        message: Message,
+        meta: Meta,
+        accounts: dict[str, CustomerAccount],
+        loaded: dict[str, _Loaded],
+    ) -> bool:
         customer_id = message.customer_id
-        account = accounts.get(customer_id) or self.find(customer_id)
+        account = accounts.get(customer_id) or self._batch_account(customer_id, loaded)
         payload = message.to_payload()
         if message.type == "customer_registered":
             if account is not None:
@@ -143,6 +198,71 @@ class LedgerApplication(Application[UUID]):
         if account.version != before or customer_id in accounts:
             accounts[customer_id] = account
         return applied
+
+    # ---- the batch cache --------------------------------------------------------------
+
+    def _batch_account(
+        self, customer_id: str, loaded: dict[str, _Loaded]
+    ) -> CustomerAccount | None:
+        entry = loaded.get(customer_id)
+        if entry is None:
+            account = self._cache.get(customer_id)
+            cached = account is not None
+            if account is None:
+                account = self.find(customer_id)
+                if account is not None:
+                    self._cache_put(customer_id, account)
+            else:
+                self._cache.move_to_end(customer_id)
+            entry = loaded[customer_id] = _Loaded(
+                account, account.version if account else 0, cached
+            )
+        return entry.account
+
+    def _preload(self, customer_ids: set[str], loaded: dict[str, _Loaded]) -> None:
+        """Nothing by default: accounts missing from the cache load one by one."""
+
+    def _cache_put(self, customer_id: str, account: CustomerAccount) -> None:
+        if self._cache_maxsize <= 0:
+            return
+        self._cache[customer_id] = account
+        self._cache.move_to_end(customer_id)
+        while len(self._cache) > self._cache_maxsize:
+            self._cache.popitem(last=False)
+
+    def _evict(self, customer_ids: Iterable[str]) -> None:
+        for customer_id in list(customer_ids):
+            self._cache.pop(customer_id, None)
+
+    def _refused_on_stale_state(
+        self, messages: Sequence[Message], result: BatchResult, loaded: dict[str, _Loaded]
+    ) -> bool:
+        """True when a message was refused against a cached account that another writer
+        has appended to since (it must be decided again, on fresh state)."""
+        suspects = {
+            message.customer_id
+            for message, outcome in zip(messages, result.outcomes, strict=True)
+            if outcome.status == "rejected"
+            and (entry := loaded.get(message.customer_id)) is not None
+            and entry.cached
+        }
+        for customer_id in suspects:
+            entry = loaded[customer_id]
+            newer = self.recorder.select_events(account_id(customer_id), gt=entry.version, limit=1)
+            if newer:
+                return True
+        return False
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        recordings = super()._record(processing_event)
+        # Whatever was saved may be a stream the batch cache holds: drop it (handle_batch
+        # puts back the accounts it saved itself).
+        if self._cache:
+            for aggregate in processing_event.aggregates.values():
+                customer_id = getattr(aggregate, "customer_id", None)
+                if customer_id is not None:
+                    self._cache.pop(customer_id, None)
+        return recordings
 
     # ---- reading ----------------------------------------------------------------------
 
@@ -207,50 +327,65 @@ class LedgerApplication(Application[UUID]):
         self, period: str, invoice_date: date, progress: Callable[[int], None] | None = None
     ) -> list[str]:
         """Issue this period's invoices. Idempotent: a second run issues nothing."""
-        issued: list[str] = []
         now = self.clock()
-        for chunk in _chunks(self.customer_ids(), 200):
-            touched = []
-            for customer_id in chunk:
-                account = self.get(customer_id)
-                if account.issue_invoice(period, invoice_date, now):
-                    touched.append(account)
-                    issued.append(f"INV-{customer_id}-{period}")
-            self._save_retrying(touched)
-            if progress:
-                progress(len(chunk))
-        return issued
+
+        def decide(customer_id: str) -> tuple[CustomerAccount | None, list[str]]:
+            account = self.get(customer_id)
+            if account.issue_invoice(period, invoice_date, now):
+                return account, [f"INV-{customer_id}-{period}"]
+            return None, []
+
+        return self._for_each_customer(decide, progress=progress)
 
     def run_collections(self, as_of: date, *, dry_run: bool = False) -> list[dict[str, Any]]:
         """Apply each customer's policy as of `as_of`; returns the events it fired."""
-        fired: list[dict[str, Any]] = []
         now = self.clock()
-        for chunk in _chunks(self.customer_ids(), 200):
-            touched = []
-            for customer_id in chunk:
-                account = self.get(customer_id)
-                as_of_state = self.replay_as_of(customer_id, as_of)
-                if as_of_state is None:
-                    continue
-                # The policy as of that day too: a later change of policy is not retroactive.
-                policy = (
-                    self.policies.get(as_of_state.collections_policy) or self.policies["standard"]
-                )
-                if account.run_collections(policy, as_of, now, as_of_state):
-                    touched.append(account)
-                    fired.extend(
-                        {"customer_id": customer_id, "event_type": type(e).__name__, **e.data}
-                        for e in account.pending_events
-                        if isinstance(e, ev.LedgerEvent)
-                    )
-            if not dry_run:
-                self._save_retrying(touched)
-        return fired
 
-    def _save_retrying(self, accounts: Iterable[CustomerAccount]) -> None:
-        accounts = list(accounts)
-        if accounts:
-            self.save(*accounts)
+        def decide(customer_id: str) -> tuple[CustomerAccount | None, list[dict[str, Any]]]:
+            account = self.get(customer_id)
+            as_of_state = self.replay_as_of(customer_id, as_of)
+            if as_of_state is None:
+                return None, []
+            # The policy as of that day too: a later change of policy is not retroactive.
+            policy = self.policies.get(as_of_state.collections_policy) or self.policies["standard"]
+            if not account.run_collections(policy, as_of, now, as_of_state):
+                return None, []
+            fired = [
+                {"customer_id": customer_id, "event_type": type(e).__name__, **e.data}
+                for e in account.pending_events
+                if isinstance(e, ev.LedgerEvent)
+            ]
+            return account, fired
+
+        return self._for_each_customer(decide, save=not dry_run)
+
+    def _for_each_customer(
+        self,
+        decide: Callable[[str], tuple[CustomerAccount | None, list[T]]],
+        *,
+        save: bool = True,
+        progress: Callable[[int], None] | None = None,
+        attempts: int = 5,
+    ) -> list[T]:
+        """Decide for every customer, saving 200 streams per transaction. When another
+        writer (e.g. `ledger consume`) appended to one of them first, the chunk is decided
+        again on fresh state."""
+        results: list[T] = []
+        for chunk in _chunks(self.customer_ids(), 200):
+            for attempt in range(1, attempts + 1):
+                decided = [decide(customer_id) for customer_id in chunk]
+                touched = [account for account, _ in decided if account is not None]
+                try:
+                    if save and touched:
+                        self.save(*touched)
+                    break
+                except IntegrityError:
+                    if attempt == attempts:
+                        raise
+            results.extend(item for _, items in decided for item in items)
+            if progress:
+                progress(len(chunk))
+        return results
 
     # ---- paying Microsoft (one MicrosoftRemittance stream per period and currency) ------
 
