@@ -536,13 +536,13 @@ class CustomerAccount(Aggregate):
                             },
                             meta,
                         )
-        if self.suspension is not None:
+        arrived = max((s["occurred_at"] for s in self.sources.values()), default=None)
+        if self.suspension is not None and arrived is not None and arrived > end_of(as_of):
             # A run for a past date can suspend a customer whose money arrived after that date
             # and is already recorded: that payment found nothing to reinstate, so the rule is
-            # checked here, dated when the last money arrived (never before `as_of`).
-            arrived = max((s["occurred_at"] for s in self.sources.values()), default=None)
-            occurred = max(meta.occurred_at, arrived) if arrived else meta.occurred_at
-            self._reinstate_if_rule_met(Meta(occurred_at=occurred, recorded_at=recorded_at))
+            # checked here as it stood when the last money arrived (a check on `as_of` itself
+            # would count as past due only what was due by then).
+            self._reinstate_if_rule_met(Meta(occurred_at=arrived, recorded_at=recorded_at))
         return self.version - before
 
     def _when_DunningNoticeSent(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
@@ -573,14 +573,25 @@ class CustomerAccount(Aggregate):
         return overdue <= Decimal(self.suspension["threshold"])
 
     def _reinstate_if_rule_met(self, meta: Meta) -> None:
-        if self.suspension is None or not self._reinstatement_met(meta.occurred_at.date()):
+        """Reinstate every suspended subscription when the suspension's rule is met.
+
+        The rule is checked as of the money's date, but never before the suspension began:
+        money dated earlier (recorded late) is judged against what was past due when the
+        customer was suspended, and the reinstatement is dated no earlier than the suspension.
+        """
+        if self.suspension is None:
             return
+        occurred = max(meta.occurred_at, start_of(date.fromisoformat(self.suspension["since"])))
+        if not self._reinstatement_met(occurred.date()):
+            return
+        rule = self.suspension["reinstatement"]
         for subscription_id in sorted(self.subscriptions):
             if self.subscriptions[subscription_id] == "suspended":
                 self._emit(
                     ev.SubscriptionReinstated,
-                    {"subscription_id": subscription_id, "rule": self.suspension["reinstatement"]},
+                    {"subscription_id": subscription_id, "rule": rule},
                     meta,
+                    occurred_at=occurred,
                 )
 
     def _when_SubscriptionReinstated(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:

@@ -501,6 +501,50 @@ def test_a_later_payment_that_does_not_meet_the_rule_keeps_the_suspension(
     assert app.get(C).status == "suspended"
 
 
+def test_money_dated_before_the_suspension_is_judged_against_what_was_then_past_due(
+    app: LedgerApplication,
+) -> None:
+    """Under `grace`, a payment recorded late but dated before the suspension settles the
+    January invoice; February's 100.00 was past due when the customer was suspended, so the
+    customer stays suspended (the rule is not checked on the payment's earlier date)."""
+    due = invoiced(app, policy="grace")
+    apply_all(
+        app,
+        charge(C, "CH-F", "100.00", billing_period="2025-02", subscription_id=SUBSCRIPTIONS[0],
+               occurred_at=at(date(2025, 2, 15))),
+    )  # fmt: skip
+    assert app.run_invoices("2025-02", date(2025, 3, 1)) == [f"INV-{C}-2025-02"]  # due 03-31
+    assert run(app, due + timedelta(days=30)) == REMINDER + FINAL + SUSPEND  # 200.00 past due
+
+    apply_all(app, payment(C, "P1", "100.00", occurred_at=at(due + timedelta(days=7))))
+    assert app.get(C).status == "suspended"
+    assert stored(app, ev.SubscriptionReinstated) == []
+
+    apply_all(app, payment(C, "P2", "95.00", occurred_at=at(due + timedelta(days=8))))
+    reinstated = stored(app, ev.SubscriptionReinstated)  # 5.00 left: at most 10.00
+    assert len(reinstated) == 2
+    # Dated no earlier than the suspension it ends.
+    assert {e.occurred_at for e in reinstated} == {
+        datetime.combine(due + timedelta(days=30), datetime.min.time(), UTC)
+    }
+
+
+def test_rerunning_a_day_before_a_payment_does_not_reinstate(app: LedgerApplication) -> None:
+    """Found by the property test: a re-run of a date before an (early, partial) payment must
+    not judge the rule on that payment's date, when nothing was past due yet."""
+    due = invoiced(app, amounts=("20.00",), policy="grace")
+    apply_all(app, payment(C, "P1", "0.01", occurred_at=at(due - timedelta(days=20))))
+    assert run(app, due + timedelta(days=30)) == [
+        *REMINDER, *FINAL, ("DunningNoticeSent", "suspend"),
+        ("SubscriptionSuspended", SUBSCRIPTIONS[0]),
+    ]  # fmt: skip
+    head = app.head_position()
+    for before in (21, 25, 29):
+        assert run(app, due - timedelta(days=before)) == []
+    assert app.head_position() == head
+    assert app.get(C).status == "suspended"
+
+
 # ---- preview --------------------------------------------------------------------------------
 
 
