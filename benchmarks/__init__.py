@@ -1,0 +1,1 @@
+"""Benchmarks of the ledger against the real services (see README, "Benchmarks")."""

@@ -1,0 +1,71 @@
+"""In-process ingest throughput (no Kafka): `process_records` over a fresh PostgreSQL database,
+optionally under cProfile. The quick way to see what an optimisation of the application
+buys, and where the time goes.
+
+    .venv/bin/python benchmarks/profile_ingest.py [--messages 20000] [--customers 500]
+        [--batch 1000] [--profile] [--env KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.support import scratch_database  # noqa: E402
+from benchmarks.workload import Activity, registrations  # noqa: E402
+from ledger.application import LedgerApplication  # noqa: E402
+from ledger.ingest import RawRecord, process_records  # noqa: E402
+from ledger.storage import eventsourcing_env  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--customers", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.env)
+    with scratch_database("profile") as url:
+        app = LedgerApplication({**eventsourcing_env(url), **extra})
+        regs = registrations(args.customers)
+        records = [RawRecord(m.value, "billing.customers", 0, i, m.key.encode())
+                   for i, m in enumerate(regs)]  # fmt: skip
+        for start in range(0, len(records), args.batch):
+            process_records(app, records[start : start + args.batch])
+        activity = Activity(args.customers).take(args.messages)
+        records = [RawRecord(m.value, f"billing.{m.topic}", 0, i, m.key.encode())
+                   for i, m in enumerate(activity)]  # fmt: skip
+        profiler = cProfile.Profile() if args.profile else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        applied = 0
+        for start in range(0, len(records), args.batch):
+            counts = process_records(app, records[start : start + args.batch])
+            applied += counts.applied
+            assert not counts.dead_letters, counts.dead_letters[0]
+        if profiler:
+            profiler.disable()
+        elapsed = time.perf_counter() - started
+        print(f"{args.messages} messages in {elapsed:.2f} s: {args.messages / elapsed:,.0f} msg/s"
+              f" (applied {applied}){' under cProfile' if profiler else ''}")  # fmt: skip
+        if profiler:
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
+            print(out.getvalue())
+        app.close()
+
+
+if __name__ == "__main__":
+    main()
