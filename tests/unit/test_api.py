@@ -117,10 +117,12 @@ class Api:
                 return items, pages
 
 
-def build_api(tmp: Path, ledger: LedgerApplication, **settings: Any) -> Api:
+def build_api(
+    tmp: Path, ledger: LedgerApplication, database_url: str = "memory://", **settings: Any
+) -> Api:
     path = tmp / "tokens.toml"
     by_role = make_tokens(path)
-    config = Settings(database_url="memory://", api_tokens_file=path, **settings)
+    config = Settings(database_url=database_url, api_tokens_file=path, **settings)
     return Api(TestClient(create_app(config, ledger)), by_role, path)
 
 
