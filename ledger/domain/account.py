@@ -455,7 +455,7 @@ class CustomerAccount(Aggregate):
                 f"unapplied credit of {fmt(available, self.currency)}",
                 field="amount",
             )
-        drawn, left = [], amount
+        drawn, left, occurred = [], amount, meta.occurred_at
         for source in self.sources.values():
             take = min(left, source["unapplied"])
             if take > 0:
@@ -464,7 +464,12 @@ class CustomerAccount(Aggregate):
                      "amount": fmt(take, self.currency)}
                 )  # fmt: skip
                 left -= take
-        self._emit(ev.RefundIssued, dict(payload, drawn=drawn), meta, caused_by_message=True)
+                # Never before the money it pays out, or an as-of view shows negative credit.
+                occurred = max(occurred, source["occurred_at"])
+        self._emit(
+            ev.RefundIssued, dict(payload, drawn=drawn), meta, occurred_at=occurred,
+            caused_by_message=True,
+        )  # fmt: skip
         return True
 
     def _when_RefundIssued(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:

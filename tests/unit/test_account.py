@@ -366,6 +366,20 @@ def test_refund_within_credit_pays_it_back(app: LedgerApplication) -> None:
     )  # fmt: skip
 
 
+def test_refund_is_never_dated_before_the_credit_it_pays_out(app: LedgerApplication) -> None:
+    apply_all(
+        app,
+        customer_registered(C),
+        payment(C, "P1", "50.00", occurred_at=at("2025-02-10")),
+        refund(C, "R1", "50.00", occurred_at=at("2025-02-01")),  # business time skewed earlier
+    )
+    [refunded] = [e for e in app.stream(C) if isinstance(e, ev.RefundIssued)]
+    assert refunded.occurred_at == datetime(2025, 2, 10, 10, 0, tzinfo=UTC)
+    # As it stood on 2025-02-05 there was neither the payment nor its refund.
+    past = balance(app, date(2025, 2, 5), historical=True)
+    assert money(past, "paid", "refunded", "unapplied_credit") == ("0.00", "0.00", "0.00")
+
+
 def test_cancel_refund_charge_reduces_the_invoice(app: LedgerApplication) -> None:
     apply_all(
         app,
