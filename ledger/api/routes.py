@@ -43,8 +43,10 @@ CustomerId = Annotated[
 
 def _iso_day(value: object) -> object:
     # Only YYYY-MM-DD: pydantic alone would also take "0" as 1970-01-01 (a Unix time).
-    if value is None or isinstance(value, date) or (
-        isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
+    if (
+        value is None
+        or isinstance(value, date)
+        or (isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value))
     ):
         return value
     raise ValueError("must be a date YYYY-MM-DD")
@@ -61,7 +63,6 @@ Cursor = Annotated[
     str | None,
     Query(max_length=1024, description="`next_cursor` of the previous page (opaque)."),
 ]
-
 
 
 async def known_parameters(request: Request) -> None:
