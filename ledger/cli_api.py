@@ -46,8 +46,13 @@ def serve(
         )  # fmt: skip
         return
     from ledger.api import create_app
+    from ledger.api.errors import STORE_UNAVAILABLE
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=level)
+    try:
+        api = create_app(settings)
+    except STORE_UNAVAILABLE as error:
+        _fail(f"the database does not answer ({type(error).__name__}: {error})")
+    uvicorn.run(api, host=host, port=port, log_level=level)
 
 
 # SystemExit, not typer.Exit/BadParameter: those are turned into exit codes by the entry
