@@ -39,13 +39,17 @@ def stream_events(
 def _select(
     app: LedgerApplication, originator: UUID, after: int, limit: int | None
 ) -> list[Notification]:
+    from eventsourcing.popo import POPOApplicationRecorder
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
     recorder: Any = app.recorder
-    kind = type(recorder).__name__
-    if kind == "PostgresApplicationRecorder":
+    # Subclasses (the ledger's own PostgreSQL recorder) keep the library's table layout.
+    if isinstance(recorder, PostgresApplicationRecorder):
         return _postgres(recorder, originator, after, limit)
-    if kind == "SQLiteApplicationRecorder":
+    if isinstance(recorder, SQLiteApplicationRecorder):
         return _sqlite(recorder, originator, after, limit)
-    if kind == "POPOApplicationRecorder":
+    if isinstance(recorder, POPOApplicationRecorder):
         return _popo(recorder, originator, after, limit)
     found = []
     for notification in _scan(app, originator, after):

@@ -124,3 +124,18 @@ def test_a_customer_not_yet_projected_is_read_from_the_event_store(
     assert [e["event_type"] for e in api.ok("/customers/newcomer/events")["items"]] == [
         "CustomerRegistered"
     ]
+
+
+def test_a_history_is_read_by_its_stream_key_never_by_scanning_the_log(
+    stored: tuple[Api, str, LedgerApplication], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.api import history
+
+    api, _, ledger = stored
+
+    def no_scan(*args: Any) -> Any:
+        raise AssertionError(f"{type(ledger.recorder).__name__}: scanned the whole log")
+
+    monkeypatch.setattr(history, "_scan", no_scan)
+    items = api.all_pages("/customers/contoso/events", limit=4)[0]
+    assert [e["stream_position"] for e in items] == list(range(1, len(items) + 1))
