@@ -1,0 +1,81 @@
+"""The `eventsourcing` PostgreSQL application recorder with cheaper round trips.
+
+Same table, same locking (the table lock that keeps notification ids in commit order), same
+NOTIFY; only how rows travel changes:
+- events are inserted as four arrays of plain values in binary format, dumped in C by
+  psycopg, instead of one array of composite values that psycopg escapes in Python
+  (1,000 events: ~4 ms instead of ~35-100 ms of client CPU);
+- `select_streams(ids)` reads the streams of many aggregates in one query (an ingest batch
+  loads the accounts it has not cached in one round trip, not one per customer).
+
+The ledger's application selects it through the library's APPLICATION_RECORDER_TOPIC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        names = {
+            "schema": Identifier(self.datastore.schema),
+            "table": Identifier(self.events_table_name),
+            "id_type": SQL(self.datastore.originator_id_type),
+        }
+        self.insert_arrays_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
+            " RETURNING notification_id"
+        ).format(**names)
+        self.select_streams_statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table}"
+            " WHERE originator_id = ANY(%b::{id_type}[])"
+            " ORDER BY originator_id, originator_version"
+        ).format(**names)
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_arrays_statement,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+            prepare=True,
+        )
+
+    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of each of these aggregates, in version order (one query).
+        Aggregates with no events are absent."""
+        streams: dict[UUID, list[StoredEvent]] = {}
+        if not originator_ids:
+            return streams
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(self.select_streams_statement, (list(originator_ids),), prepare=True)
+            for originator_id, version, topic, state in curs:
+                streams.setdefault(originator_id, []).append(
+                    StoredEvent(originator_id, version, topic, bytes(state))
+                )
+        return streams
+
+
+__all__ = ["LedgerPostgresRecorder"]

@@ -1,0 +1,90 @@
+"""The ledger's PostgreSQL recorder (binary array inserts, multi-stream reads) stores exactly
+what the library's own recorder stores, and the two read each other's rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+from ledger.application import LedgerApplication
+from ledger.domain.account import account_id
+from ledger.pgrecorder import LedgerPostgresRecorder
+from ledger.storage import eventsourcing_env
+from tests.helpers import charge, customer_registered, msgs, payment
+
+pytestmark = pytest.mark.integration
+
+LIBRARY = "eventsourcing.postgres:PostgresApplicationRecorder"
+
+
+def test_the_ledger_uses_its_recorder_on_postgresql(fresh_pg_url: Callable[[], str]) -> None:
+    app = LedgerApplication(eventsourcing_env(fresh_pg_url()))
+    assert type(app.recorder) is LedgerPostgresRecorder
+
+
+def test_rows_written_by_either_recorder_read_the_same(fresh_pg_url: Callable[[], str]) -> None:
+    url = fresh_pg_url()
+    ours = LedgerApplication(eventsourcing_env(url))
+    theirs = LedgerApplication({**eventsourcing_env(url), "APPLICATION_RECORDER_TOPIC": LIBRARY})
+    assert type(theirs.recorder) is PostgresApplicationRecorder
+    ours.handle_batch(msgs([customer_registered("a"), charge("a", "CH-1", "10.00")]))
+    theirs.handle_batch(msgs([customer_registered("b"), payment("b", "P-1", "5.00")]))
+    ours.handle_batch(msgs([charge("b", "CH-2", "7.00"), charge("a", "CH-3", "1.00")]))
+    for app in (ours, theirs):
+        notes = app.recorder.select_notifications(1, 100)
+        assert [n.id for n in notes] == sorted(n.id for n in notes)
+        assert [(n.originator_id, n.originator_version) for n in notes] == [
+            (account_id("a"), 1), (account_id("a"), 2), (account_id("b"), 1),
+            (account_id("b"), 2), (account_id("b"), 3), (account_id("a"), 3),
+        ]  # fmt: skip
+        assert sorted(app.get("a").unbilled) == ["CH-1", "CH-3"]
+        assert app.get("b").unapplied_credit() == 5
+    mine = ours.recorder.select_notifications(1, 100)
+    other = theirs.recorder.select_notifications(1, 100)
+    assert [(n.topic, n.state) for n in mine] == [(n.topic, n.state) for n in other]
+
+
+def test_streams_of_many_aggregates_in_one_query(fresh_pg_url: Callable[[], str]) -> None:
+    app = LedgerApplication(eventsourcing_env(fresh_pg_url()))
+    app.handle_batch(msgs([customer_registered("a"), customer_registered("b"),
+                           charge("a", "CH-1", "1.00")]))  # fmt: skip
+    recorder = app.recorder
+    assert isinstance(recorder, LedgerPostgresRecorder)
+    streams = recorder.select_streams([account_id("a"), account_id("b"), account_id("ghost")])
+    assert sorted(streams) == sorted([account_id("a"), account_id("b")])
+    assert [e.originator_version for e in streams[account_id("a")]] == [1, 2]
+    assert streams[account_id("a")] == list(app.recorder.select_events(account_id("a")))
+    assert recorder.select_streams([]) == {}
+
+
+def test_a_version_written_twice_is_an_integrity_error(fresh_pg_url: Callable[[], str]) -> None:
+    app = LedgerApplication(eventsourcing_env(fresh_pg_url()))
+    app.handle_batch(msgs([customer_registered("a")]))
+    stored = list(app.recorder.select_events(account_id("a")))
+    with pytest.raises(IntegrityError):
+        app.recorder.insert_events(stored)
+    assert app.recorder.max_notification_id() == 1
+
+
+def test_a_batch_of_uncached_accounts_loads_them_in_one_query(
+    fresh_pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_pg_url()
+    writer = LedgerApplication(eventsourcing_env(url))
+    writer.handle_batch(msgs([customer_registered(c) for c in "abc"]))
+    reader = LedgerApplication(eventsourcing_env(url))
+    calls: list[int] = []
+    real = reader.recorder.select_events
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader.recorder, "select_events", counting)
+    result = reader.handle_batch(msgs([charge(c, f"CH-{c}", "1.00") for c in "abc"]))
+    assert [o.status for o in result.outcomes] == ["applied"] * 3
+    assert calls == []  # one select_streams instead of three select_events
+    assert reader.get("b").version == 2
