@@ -42,6 +42,7 @@ Choices where the SPEC is silent (the contract others rely on):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -282,8 +283,15 @@ Vehicle = Literal[
 # --------------------------------------------------------------------------- JSON forms
 
 
+# Field values that are already their JSON form (most fields): the fast path of _wire and
+# _canonical, which run for every field of every message.
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def _wire(value: object) -> object:
     """JSON-safe form of a field value: decimals as strings as given, dates ISO."""
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
@@ -295,6 +303,8 @@ def _wire(value: object) -> object:
 
 def _canonical(value: object) -> object:
     """Canonical form for fingerprints: decimals normalised, timestamps in UTC."""
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, Decimal):
         return "0" if value.is_zero() else format(value.normalize(), "f")
     if isinstance(value, datetime):
@@ -324,21 +334,35 @@ class Envelope(BaseModel):
 
     def to_payload(self) -> dict[str, Any]:
         """The type-specific fields (no envelope), JSON-safe; optional fields as null."""
+        values = self.__dict__  # pydantic keeps field values there; cheaper than getattr
         return {
-            name: _wire(getattr(self, name))
-            for name in type(self).model_fields
-            if name not in ENVELOPE_FIELDS
+            name: value if type(value := values[name]) in _AS_IS else _wire(value)
+            for name in _field_names(type(self))[0]
         }
 
     def fingerprint(self) -> str:
         """sha256 hex of the canonical JSON of the message without its message_id."""
+        values = self.__dict__
         doc = {
-            name: _canonical(getattr(self, name))
-            for name in type(self).model_fields
-            if name != "message_id"
+            name: value if type(value := values[name]) in _AS_IS else _canonical(value)
+            for name in _field_names(type(self))[1]
         }
-        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = _CANONICAL_JSON.encode(doc)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def _field_names(model: type[Envelope]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(payload fields, fingerprinted fields) of a message type, in declaration order."""
+    names = tuple(model.model_fields)
+    return (
+        tuple(n for n in names if n not in ENVELOPE_FIELDS),
+        tuple(n for n in names if n != "message_id"),
+    )
+
+
+# = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class CustomerRegisteredMsg(Envelope):

@@ -1,0 +1,80 @@
+"""Values that end up stored in events must not change when their code gets faster:
+a fingerprint that changed would turn the redelivery of an old message into a `conflict`,
+a chain hash that changed would make `ledger audit verify` fail on an untampered ledger.
+The expected values were computed by the original (slower) implementations."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ledger.messages import ENVELOPE_FIELDS, Envelope, parse_message
+from tests import helpers as h
+
+FINGERPRINTS = {
+    "customer_registered": "b89c1aca2c195da80a43c495f66e5ff135853087f9f4ac2abed3d6ac7814a142",
+    "customer_updated": "e3407daad330b73d00c80ec8ca775612229655b161c4840c8baf991d558a282d",
+    "charge": "1badf7995a6125478582d6faf6ca8989736405e7dcaef50296794bd51c3610ae",
+    "cancel_refund": "6963d81a13bc9c8dc47db6efcdac594cee6baf2db26d0e24bd351dede4ee8c6e",
+    "payment": "37c9d288a2068131f0b7a09d391a09f7f1c11a5ce5893a52f49b74df14d34275",
+    "payment_reversed": "9ab91dc20f376871aebd27d8d3e4bdc308687d9353ccb15899246fa30fb3e245",
+    "credit_note": "4d68b98e47c1f8cdf1b30c784c2302c1aa68923e7c72288d70d0873cde90bcd0",
+    "refund": "225ccabfa1444a4de8bbfb024b081df5c0f090117552284cdb5af91e2f5d34b8",
+    "support_ticket_opened": "1e98447da71c6cb2139290e183eb7952ab713d0971f3401511804f6e57fd3c9e",
+    "support_interaction": "f5bae7284b73aef2c415787ef7b1da60fb6ba6f6b47ad6222ee10f1b36ee1642",
+    "support_escalated": "ac1b484e35cfa12c68b92d09ae44adb527522e2a0e0c938c8c8f02c2062aa7db",
+    "support_ticket_resolved": "377548f62d7722091712ef0471124383e48358bc9fb5f5211c4d4446300bfed1",
+}
+MESSAGES = {
+    "customer_registered": h.customer_registered("c1"),
+    "customer_updated": h.customer_updated("c1"),
+    "charge": h.charge("c1", "CH-1", "100.10", occurred_at="2025-01-15T10:00:00+02:00"),
+    "cancel_refund": h.charge("c1", "CH-2", "-30.00", charge_type="cancel_refund"),
+    "payment": h.payment("c1", "P-1", "40.0", invoice_id="INV-c1-2025-01"),
+    "payment_reversed": h.payment_reversed("c1"),
+    "credit_note": h.credit_note("c1"),
+    "refund": h.refund("c1"),
+    "support_ticket_opened": h.support_ticket_opened("c1"),
+    "support_interaction": h.support_interaction("c1"),
+    "support_escalated": h.support_escalated("c1"),
+    "support_ticket_resolved": h.support_ticket_resolved("c1"),
+}
+
+
+def reference_payload(message: Envelope) -> dict[str, Any]:
+    """The original to_payload."""
+
+    def wire(value: object) -> object:
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        return value
+
+    return {
+        name: wire(getattr(message, name))
+        for name in type(message).model_fields
+        if name not in ENVELOPE_FIELDS
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(MESSAGES))
+def test_fingerprints_are_those_already_stored(kind: str) -> None:
+    assert parse_message(MESSAGES[kind]).fingerprint() == FINGERPRINTS[kind]
+
+
+@pytest.mark.parametrize("kind", sorted(MESSAGES))
+def test_payloads_are_those_already_stored(kind: str) -> None:
+    message = parse_message(MESSAGES[kind])
+    payload, expected = message.to_payload(), reference_payload(message)
+    assert json.dumps(payload) == json.dumps(expected)  # same keys, order, values, types
+
+
+def test_a_fingerprint_ignores_the_offset_of_the_timestamp() -> None:
+    utc = parse_message(h.charge("c1", "CH-1", "100.10", occurred_at="2025-01-15T08:00:00Z"))
+    assert utc.fingerprint() == FINGERPRINTS["charge"]
+    assert utc.occurred_at == datetime(2025, 1, 15, 8, tzinfo=UTC)
