@@ -36,6 +36,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(projections_app, name="projections")
 
 VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance"
+METRICS_HELP = "Serve this process's Prometheus counters on 127.0.0.1:PORT/metrics."
 
 
 class CliError(Exception):
@@ -180,33 +181,50 @@ def deadletters_replay(code: str | None = typer.Option(None, help="Only this err
 @app.command()
 def consume(
     max_batch: int = typer.Option(1000, min=1, help="Records per poll and transaction."),
+    metrics_port: int | None = typer.Option(None, help=METRICS_HELP),
 ) -> None:
     """Ingest from Kafka (SPEC §3 topics) until SIGTERM/SIGINT; scale out by running more."""
     from consumers.ingest import IngestConsumer
     from consumers.kafka_support import StopFlag
 
     settings = _kafka_settings("consume")
+    _serve_metrics(metrics_port)
     IngestConsumer(build_app(settings), settings, StopFlag().install(), max_batch=max_batch).run()
 
 
 @app.command()
-def publish(batch_size: int = typer.Option(2000, min=1)) -> None:
+def publish(
+    batch_size: int = typer.Option(2000, min=1),
+    metrics_port: int | None = typer.Option(None, help=METRICS_HELP),
+) -> None:
     """Publish stored events to `ledger.events` in global order until SIGTERM/SIGINT."""
     from consumers.kafka_support import StopFlag
     from consumers.publish import Publisher
 
     settings = _kafka_settings("publish")
+    _serve_metrics(metrics_port)
     Publisher(build_app(settings), settings, StopFlag().install(), batch_size=batch_size).run()
 
 
 @app.command()
-def project(max_batch: int = typer.Option(2000, min=1)) -> None:
+def project(
+    max_batch: int = typer.Option(2000, min=1),
+    metrics_port: int | None = typer.Option(None, help=METRICS_HELP),
+) -> None:
     """Maintain the read models from `ledger.events` until SIGTERM/SIGINT; scale out by
     running more (they share partitions through the consumer group)."""
     from consumers.kafka_support import StopFlag
     from consumers.project import Projector
 
+    _serve_metrics(metrics_port)
     Projector(_kafka_settings("project"), StopFlag().install(), max_batch=max_batch).run()
+
+
+def _serve_metrics(port: int | None) -> None:
+    if port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr="127.0.0.1")
 
 
 def _kafka_settings(command: str) -> Settings:
@@ -409,7 +427,9 @@ _register_areas()
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,7 +61,12 @@ class Settings(BaseSettings):
     def store_description(self) -> str:
         store = "PostgreSQL" if self.is_postgres else "SQLite"
         delivery = f"Kafka at {self.kafka_bootstrap}" if self.kafka_bootstrap else "in-process"
-        return f"{store} event store ({self.database_url}), {delivery} delivery"
+        return f"{store} event store ({redacted(self.database_url)}), {delivery} delivery"
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 @lru_cache(maxsize=1)
