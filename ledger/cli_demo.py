@@ -36,7 +36,7 @@ def demo(
 ) -> None:
     """Run two months of a CSP partner's billing through the ledger and show the views."""
     from ledger.bootstrap import build_app
-    from ledger.demo import DEMO_DAY, run_demo
+    from ledger.demo import DEMO_DAY, microsoft_invoice_csv, run_demo
     from ledger.tables import print_rows
     from ledger.views import compute_view
 
@@ -69,10 +69,12 @@ def demo(
     show("delinquency", DELINQUENCY_COLUMNS, "Delinquency")
     show("remittance", None, "Remittance due to Microsoft")
     show("support", SUPPORT_COLUMNS, "Support tickets")
+    recon_file = database.with_name(f"{database.stem}-microsoft-2026-01.csv")
+    recon_file.write_bytes(microsoft_invoice_csv(app, "2026-01", "G012345678"))
     checked, broken = app.verify_chains()
     console.print(f"audit: {checked} events, hash chains {'BROKEN' if broken else 'intact'}")
     console.print(
         f"\nNext: [bold]export LEDGER_DATABASE_URL={url}[/bold] then "
         f"`ledger show balances --as-of {DEMO_DAY}`, `ledger show trial-balance`, "
-        "`ledger audit verify` or `ledger serve`."
+        f"`ledger audit verify`, `ledger reconcile {recon_file} --json` or `ledger serve`."
     )

@@ -4,6 +4,8 @@ late, partial, bounced), collections that suspend and reinstate, support with es
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -14,6 +16,7 @@ from typing import Any
 
 from ledger.application import LedgerApplication
 from ledger.ingest import IngestCounts, RawRecord, process_records
+from ledger.reconcile import import_recon_file
 
 PRODUCTS = [
     # (product, sku, description, unit price per month, Microsoft cost share)
@@ -188,6 +191,42 @@ def open_invoices(app: LedgerApplication, period: str) -> dict[str, tuple[Decima
 
 
 DEMO_DAY = date(2026, 4, 10)
+RECON_COLUMNS = [
+    "PartnerId", "CustomerId", "CustomerName", "InvoiceNumber", "ProductId", "SkuId",
+    "SkuName", "ChargeType", "UnitPrice", "Quantity", "Subtotal", "TaxTotal", "Total",
+    "Currency", "SubscriptionId", "ChargeStartDate", "ChargeEndDate", "BillingFrequency",
+]  # fmt: skip
+MS_CHARGE_TYPES = {"new": "new", "cycle": "cycleCharge", "usage": "usage", "renew": "renew"}
+
+
+def microsoft_invoice_csv(app: LedgerApplication, period: str, invoice_number: str) -> bytes:
+    """Microsoft's reconciliation file for the period, as Partner Center would export it,
+    with two real-world surprises: one line billed at another cost, one charge not billed."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=RECON_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    charges = [
+        {**e.data, "customer_id": e.customer_id}
+        for e in app.charge_events()
+        if e.data["billing_period"] == period
+    ]
+    for n, charge in enumerate(charges):
+        if n == 3:
+            continue  # Microsoft did not bill this one (yet)
+        subtotal = Decimal(charge["cost"]) + (Decimal("12.40") if n == 7 else 0)
+        writer.writerow({
+            "PartnerId": "3c9a1d5e-0000-4000-8000-000000000001",
+            "CustomerId": charge["customer_id"], "CustomerName": charge["customer_id"],
+            "InvoiceNumber": invoice_number, "ProductId": charge["product_id"],
+            "SkuId": charge["sku_id"], "SkuName": charge["description"],
+            "ChargeType": MS_CHARGE_TYPES.get(charge["charge_type"], charge["charge_type"]),
+            "UnitPrice": charge["unit_price"], "Quantity": charge["quantity"],
+            "Subtotal": str(subtotal), "TaxTotal": "0.00", "Total": str(subtotal),
+            "Currency": charge["currency"], "SubscriptionId": charge["subscription_id"],
+            "ChargeStartDate": charge["charge_start"], "ChargeEndDate": charge["charge_end"],
+            "BillingFrequency": "Monthly",
+        })  # fmt: skip
+    return out.getvalue().encode("utf-8-sig")
 
 
 def run_demo(app: LedgerApplication, on_step: Callable[[str], None]) -> IngestCounts:
@@ -217,4 +256,14 @@ def run_demo(app: LedgerApplication, on_step: Callable[[str], None]) -> IngestCo
     feed(biz.settle_late(owed, date(2026, 4, 2)), "catch-up payments (reinstatements)")
     fired = app.run_collections(DEMO_DAY)
     on_step(f"collections run {DEMO_DAY}: {len(fired)} events")
+    recon = microsoft_invoice_csv(app, "2026-01", "G012345678")
+    imported = import_recon_file(app, recon, payment_terms_days=60, invoice_date=date(2026, 2, 8))
+    summary = imported.report.summary()
+    on_step(
+        f"reconciled Microsoft invoice G012345678: {summary['matched']} lines matched, "
+        f"{len(summary['missing_on_invoice'])} charge not billed, "
+        f"{len(summary['amount_mismatches'])} amount mismatch"
+    )
+    app.pay_microsoft("2026-01", imported.recon.total / 2, "WIRE-2026-0301", date(2026, 3, 1))
+    on_step("paid Microsoft half of January's invoice")
     return totals
