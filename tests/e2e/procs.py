@@ -382,16 +382,22 @@ class GroupProbe:
         self.consumer.close(autocommit=False)
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 20) -> list[Delivered]:
+def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[Delivered]:
     """Every record of a topic, start to current end, with no consumer group."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        deadline = time.monotonic() + timeout
+        found_partitions = consumer.partitions_for_topic(topic)
+        while not found_partitions and time.monotonic() < deadline:
+            time.sleep(0.2)  # metadata not there yet
+            found_partitions = consumer.partitions_for_topic(topic)
+        if not found_partitions:
+            raise AssertionError(f"topic {topic} has no partitions")
+        partitions = [TopicPartition(topic, p) for p in sorted(found_partitions)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         found: list[Delivered] = []
-        deadline = time.monotonic() + timeout
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end in {timeout}s")
