@@ -530,7 +530,7 @@ class LedgerApplication(Application[UUID]):
         checked = 0
         for notification in self.notifications():
             originator = notification.originator_id
-            version, prev_hash, customer_id = heads.get(originator, (0, GENESIS, "?"))
+            version, prev_hash, customer_id = heads.get(originator, (0, GENESIS, str(originator)))
             try:
                 event = self.mapper.to_domain_event(notification)
                 assert isinstance(event, ev.LedgerEvent)
