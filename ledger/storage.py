@@ -31,7 +31,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_MAX_OVERFLOW": "4",
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_CONNECT_TIMEOUT": "3",  # an outage is noticed (and logged) in seconds
             "POSTGRES_PRE_PING": "y",
         }
     raise UnsupportedDatabaseUrl(
