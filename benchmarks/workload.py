@@ -19,7 +19,7 @@ PRODUCTS = (
     ("CFQ7TTC0LFLZ", "0002", "Microsoft 365 E3", "36.00"),
     ("DZH318Z0BQ3Q", "0007", "Azure plan usage", "1.00"),
 )
-DAY = "2025-03-{:02d}T{:02d}:{:02d}:{:02d}Z"
+TIME = "{}-{:02d}T{:02d}:{:02d}:{:02d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ def registrations(customers: int, *, offset: int = 0) -> list[Msg]:
         cid = customer_id(i)
         out.append(Msg("customers", cid, _json({
             "message_id": f"reg-{cid}", "type": "customer_registered", "customer_id": cid,
-            "occurred_at": "2025-03-01T08:00:00Z", "name": f"Customer {i} Ltd",
+            "occurred_at": "2024-12-01T08:00:00Z", "name": f"Customer {i} Ltd",
             "currency": "USD", "payment_terms_days": 30, "collections_policy": "standard",
             "email": f"ap@c{i}.example.com",
         })))  # fmt: skip
@@ -53,10 +53,13 @@ def registrations(customers: int, *, offset: int = 0) -> list[Msg]:
 class Activity:
     """Generates the traffic; `tag` keeps the ids of two runs over the same customers apart."""
 
-    def __init__(self, customers: int, seed: int = 7, tag: str = "a") -> None:
+    def __init__(
+        self, customers: int, seed: int = 7, tag: str = "a", period: str = "2025-03"
+    ) -> None:
         self.customers = customers
         self.rng = random.Random(seed)
         self.tag = tag
+        self.period = period  # billing period of the charges (YYYY-MM); dates follow it
         self.seq = 0
         self.open_tickets: dict[str, list[str]] = {}
 
@@ -72,7 +75,7 @@ class Activity:
         self.seq += 1
         n = self.seq
         cid = customer_id(rng.randrange(self.customers))
-        at = DAY.format(1 + n % 28, n % 24, n % 60, (n // 60) % 60)
+        at = TIME.format(self.period, 1 + n % 28, n % 24, n % 60, (n // 60) % 60)
         envelope = {"customer_id": cid, "occurred_at": at}
         roll = rng.random()
         mid = f"{self.tag}{n}"
@@ -86,8 +89,8 @@ class Activity:
                 "product_id": product, "sku_id": sku, "description": description,
                 "charge_type": "cycle", "quantity": str(quantity), "unit_price": price,
                 "amount": amount, "currency": "USD", "cost": f"{float(amount) * 0.8:.2f}",
-                "billing_period": "2025-03", "charge_start": "2025-03-01",
-                "charge_end": "2025-03-31", "ms_invoice_number": "G012345678",
+                "billing_period": self.period, "charge_start": f"{self.period}-01",
+                "charge_end": f"{self.period}-28", "ms_invoice_number": "G012345678",
             }))  # fmt: skip
         if roll < 0.82:
             return Msg("payments", cid, _json({
@@ -117,7 +120,7 @@ class Activity:
             return Msg("support", cid, _json({
                 "message_id": f"tko-{mid}", "type": "support_ticket_opened", **envelope,
                 "ticket_id": ticket, "channel": "email", "category": "billing",
-                "severity": "b", "subject": "Question about the March invoice",
+                "severity": "b", "subject": f"Question about the {self.period} invoice",
             }))  # fmt: skip
         ticket = tickets[0]
         if roll < 0.75:

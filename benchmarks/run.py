@@ -1,0 +1,706 @@
+"""The ledger's benchmarks, each next to the raw limit measured in the same run.
+
+    eval "$(deploy/services up)"            # real PostgreSQL and Kafka on loopback
+    .venv/bin/python benchmarks/run.py      # full run (~10 min): the README figures
+    .venv/bin/python benchmarks/run.py --quick   # ~1 min smoke run, small sizes
+
+Prints a table and writes benchmarks/results/latest.json and latest.md (git-ignored; the
+committed copy of a full run is benchmarks/RESULTS.md). Everything runs against scratch
+databases and topics (named bench-<run id>), dropped at the end; the ledger's processes are
+the real `ledger consume|publish|project|serve|projections rebuild` commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.support import (  # noqa: E402
+    Child,
+    bootstrap,
+    create_database,
+    drop_database,
+    machine,
+    percentile,
+    server_url,
+)
+
+RESULTS = ROOT / "benchmarks" / "results"
+PYTHON = sys.executable
+LEDGER = str(Path(sys.executable).with_name("ledger"))
+WORKERS = str(ROOT / "benchmarks" / "workers.py")
+LOADGEN = str(ROOT / "benchmarks" / "loadgen.py")
+INGEST_KINDS = ("customers", "charges", "payments", "support")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    customers: int
+    messages: int  # ingest benchmark
+    naive_messages: int
+    naive_seconds: float
+    rebuild_events: int
+    rebuild_customers: int
+    api_seconds: float
+    lag_seconds: float
+
+
+FULL = Sizes(customers=2_000, messages=200_000, naive_messages=20_000, naive_seconds=60,
+             rebuild_events=1_000_000, rebuild_customers=10_000, api_seconds=20,
+             lag_seconds=30)  # fmt: skip
+QUICK = Sizes(customers=200, messages=10_000, naive_messages=2_000, naive_seconds=8,
+              rebuild_events=30_000, rebuild_customers=500, api_seconds=3,
+              lag_seconds=4)  # fmt: skip
+
+TARGETS = {
+    "ingest_msgs_per_s": 15_000, "ingest_vs_naive": 10, "project_events_per_s": 25_000,
+    "rebuild_events_per_s": 50_000, "api_p99_ms": 10, "lag_p99_ms": 1000, "rss_mb": 500,
+}  # fmt: skip
+API_RATE = 500
+LAG_RATE = 5_000
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+class Run:
+    """One benchmark run: its names, scratch databases and topics, processes and results."""
+
+    def __init__(self, sizes: Sizes, quick: bool) -> None:
+        self.sizes = sizes
+        self.quick = quick
+        self.id = uuid.uuid4().hex[:6]
+        self.prefix = f"bench-{self.id}"
+        self.dir = RESULTS / f"run-{self.id}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.bootstrap = bootstrap()
+        self.databases: list[str] = []
+        self.children: list[Child] = []
+        self.results: dict[str, Any] = {}
+        self.memory: dict[str, float | None] = {}
+        self.topics = {k: f"{self.prefix}.billing.{k}" for k in INGEST_KINDS}
+        self.topic_events = f"{self.prefix}.ledger.events"
+        self.topic_deadletter = f"{self.prefix}.billing.deadletter"
+        self.group_ingest = f"{self.prefix}-ingest"
+        self.group_project = f"{self.prefix}-project"
+        self.tokens_file = self.dir / "tokens.toml"
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    def env(self, database_url: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        env.update(
+            LEDGER_DATABASE_URL=database_url, LEDGER_KAFKA_BOOTSTRAP=self.bootstrap,
+            LEDGER_TOPIC_CUSTOMERS=self.topics["customers"],
+            LEDGER_TOPIC_CHARGES=self.topics["charges"],
+            LEDGER_TOPIC_PAYMENTS=self.topics["payments"],
+            LEDGER_TOPIC_SUPPORT=self.topics["support"],
+            LEDGER_TOPIC_DEADLETTER=self.topic_deadletter,
+            LEDGER_TOPIC_EVENTS=self.topic_events,
+            LEDGER_CONSUMER_GROUP_INGEST=self.group_ingest,
+            LEDGER_CONSUMER_GROUP_PROJECT=self.group_project,
+            LEDGER_LOG_FORMAT="json", LEDGER_API_TOKENS_FILE=str(self.tokens_file),
+        )  # fmt: skip
+        return env
+
+    def database(self, label: str) -> str:
+        url = create_database(label)
+        self.databases.append(url)
+        return url
+
+    def start(self, name: str, argv: list[str], database_url: str) -> Child:
+        child = Child(name, argv, self.env(database_url), self.dir)
+        self.children.append(child)
+        return child
+
+    def stop(self, child: Child, label: str | None = None) -> None:
+        code = child.stop()
+        self.memory[label or child.name] = child.peak_mb
+        if code not in (0, -15):
+            raise RuntimeError(f"{child.name} exited {code}:\n{child.tail()}")
+
+    def worker(self, name: str, command: str, *args: str, timeout: float = 900) -> dict[str, Any]:
+        out = self.dir / f"{name}.json"
+        child = Child(name, [PYTHON, WORKERS, command, "--out", str(out), *args],
+                      self.env(""), self.dir)  # fmt: skip
+        code = child.wait(timeout)
+        self.memory[name] = child.peak_mb
+        if code != 0:
+            raise RuntimeError(f"{name} failed ({code}):\n{child.tail()}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+    def admin(self) -> Any:
+        from kafka import KafkaAdminClient
+
+        return KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="ledger-bench")
+
+    def create_topics(self) -> None:
+        from kafka.admin import NewTopic
+
+        admin = self.admin()
+        try:
+            names = [*self.topics.values(), self.topic_events, self.topic_deadletter]
+            admin.create_topics([NewTopic(n, num_partitions=4, replication_factor=1)
+                                 for n in names])  # fmt: skip
+        finally:
+            admin.close()
+
+    def delete_topics(self) -> None:
+        with contextlib.suppress(Exception):
+            admin = self.admin()
+            try:
+                existing = [t for t in admin.list_topics() if t.startswith(self.prefix + ".")]
+                if existing:
+                    admin.delete_topics(existing)
+            finally:
+                admin.close()
+
+    def committed(self, admin: Any, group: str) -> int:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+        return sum(max(o.offset, 0) for o in offsets.values())
+
+    def end_offsets(self, topics: list[str]) -> int:
+        from kafka import KafkaConsumer
+        from kafka.structs import TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            parts = [TopicPartition(t, p) for t in topics
+                     for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
+            return sum(consumer.end_offsets(parts).values())
+        finally:
+            consumer.close()
+
+    def cleanup(self) -> None:
+        for child in self.children:
+            if child.alive():
+                child.stop()
+        for url in self.databases:
+            with contextlib.suppress(Exception):
+                drop_database(url)
+        self.delete_topics()
+
+
+def sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float, every: float = 0.05,
+               on_tick: Callable[[], None] | None = None) -> float:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not check():
+        if on_tick:
+            on_tick()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+    return time.perf_counter()
+
+
+# ------------------------------------------------------------------------------------ phases
+
+
+def phase_ingest(run: Run) -> str:
+    s = run.sizes
+    url = run.database("ingest")
+    run.results["ingest_database"] = url.rsplit("/", 1)[1]
+    log(f"ingest: registering {s.customers:,} customers through `ledger consume`")
+    run.worker("produce-registrations", "produce", "--bootstrap", run.bootstrap, "--prefix",
+               run.prefix, "--customers", str(s.customers), "--registrations")  # fmt: skip
+    admin = run.admin()
+    try:
+        consume = run.start("consume-registrations", [LEDGER, "consume"], url)
+        wait_until("registrations", lambda: run.committed(admin, run.group_ingest) >= s.customers,
+                   120, 0.2, consume.sample)  # fmt: skip
+        run.stop(consume)
+        base = sql(url, "SELECT max(notification_id) FROM ledger_events")[0][0]
+        run.results["registration_events"] = base
+        log(f"ingest: pre-loading {s.messages:,} messages into the ingest topics")
+        produced = run.worker("produce-activity", "produce", "--bootstrap", run.bootstrap,
+                              "--prefix", run.prefix, "--customers", str(s.customers),
+                              "--messages", str(s.messages))  # fmt: skip
+        log(f"ingest: produced at {produced['rate']:,.0f} msg/s; starting `ledger consume`")
+        total = s.customers + s.messages
+        consume = run.start("consume", [LEDGER, "consume"], url)
+        started = time.perf_counter()
+        first: list[tuple[float, int]] = []
+
+        def progressed() -> bool:
+            done = run.committed(admin, run.group_ingest)
+            if not first and done > s.customers:
+                first.append((time.perf_counter(), done))
+            return done >= total
+
+        finished = wait_until("ingest", progressed, 600, 0.05, consume.sample)
+        run.stop(consume)
+    finally:
+        admin.close()
+    t_first, done_first = first[0]
+    events = sql(url, "SELECT count(*) FROM ledger_events WHERE notification_id > %s",
+                 (base,))[0][0]  # fmt: skip
+    dead = run.end_offsets([run.topic_deadletter])
+    if dead:
+        raise RuntimeError(f"ingest: {dead} dead letters; the workload must be all valid")
+    run.results["ingest"] = {
+        "messages": s.messages, "events": events, "customers": s.customers,
+        # From the first committed batch to the last (process start-up excluded).
+        "msgs_per_s": (total - done_first) / (finished - t_first),
+        "msgs_per_s_with_startup": s.messages / (finished - started),
+        "seconds": finished - t_first, "producer_msgs_per_s": produced["rate"],
+        "dead_letters": dead,
+    }  # fmt: skip
+    log(f"ingest: {run.results['ingest']['msgs_per_s']:,.0f} msg/s ({events:,} events)")
+    return url
+
+
+def phase_raw_limits(run: Run, ingest_url: str) -> None:
+    s = run.sizes
+    total = s.customers + s.messages
+    log("raw limit: kafka-python consuming the same topics, doing nothing")
+    kafka = run.worker("kafka-raw", "kafka-raw", "--bootstrap", run.bootstrap, "--prefix",
+                       run.prefix, "--group", f"{run.prefix}-raw", "--expect",
+                       str(total))  # fmt: skip
+    log("raw limit: psycopg writing the same events as plain rows (COPY, executemany)")
+    target = run.database("raw")
+    pg = run.worker("pg-raw", "pg-raw", "--source", ingest_url, "--target", target,
+                    "--after", str(run.results["registration_events"]), "--messages",
+                    str(s.messages))  # fmt: skip
+    drop_database(target)
+    run.databases.remove(target)
+    run.results["raw"] = {"kafka": kafka, "postgres": pg}
+
+
+def phase_naive(run: Run) -> None:
+    s = run.sizes
+    url = run.database("naive")
+    log(f"naive peer: up to {s.naive_messages:,} messages, one per transaction "
+        f"(at most {s.naive_seconds:.0f} s)")  # fmt: skip
+    result = run.worker("naive", "naive", "--url", url, "--customers", str(s.customers),
+                        "--messages", str(s.naive_messages), "--seconds",
+                        str(s.naive_seconds))  # fmt: skip
+    drop_database(url)
+    run.databases.remove(url)
+    run.results["naive"] = result
+    log(f"naive peer: {result['rate']:,.0f} msg/s over {result['messages']:,} messages")
+
+
+def publish_position(url: str, topic: str) -> int:
+    rows = sql(url, "SELECT position FROM ledger_positions WHERE name = %s",
+               (f"publish:{topic}",))  # fmt: skip
+    return int(rows[0][0]) if rows else 0
+
+
+def projected(url: str, group: str) -> int:
+    with contextlib.suppress(Exception):  # the table appears when `ledger project` starts
+        rows = sql(url, "SELECT coalesce(sum(next_offset), 0) FROM projection_offsets"
+                        " WHERE consumer = %s", (group,))  # fmt: skip
+        return int(rows[0][0])
+    return 0
+
+
+def phase_publish_project(run: Run, url: str) -> tuple[Child, Child]:
+    head = sql(url, "SELECT max(notification_id), count(*) FROM ledger_events")[0]
+    log(f"publish + project: {head[1]:,} events through {run.topic_events} into the views")
+    publish = run.start("publish", [LEDGER, "publish"], url)
+    project = run.start("project", [LEDGER, "project"], url)
+
+    def tick() -> None:
+        publish.sample()
+        project.sample()
+
+    marks: dict[str, float] = {}
+
+    def done() -> bool:
+        try:
+            position = publish_position(url, run.topic_events)
+        except Exception:  # ledger_positions appears when `ledger publish` starts
+            return False
+        now = time.perf_counter()
+        if position and "first" not in marks:
+            marks["first"] = now
+        if position >= head[0] and "published" not in marks:
+            marks["published"] = now
+        return "published" in marks and projected(url, run.group_project) >= head[1]
+
+    finished = wait_until("projections", done, 900, 0.05, tick)
+    events = head[1]
+    run.results["publish_project"] = {
+        "events": events,
+        "events_per_s": events / (finished - marks["first"]),
+        "publish_events_per_s": events / max(marks["published"] - marks["first"], 1e-9),
+        "seconds": finished - marks["first"],
+    }  # fmt: skip
+    log(f"publish + project: {run.results['publish_project']['events_per_s']:,.0f} events/s")
+    return publish, project
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def phase_api(run: Run, url: str) -> None:
+    s = run.sizes
+    created = subprocess.run([LEDGER, "tokens", "create", "--name", "bench", "--role", "reader"],
+                             env=run.env(url), capture_output=True, text=True, check=True,
+                             cwd=run.dir)  # fmt: skip
+    token = created.stdout.strip().splitlines()[-1]
+    port = free_port()
+    serve = run.start("serve", [LEDGER, "serve", "--port", str(port)], url)
+    import urllib.request
+
+    def healthy() -> bool:
+        health = f"http://127.0.0.1:{port}/health"
+        with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=1) as r:
+            return bool(r.status == 200)
+        return False
+
+    wait_until("ledger serve", healthy, 60, 0.2)
+    paths = run.dir / "api-paths.txt"
+    from benchmarks.workload import customer_id
+
+    paths.write_text("\n".join(f"/customers/{customer_id(i)}/balance"
+                               for i in range(s.customers)))  # fmt: skip
+    log(f"API: balance lookups at {API_RATE} req/s for {s.api_seconds:.0f} s (open loop)")
+    out = run.dir / "loadgen.json"
+    loadgen = Child("loadgen", [PYTHON, LOADGEN, "--url", f"http://127.0.0.1:{port}", "--token",
+                                token, "--paths-file", str(paths), "--rate", str(API_RATE),
+                                "--duration", str(s.api_seconds), "--warmup", "2", "--out",
+                                str(out)], run.env(url), run.dir)  # fmt: skip
+    while loadgen.alive():
+        serve.sample()
+        loadgen.sample()
+        time.sleep(0.1)
+    loadgen.wait(5)
+    run.memory["loadgen"] = loadgen.peak_mb
+    run.stop(serve)
+    result = json.loads(out.read_text())
+    latencies = result.pop("latencies_ms")
+    result.update(
+        p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99),
+        max_ms=max(latencies) if latencies else None,
+        achieved_rate=len(latencies) / s.api_seconds,
+    )  # fmt: skip
+    if set(result["statuses"]) != {"200"} or result["errors"]:
+        raise RuntimeError(f"API: not every request answered 200: {result}")
+    run.results["api"] = result
+    log(f"API: p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms")
+
+
+class PositionWatcher(threading.Thread):
+    """Polls the per-customer positions of the `accounts` projection (committed with its
+    rows: what `balances` shows) and remembers when each position was first seen."""
+
+    def __init__(self, url: str, every: float = 0.025) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.every = every
+        self.seen: dict[str, tuple[list[float], list[int]]] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            statement = ("SELECT customer_id, position FROM projection_customer_positions"
+                         " WHERE projection = 'accounts'")  # fmt: skip
+            last: dict[str, int] = {}
+            while not self.halt.is_set():
+                rows = conn.execute(statement).fetchall()
+                now = time.time()
+                for customer, position in rows:
+                    if last.get(customer) != position:
+                        last[customer] = position
+                        times, positions = self.seen.setdefault(customer, ([], []))
+                        times.append(now)
+                        positions.append(position)
+                self.halt.wait(self.every)
+
+    def visible_at(self, customer: str, position: int) -> float | None:
+        times, positions = self.seen.get(customer, ([], []))
+        index = bisect.bisect_left(positions, position)
+        return times[index] if index < len(times) else None
+
+
+def phase_lag(run: Run, url: str, publish: Child, project: Child) -> None:
+    s = run.sizes
+    head = sql(url, "SELECT max(notification_id) FROM ledger_events")[0][0]
+    consume = run.start("consume-live", [LEDGER, "consume"], url)
+    time.sleep(4)  # joins the group, gets its partitions
+    watcher = PositionWatcher(url)
+    watcher.start()
+    count = int(LAG_RATE * s.lag_seconds)
+    log(f"lag: {count:,} messages at {LAG_RATE:,}/s with consume + publish + project running")
+    sends = run.dir / "lag-sends.tsv"
+    out = run.dir / "produce-lag.json"
+    producer = Child("produce-lag", [PYTHON, WORKERS, "produce", "--out", str(out),
+                                     "--bootstrap", run.bootstrap, "--prefix", run.prefix,
+                                     "--customers", str(s.customers), "--messages",
+                                     str(count), "--tag", "lag", "--seed", "99", "--rate",
+                                     str(LAG_RATE), "--log-sends", str(sends)],
+                     run.env(url), run.dir)  # fmt: skip
+    while producer.alive():
+        for child in (consume, publish, project, producer):
+            child.sample()
+        time.sleep(0.1)
+    if producer.wait(5) != 0:
+        raise RuntimeError(f"lag producer failed:\n{producer.tail()}")
+    run.memory["produce-lag"] = producer.peak_mb
+    produced = json.loads(out.read_text())
+    sent = [line.split("\t") for line in sends.read_text().splitlines()]
+    first_event: dict[str, int] = {}
+    read_to = [head]
+
+    def caught_up() -> bool:
+        rows = sql(url, "SELECT notification_id, convert_from(state, 'UTF8')::jsonb"
+                        "->>'message_id' FROM ledger_events WHERE notification_id > %s"
+                        " ORDER BY notification_id", (read_to[0],))  # fmt: skip
+        for position, message_id in rows:
+            read_to[0] = position
+            if message_id is not None:
+                first_event.setdefault(message_id, position)
+        return len(first_event) >= len(sent) and all(
+            watcher.visible_at(c, first_event[m]) is not None for m, c, _ in sent
+        )
+
+    def tick() -> None:
+        for child in (consume, publish, project):
+            child.sample()
+
+    wait_until("lag drain", caught_up, 180, 0.5, tick)
+    time.sleep(0.2)
+    watcher.halt.set()
+    watcher.join()
+    run.stop(consume, "consume-live")
+    lags = []
+    missing = 0
+    for message_id, customer, sent_at in sent:
+        visible = watcher.visible_at(customer, first_event.get(message_id, 1 << 62))
+        if visible is None:
+            missing += 1
+        else:
+            lags.append((visible - float(sent_at)) * 1000)
+    run.results["lag"] = {
+        "messages": len(sent), "input_rate": LAG_RATE,
+        "achieved_input_rate": produced["rate"], "p50_ms": percentile(lags, 50),
+        "p99_ms": percentile(lags, 99), "max_ms": max(lags) if lags else None,
+        "not_seen": missing, "poll_interval_ms": watcher.every * 1000,
+    }  # fmt: skip
+    lag = run.results["lag"]
+    log(f"lag: p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms")
+
+
+def phase_rebuild(run: Run) -> None:
+    s = run.sizes
+    url = run.database("rebuild")
+    log(f"rebuild: generating a store of {s.rebuild_events:,} events "
+        f"({s.rebuild_customers:,} customers)")  # fmt: skip
+    generated = run.worker("generate", "generate", "--url", url, "--customers",
+                           str(s.rebuild_customers), "--events", str(s.rebuild_events),
+                           timeout=1800)  # fmt: skip
+    log(f"rebuild: generated {generated['events']:,} events at {generated['rate']:,.0f}/s; "
+        "running `ledger projections rebuild`")  # fmt: skip
+    rebuild = run.start("rebuild", [LEDGER, "projections", "rebuild"], url)
+    started = time.perf_counter()
+    code = rebuild.wait(1800)
+    elapsed = time.perf_counter() - started
+    run.memory["rebuild"] = rebuild.peak_mb
+    if code != 0:
+        raise RuntimeError(f"rebuild failed ({code}):\n{rebuild.tail()}")
+    events = generated["events"]
+    run.results["rebuild"] = {
+        "events": events, "seconds": elapsed, "events_per_s": events / elapsed,
+        "generate_events_per_s": generated["rate"], "customers": s.rebuild_customers,
+    }  # fmt: skip
+    log(f"rebuild: {run.results['rebuild']['events_per_s']:,.0f} events/s")
+    drop_database(url)
+    run.databases.remove(url)
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def rows_of(results: dict[str, Any], memory: dict[str, float | None]) -> list[list[str]]:
+    r = results
+    ingest, raw, naive = r["ingest"], r["raw"], r.get("naive")
+    kafka_rate = raw["kafka"]["rate"]
+    copy_rate = raw["postgres"]["copy"]["messages_per_s"]
+    many_rate = raw["postgres"]["executemany"]["messages_per_s"]
+    ours = ingest["msgs_per_s"]
+    t = TARGETS
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    out = [
+        ["ingest (`ledger consume`)", f"{ours:,.0f} msg/s",
+         f"kafka-python alone {kafka_rate:,.0f} rec/s (x{ours / kafka_rate:.2f}); "
+         f"psycopg COPY {copy_rate:,.0f} msg/s (x{ours / copy_rate:.2f}), "
+         f"executemany {many_rate:,.0f} msg/s (x{ours / many_rate:.2f})",
+         f">= {t['ingest_msgs_per_s']:,}", met(ours >= t["ingest_msgs_per_s"])],
+    ]  # fmt: skip
+    if naive:
+        out.append(["naive peer (1 msg/transaction)", f"{naive['rate']:,.0f} msg/s",
+                    f"ours x{ours / naive['rate']:.1f}", f"ours >= x{t['ingest_vs_naive']}",
+                    met(ours >= t["ingest_vs_naive"] * naive["rate"])])  # fmt: skip
+    pp = r.get("publish_project")
+    if pp:
+        out.append(["publish + project", f"{pp['events_per_s']:,.0f} events/s",
+                    f"publish alone {pp['publish_events_per_s']:,.0f} events/s; "
+                    f"kafka-python consume {kafka_rate:,.0f} rec/s",
+                    f">= {t['project_events_per_s']:,}",
+                    met(pp["events_per_s"] >= t["project_events_per_s"])])  # fmt: skip
+    rb = r.get("rebuild")
+    if rb:
+        out.append([f"rebuild ({rb['events']:,} events)", f"{rb['events_per_s']:,.0f} events/s",
+                    f"{rb['seconds']:.1f} s wall, process start included",
+                    f">= {t['rebuild_events_per_s']:,}",
+                    met(rb["events_per_s"] >= t["rebuild_events_per_s"])])  # fmt: skip
+    api = r.get("api")
+    if api:
+        out.append([f"API balance at {api['rate']:.0f} req/s",
+                    f"p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms",
+                    f"max {api['max_ms']:.1f} ms over {api['requests']:,} requests",
+                    f"p99 < {t['api_p99_ms']} ms", met(api["p99_ms"] < t["api_p99_ms"])])
+    lag = r.get("lag")
+    if lag:
+        out.append([f"produced -> visible at {lag['input_rate']:,}/s",
+                    f"p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms",
+                    f"max {lag['max_ms']:.0f} ms over {lag['messages']:,} messages "
+                    f"(input achieved {lag['achieved_input_rate']:,.0f}/s)",
+                    f"p99 < {t['lag_p99_ms']} ms", met(lag["p99_ms"] < t["lag_p99_ms"])])
+    peaks = {k: v for k, v in memory.items() if v is not None}
+    if peaks:
+        worst = max(peaks, key=lambda k: peaks[k])
+        ledger = {k: v for k, v in peaks.items() if not k.startswith(("produce", "kafka-raw",
+                                                                          "pg-raw", "loadgen"))}
+        out.append(["peak RSS", f"max {peaks[worst]:.0f} MB ({worst})",
+                    ", ".join(f"{k} {v:.0f}" for k, v in sorted(peaks.items())),
+                    f"< {t['rss_mb']} MB",
+                    met(max(ledger.values(), default=0) < t["rss_mb"])])  # fmt: skip
+    return out
+
+
+def markdown(run_info: dict[str, Any], rows: list[list[str]]) -> str:
+    m = run_info["machine"]
+    head = ["benchmark", "measured", "next to it (same run)", "target", "met"]
+    lines = [
+        f"Run {run_info['run_id']} ({'quick' if run_info['quick'] else 'full'}) on "
+        f"{run_info['started']}: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory']} RAM, "
+        f"Python {m['python']}; load average before {m['load_average'][0]:.2f}, "
+        f"after {run_info['load_after'][0]:.2f}; total {run_info['seconds']:.0f} s.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rows: list[list[str]]) -> None:
+    head = ["benchmark", "measured", "next to it (same run)", "target", "met"]
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for row in [head, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+# ------------------------------------------------------------------------------------- main
+
+
+def check_services() -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(server_url(), connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+        from kafka import KafkaAdminClient
+
+        KafkaAdminClient(bootstrap_servers=bootstrap(), request_timeout_ms=10_000).close()
+    except Exception as exc:
+        sys.exit(f'error: the services do not answer ({exc}); run: eval "$(deploy/services up)"')
+
+
+@contextlib.contextmanager
+def phase(name: str, run: Run) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    run.results.setdefault("phase_seconds", {})[name] = round(time.perf_counter() - started, 1)
+    run.results.setdefault("load_average", {})[name] = os.getloadavg()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (~1 minute)")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["naive", "api", "lag", "rebuild"])  # fmt: skip
+    args = parser.parse_args()
+    check_services()
+    for old in RESULTS.glob("run-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    run = Run(QUICK if args.quick else FULL, args.quick)
+    info: dict[str, Any] = {"run_id": run.id, "quick": args.quick,
+                            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                            "machine": machine(), "sizes": vars(run.sizes)}  # fmt: skip
+    started = time.perf_counter()
+    log(f"run {run.id} ({'quick' if args.quick else 'full'}); logs in {run.dir}")
+    try:
+        run.create_topics()
+        with phase("ingest", run):
+            url = phase_ingest(run)
+        with phase("raw_limits", run):
+            phase_raw_limits(run, url)
+        if "naive" not in args.skip:
+            with phase("naive", run):
+                phase_naive(run)
+        with phase("publish_project", run):
+            publish, project = phase_publish_project(run, url)
+        if "api" not in args.skip:
+            with phase("api", run):
+                phase_api(run, url)
+        if "lag" not in args.skip:
+            with phase("lag", run):
+                phase_lag(run, url, publish, project)
+        run.stop(publish)
+        run.stop(project)
+        if "rebuild" not in args.skip:
+            with phase("rebuild", run):
+                phase_rebuild(run)
+    finally:
+        run.cleanup()
+    info.update(seconds=time.perf_counter() - started, load_after=os.getloadavg(),
+                results=run.results, peak_rss_mb=run.memory, targets=TARGETS)  # fmt: skip
+    rows = rows_of(run.results, run.memory) if "raw" in run.results else []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(info, indent=2, default=str))
+    (RESULTS / "latest.md").write_text(markdown(info, rows))
+    print_table(rows)
+    print(f"\nwritten: {RESULTS / 'latest.json'}, {RESULTS / 'latest.md'}")
+
+
+if __name__ == "__main__":
+    main()
