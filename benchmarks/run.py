@@ -64,9 +64,9 @@ class Sizes:
 FULL = Sizes(customers=2_000, messages=200_000, naive_messages=20_000, naive_seconds=60,
              rebuild_events=1_000_000, rebuild_customers=10_000, api_seconds=20,
              lag_seconds=30)  # fmt: skip
-QUICK = Sizes(customers=200, messages=10_000, naive_messages=2_000, naive_seconds=8,
+QUICK = Sizes(customers=200, messages=10_000, naive_messages=2_000, naive_seconds=5,
               rebuild_events=30_000, rebuild_customers=500, api_seconds=3,
-              lag_seconds=4)  # fmt: skip
+              lag_seconds=3)  # fmt: skip
 
 TARGETS = {
     "ingest_msgs_per_s": 15_000, "ingest_vs_naive": 10, "project_events_per_s": 25_000,
@@ -83,12 +83,12 @@ def log(text: str) -> None:
 class Run:
     """One benchmark run: its names, scratch databases and topics, processes and results."""
 
-    def __init__(self, sizes: Sizes, quick: bool) -> None:
+    def __init__(self, sizes: Sizes, quick: bool, output: Path) -> None:
         self.sizes = sizes
         self.quick = quick
         self.id = uuid.uuid4().hex[:6]
         self.prefix = f"bench-{self.id}"
-        self.dir = RESULTS / f"run-{self.id}"
+        self.dir = output / f"run-{self.id}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.bootstrap = bootstrap()
         self.databases: list[str] = []
@@ -658,11 +658,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (~1 minute)")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["naive", "api", "lag", "rebuild"])  # fmt: skip
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help="where latest.json, latest.md and the run's logs go")  # fmt: skip
     args = parser.parse_args()
     check_services()
-    for old in RESULTS.glob("run-*"):
+    output: Path = args.output
+    for old in output.glob("run-*"):
         shutil.rmtree(old, ignore_errors=True)
-    run = Run(QUICK if args.quick else FULL, args.quick)
+    run = Run(QUICK if args.quick else FULL, args.quick, output)
     info: dict[str, Any] = {"run_id": run.id, "quick": args.quick,
                             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                             "machine": machine(), "sizes": vars(run.sizes)}  # fmt: skip
@@ -695,11 +698,11 @@ def main() -> None:
     info.update(seconds=time.perf_counter() - started, load_after=os.getloadavg(),
                 results=run.results, peak_rss_mb=run.memory, targets=TARGETS)  # fmt: skip
     rows = rows_of(run.results, run.memory) if "raw" in run.results else []
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(info, indent=2, default=str))
-    (RESULTS / "latest.md").write_text(markdown(info, rows))
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "latest.json").write_text(json.dumps(info, indent=2, default=str))
+    (output / "latest.md").write_text(markdown(info, rows))
     print_table(rows)
-    print(f"\nwritten: {RESULTS / 'latest.json'}, {RESULTS / 'latest.md'}")
+    print(f"\nwritten: {output / 'latest.json'}, {output / 'latest.md'}")
 
 
 if __name__ == "__main__":
