@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from ledger.config import get_settings
+from ledger.logs import configure_logging
 
 DEMO_DB = "ledger-demo.db"
 
@@ -35,12 +36,14 @@ def demo(
     ),
 ) -> None:
     """Run two months of a CSP partner's billing through the ledger and show the views."""
-    from ledger.bootstrap import build_app
+    from ledger.bootstrap import build_app, deadletter_store
     from ledger.demo import DEMO_DAY, microsoft_invoice_csv, run_demo
     from ledger.tables import print_rows
     from ledger.views import compute_view
 
     console = Console(width=160)
+    # The demo reports refused messages itself; per-message warnings would only be noise.
+    configure_logging(get_settings().log_format, "error")
     for leftover in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         leftover.unlink(missing_ok=True)  # every run starts clean
     url = f"sqlite:///{database}"
@@ -53,10 +56,10 @@ def demo(
             status.update(text)
             console.print(f"  ✓ {text}")
 
-        totals = run_demo(app, step)
+        totals = run_demo(app, step, deadletter_store(settings))
     console.print(
-        f"ingested {totals.applied} messages ({totals.duplicate} duplicates, "
-        f"{totals.deadlettered} dead letters); {app.head_position()} events stored\n"
+        f"messages: applied {totals.applied}, duplicate {totals.duplicate}, dead-lettered "
+        f"{totals.deadlettered}; {app.head_position()} events stored\n"
     )
 
     def show(view: str, columns: list[str] | None, title: str) -> None:
@@ -76,5 +79,6 @@ def demo(
     console.print(
         f"\nNext: [bold]export LEDGER_DATABASE_URL={url}[/bold] then "
         f"`ledger show balances --as-of {DEMO_DAY}`, `ledger show trial-balance`, "
-        f"`ledger audit verify`, `ledger reconcile {recon_file} --json` or `ledger serve`."
+        "`ledger deadletters list`, `ledger audit verify`, "
+        f"`ledger reconcile {recon_file} --json` or `ledger serve`."
     )

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.application import LedgerApplication
+from ledger.deadletters import DeadLetterStore
 from ledger.ingest import IngestCounts, RawRecord, process_records
 from ledger.reconcile import import_recon_file
 
@@ -58,6 +59,7 @@ class DemoBusiness:
     def __init__(self, customers: int = 36, seed: int = 2026) -> None:
         self.rng = random.Random(seed)
         self.counter = 0
+        self.sent: list[str] = []
         # Most pay on time; every other way of paying shows up several times.
         behaviours = ["on_time", "late", "on_time", "partial", "on_time", "bounced", "never"]
         self.customers = []
@@ -86,7 +88,20 @@ class DemoBusiness:
             "occurred_at": at(day),
             **fields,
         }
-        return json.dumps(body)
+        line = json.dumps(body)
+        self.sent.append(line)
+        return line
+
+    def mishaps(self) -> Iterator[str]:
+        """What upstream systems really do: a message delivered twice, a payment in the
+        wrong currency, and a truncated record."""
+        yield self.sent[40]
+        c = self.customers[1]
+        yield self._message(
+            "payment", c, date(2026, 2, 12), payment_id=f"pay-{c.id}-eur", amount="99.00",
+            currency="EUR", method="card", reference="EUR card", invoice_id=None,
+        )  # fmt: skip
+        yield '{"message_id": "demo-truncated", "type": "payment", "customer_id": "ten'
 
     def registrations(self) -> Iterator[str]:
         for c in self.customers:
@@ -229,7 +244,11 @@ def microsoft_invoice_csv(app: LedgerApplication, period: str, invoice_number: s
     return out.getvalue().encode("utf-8-sig")
 
 
-def run_demo(app: LedgerApplication, on_step: Callable[[str], None]) -> IngestCounts:
+def run_demo(
+    app: LedgerApplication,
+    on_step: Callable[[str], None],
+    dead_letters: DeadLetterStore | None = None,
+) -> IngestCounts:
     """Run the scripted two months; `on_step` is told what just happened."""
     biz = DemoBusiness()
     totals = IngestCounts()
@@ -237,7 +256,12 @@ def run_demo(app: LedgerApplication, on_step: Callable[[str], None]) -> IngestCo
     def feed(lines: Iterator[str], what: str) -> None:
         counts = ingest_lines(app, lines, "demo")
         totals.add(counts)
-        on_step(f"{what}: {counts.applied} applied, {counts.deadlettered} dead-lettered")
+        if dead_letters is not None and counts.dead_letters:
+            dead_letters.add(counts.dead_letters)
+        on_step(
+            f"{what}: {counts.applied} applied, {counts.duplicate} duplicate, "
+            f"{counts.deadlettered} dead-lettered"
+        )
 
     feed(biz.registrations(), "registered customers")
     feed(biz.charges("2026-01", date(2026, 1, 1), date(2026, 1, 31)), "January charges")
@@ -245,6 +269,7 @@ def run_demo(app: LedgerApplication, on_step: Callable[[str], None]) -> IngestCo
     issued = app.run_invoices("2026-01", date(2026, 2, 1))
     on_step(f"invoice run 2026-01: {len(issued)} invoices")
     feed(biz.payments(open_invoices(app, "2026-01"), "2026-01"), "January payments")
+    feed(biz.mishaps(), "a redelivery, a wrong currency, a truncated record")
     feed(biz.charges("2026-02", date(2026, 2, 1), date(2026, 2, 28)), "February charges")
     issued = app.run_invoices("2026-02", date(2026, 3, 1))
     on_step(f"invoice run 2026-02: {len(issued)} invoices")
