@@ -136,8 +136,12 @@ def deadletters_list(
     as_json: bool = typer.Option(False, "--json", help="Rows as a JSON array."),
     code: str | None = typer.Option(None, help="Only this error code."),
 ) -> None:
-    """Dead letters kept in the database."""
-    letters = deadletter_store(get_settings()).list(code)
+    """Dead letters: on `billing.deadletter` with Kafka, in the database without."""
+    settings = get_settings()
+    if settings.kafka_bootstrap:
+        _list_kafka_dead_letters(settings, code, as_json)
+        return
+    letters = deadletter_store(settings).list(code)
     if as_json:
         typer.echo(json.dumps([d.to_json() for d in letters], indent=2))
         return
@@ -148,10 +152,32 @@ def deadletters_list(
     )  # fmt: skip
 
 
+def _list_kafka_dead_letters(settings: Settings, code: str | None, as_json: bool) -> None:
+    from consumers.deadletters import read_dead_letters
+
+    letters = [d for d in read_dead_letters(settings) if code in (None, d.record.get("code"))]
+    rows = [{"partition": d.partition, "offset": d.offset, **d.record} for d in letters]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    print_rows(
+        [{k: r.get(k) for k in ("partition", "offset", "code", "message", "source_topic")}
+         for r in rows],
+        title=f"Dead letters on {settings.topic_deadletter}",
+    )  # fmt: skip
+
+
 @deadletters_app.command("replay")
 def deadletters_replay(code: str | None = typer.Option(None, help="Only this error code.")) -> None:
-    """Re-submit dead letters (after the cause is fixed); those that now apply are marked."""
+    """Re-submit dead letters (after the cause is fixed). Embedded: applied now, and marked
+    when they apply. With Kafka: re-sent to their source topic for `ledger consume`."""
     settings = get_settings()
+    if settings.kafka_bootstrap:
+        from consumers.deadletters import replay_dead_letters
+
+        sent, skipped = replay_dead_letters(settings, code)
+        typer.echo(f"re-sent {sent} dead letters to their topics ({skipped} replayed before)")
+        return
     ledger = build_app(settings)
     store = deadletter_store(settings)
     pending = store.list(code, include_replayed=False)
