@@ -7,13 +7,10 @@ Amounts in `data` are decimal strings; in state they are Decimals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
-
-from eventsourcing.domain import Aggregate
 
 from ledger.domain import events as ev
 from ledger.domain.errors import (
@@ -23,9 +20,10 @@ from ledger.domain.errors import (
     InvalidState,
     UnknownReference,
 )
-from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.hashchain import GENESIS
 from ledger.domain.money import fmt
 from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, plan_actions
+from ledger.domain.stream import ChainedStream, Meta
 
 ZERO = Decimal(0)
 
@@ -43,19 +41,7 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day, time.max, tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Meta:
-    """Where a command comes from: the message (if any), its business time, and now."""
-
-    occurred_at: datetime
-    recorded_at: datetime
-    message_id: str | None = None
-    fingerprint: str | None = None
-
-
-class CustomerAccount(Aggregate):
-    head_hash: str
-
+class CustomerAccount(ChainedStream):
     # ---- creation -------------------------------------------------------------------------
 
     @classmethod
@@ -63,26 +49,7 @@ class CustomerAccount(Aggregate):
         data = dict(payload, customer_id=customer_id)
         if meta.message_id is not None:
             data["fingerprint"] = meta.fingerprint
-        digest = chain_hash(
-            customer_id=customer_id,
-            position=cls.INITIAL_VERSION,
-            event_type="CustomerRegistered",
-            occurred_at=meta.occurred_at,
-            recorded_at=meta.recorded_at,
-            data=data,
-            prev_hash=GENESIS,
-        )
-        return cls._create(
-            ev.CustomerRegistered,
-            id=account_id(customer_id),
-            timestamp=meta.recorded_at,
-            customer_id=customer_id,
-            occurred_at=meta.occurred_at,
-            message_id=meta.message_id,
-            data=data,
-            prev_hash=GENESIS,
-            hash=digest,
-        )
+        return cls._start(ev.CustomerRegistered, account_id(customer_id), customer_id, data, meta)
 
     def __init__(self) -> None:
         self.customer_id = ""
@@ -129,42 +96,6 @@ class CustomerAccount(Aggregate):
             self.seen_messages[event.message_id] = fingerprint
             if fact_key is not None:
                 self.facts[fact_key] = fingerprint
-
-    # ---- emitting -------------------------------------------------------------------------
-
-    def _emit(
-        self,
-        event_class: type[ev.LedgerEvent],
-        data: dict[str, Any],
-        meta: Meta,
-        *,
-        occurred_at: datetime | None = None,
-        caused_by_message: bool = False,
-    ) -> None:
-        """Trigger the next event of the stream, chained to the previous one's hash."""
-        occurred = occurred_at or meta.occurred_at
-        message_id = meta.message_id if caused_by_message else None
-        if caused_by_message and meta.fingerprint is not None:
-            data = dict(data, fingerprint=meta.fingerprint)
-        digest = chain_hash(
-            customer_id=self.customer_id,
-            position=self.version + 1,
-            event_type=event_class.__name__,
-            occurred_at=occurred,
-            recorded_at=meta.recorded_at,
-            data=data,
-            prev_hash=self.head_hash,
-        )
-        self.trigger_event(
-            event_class,
-            timestamp=meta.recorded_at,
-            customer_id=self.customer_id,
-            occurred_at=occurred,
-            message_id=message_id,
-            data=data,
-            prev_hash=self.head_hash,
-            hash=digest,
-        )
 
     def _check_currency(self, payload: dict[str, Any]) -> None:
         currency = payload.get("currency")

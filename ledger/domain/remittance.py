@@ -13,13 +13,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate
-
 from ledger.domain import events as ev
-from ledger.domain.account import Meta
 from ledger.domain.errors import Conflict, CurrencyMismatch, InvalidMessage, LedgerError
-from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.hashchain import GENESIS
 from ledger.domain.money import fmt
+from ledger.domain.stream import ChainedStream, Meta
 
 STREAM_PREFIX = "microsoft:"
 REMITTANCE_EVENT_TYPES = frozenset(cls.__name__ for cls in ev.REMITTANCE_EVENTS)
@@ -42,32 +40,16 @@ def remittance_id(billing_period: str, currency: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"csp-ledger:microsoft-remittance:{billing_period}:{currency}")
 
 
-class MicrosoftRemittance(Aggregate):
-    head_hash: str
-
+class MicrosoftRemittance(ChainedStream):
     @classmethod
     def open(cls, billing_period: str, currency: str, meta: Meta) -> MicrosoftRemittance:
-        stream = remittance_stream(billing_period, currency)
         data = {"billing_period": billing_period, "currency": currency}
-        digest = chain_hash(
-            customer_id=stream,
-            position=cls.INITIAL_VERSION,
-            event_type="MicrosoftRemittanceOpened",
-            occurred_at=meta.occurred_at,
-            recorded_at=meta.recorded_at,
-            data=data,
-            prev_hash=GENESIS,
-        )
-        return cls._create(
+        return cls._start(
             ev.MicrosoftRemittanceOpened,
-            id=remittance_id(billing_period, currency),
-            timestamp=meta.recorded_at,
-            customer_id=stream,
-            occurred_at=meta.occurred_at,
-            message_id=None,
-            data=data,
-            prev_hash=GENESIS,
-            hash=digest,
+            remittance_id(billing_period, currency),
+            remittance_stream(billing_period, currency),
+            data,
+            meta,
         )
 
     def __init__(self) -> None:
@@ -199,28 +181,6 @@ class MicrosoftRemittance(Aggregate):
             )
 
     # ---- emitting -------------------------------------------------------------------------
-
-    def _emit(self, event_class: type[ev.LedgerEvent], data: dict[str, Any], meta: Meta) -> None:
-        """Trigger the next event of the stream, chained to the previous one's hash."""
-        digest = chain_hash(
-            customer_id=self.customer_id,
-            position=self.version + 1,
-            event_type=event_class.__name__,
-            occurred_at=meta.occurred_at,
-            recorded_at=meta.recorded_at,
-            data=data,
-            prev_hash=self.head_hash,
-        )
-        self.trigger_event(
-            event_class,
-            timestamp=meta.recorded_at,
-            customer_id=self.customer_id,
-            occurred_at=meta.occurred_at,
-            message_id=None,
-            data=data,
-            prev_hash=self.head_hash,
-            hash=digest,
-        )
 
     # ---- mutators -------------------------------------------------------------------------
 

@@ -1,0 +1,97 @@
+"""What every stream of the ledger shares: events chained by hash, time passed in.
+
+`Meta` says where a command comes from; `ChainedStream` starts a stream and appends to it so
+that each event carries the hash of its content and of the event before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain import events as ev
+from ledger.domain.hashchain import GENESIS, chain_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """Where a command comes from: the message (if any), its business time, and now."""
+
+    occurred_at: datetime
+    recorded_at: datetime
+    message_id: str | None = None
+    fingerprint: str | None = None
+
+
+class ChainedStream(Aggregate):
+    customer_id: str
+    head_hash: str
+
+    @classmethod
+    def _start(
+        cls,
+        event_class: type[ev.LedgerEvent],
+        stream_id: UUID,
+        stream_name: str,
+        data: dict[str, Any],
+        meta: Meta,
+    ) -> Self:
+        """Create the stream with its first event, chained to the genesis hash."""
+        digest = chain_hash(
+            customer_id=stream_name,
+            position=cls.INITIAL_VERSION,
+            event_type=event_class.__name__,
+            occurred_at=meta.occurred_at,
+            recorded_at=meta.recorded_at,
+            data=data,
+            prev_hash=GENESIS,
+        )
+        return cls._create(
+            event_class,  # type: ignore[arg-type]
+            id=stream_id,
+            timestamp=meta.recorded_at,
+            customer_id=stream_name,
+            occurred_at=meta.occurred_at,
+            message_id=meta.message_id,
+            data=data,
+            prev_hash=GENESIS,
+            hash=digest,
+        )
+
+    def _emit(
+        self,
+        event_class: type[ev.LedgerEvent],
+        data: dict[str, Any],
+        meta: Meta,
+        *,
+        occurred_at: datetime | None = None,
+        caused_by_message: bool = False,
+    ) -> None:
+        """Trigger the next event of the stream, chained to the previous one's hash."""
+        occurred = occurred_at or meta.occurred_at
+        message_id = meta.message_id if caused_by_message else None
+        if caused_by_message and meta.fingerprint is not None:
+            data = dict(data, fingerprint=meta.fingerprint)
+        digest = chain_hash(
+            customer_id=self.customer_id,
+            position=self.version + 1,
+            event_type=event_class.__name__,
+            occurred_at=occurred,
+            recorded_at=meta.recorded_at,
+            data=data,
+            prev_hash=self.head_hash,
+        )
+        self.trigger_event(
+            event_class,
+            timestamp=meta.recorded_at,
+            customer_id=self.customer_id,
+            occurred_at=occurred,
+            message_id=message_id,
+            data=data,
+            prev_hash=self.head_hash,
+            hash=digest,
+        )
