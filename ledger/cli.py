@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import typer
 
 from ledger import __version__
 from ledger.bootstrap import build_app, deadletter_store
+from ledger.cli_options import parse_day, parse_period, today
 from ledger.config import Settings, get_settings
 from ledger.domain.errors import LedgerError
 from ledger.domain.policy import describe
 from ledger.ingest import IngestCounts, RawRecord, process_records
 from ledger.logs import configure_logging
+from ledger.reconcile import day_after as _day_after
 from ledger.tables import print_rows
 
 app = typer.Typer(
@@ -41,31 +43,6 @@ METRICS_HELP = "Serve this process's Prometheus counters on 127.0.0.1:PORT/metri
 
 class CliError(Exception):
     """A failure to report in one line on stderr, exit 1."""
-
-
-def today() -> date:
-    return datetime.now(UTC).date()
-
-
-def parse_day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
-        ) from None
-
-
-def parse_period(value: str) -> str:
-    try:
-        datetime.strptime(value, "%Y-%m")
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a period (YYYY-MM)", param_hint="--period"
-        ) from None
-    return value
 
 
 @app.callback(invoke_without_command=True)
@@ -276,11 +253,6 @@ def invoice_run(
     ledger = build_app(get_settings())
     issued = ledger.run_invoices(period, invoice_date)
     typer.echo(f"issued {len(issued)} invoices for {period} dated {invoice_date}")
-
-
-def _day_after(period: str) -> date:
-    year, month = (int(p) for p in period.split("-"))
-    return date(year + month // 12, month % 12 + 1, 1)
 
 
 @collections_app.command("run")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from ledger.bootstrap import build_app
+from ledger.cli_options import parse_day, parse_period, today
 from ledger.config import get_settings
 from ledger.domain.money import fmt
 from ledger.reconcile import ReconReport, import_recon_file, write_csv
@@ -19,33 +20,6 @@ from ledger.tables import print_rows
 from projections.remittance import payment_status
 
 remittance_app = typer.Typer(help="What the partner owes and pays Microsoft.")
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
-        ) from None
-
-
-def _period(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        datetime.strptime(value, "%Y-%m")
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a period (YYYY-MM)", param_hint="--period"
-        ) from None
-    return value
 
 
 def reconcile_command(
@@ -66,9 +40,9 @@ def reconcile_command(
     record the invoice (once per file) and report the differences."""
     if not file.is_file():
         raise typer.BadParameter(f"{str(file)!r} is not a file", param_hint="FILE")
-    due_day = _day(due_date, "--due-date")
-    invoice_day = _day(invoice_date, "--invoice-date")
-    chosen_period = _period(period)
+    due_day = parse_day(due_date, "--due-date")
+    invoice_day = parse_day(invoice_date, "--invoice-date")
+    chosen_period = parse_period(period) if period is not None else None
     settings = get_settings()
     result = import_recon_file(
         build_app(settings), file.read_bytes(),
@@ -135,12 +109,12 @@ def remittance_pay(
     force: bool = typer.Option(False, "--force", help="Record even beyond what is due."),
 ) -> None:
     """Record a payment to Microsoft for a billing period (same reference again: no effect)."""
-    chosen = _period(period)
+    chosen = parse_period(period) if period is not None else None
     assert chosen is not None
     value = _amount(amount)
     if not reference.strip():
         raise typer.BadParameter("must not be empty", param_hint="--reference")
-    paid_on = _day(on, "--date") or _today()
+    paid_on = parse_day(on, "--date") or today()
     ledger = build_app(get_settings())
     remittance, applied = ledger.pay_microsoft(
         chosen, value, reference.strip(), paid_on, currency.upper() if currency else None,
