@@ -14,7 +14,7 @@ import psycopg
 import psycopg_pool
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -107,3 +107,15 @@ class StopFlag:
 
     def wait(self, seconds: float) -> bool:
         return self._event.wait(seconds)
+
+
+def unconsumed(bootstrap: str, topic: str, next_offsets: dict[int, int]) -> int:
+    """Records on `topic` past the given next offsets (per partition): a consumer's true lag,
+    whatever order its partitions progress in."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(max(end - next_offsets.get(tp.partition, 0), 0) for tp, end in ends.items())
+    finally:
+        consumer.close()

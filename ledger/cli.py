@@ -383,15 +383,26 @@ def projections_rebuild(
 
 @projections_app.command("status")
 def projections_status(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Each projection's last applied global position, the log head and the lag."""
+    """Each projection's last applied global position, the log head and the lag; with
+    Kafka also `unconsumed`: records on ledger.events that `ledger project` has not applied
+    (the exact catch-up test: positions of different partitions move independently)."""
     from ledger.db import Database
     from ledger.readmodels import status
+    from projections.store import RowStore
 
     settings = get_settings()
-    rows = [
+    db = Database(settings.database_url)
+    rows: list[dict[str, object]] = [
         {"projection": s.projection, "position": s.position, "head": s.head, "lag": s.lag}
-        for s in status(build_app(settings), Database(settings.database_url))
+        for s in status(build_app(settings), db)
     ]
+    if settings.kafka_bootstrap:
+        from consumers.kafka_support import unconsumed
+
+        offsets = RowStore(db).offsets(settings.consumer_group_project, settings.topic_events)
+        behind = unconsumed(settings.kafka_bootstrap, settings.topic_events, offsets)
+        for row in rows:
+            row["unconsumed"] = behind
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:

@@ -345,6 +345,9 @@ class Pipeline:
         stored = self.projected_offsets()
         if any(stored.get(tp.partition, 0) != end for tp, end in ends.items()):
             return None
+        # The status command must say the same, from the stored offsets and the topic's ends.
+        if any(s["unconsumed"] != 0 for s in self.status()):
+            return None
         rows = self.db.execute("SELECT count(*) FROM projection_rows").fetchone()
         return head, tuple(sorted(ends.values())), rows[0] if rows else 0
 
