@@ -9,8 +9,11 @@ One publisher works at a time (a PostgreSQL advisory lock); others wait as hot s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 from kafka import KafkaProducer
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from consumers.kafka_support import (
     TRANSIENT_DB_ERRORS,
@@ -22,10 +25,9 @@ from consumers.kafka_support import (
 from ledger.application import LedgerApplication
 from ledger.config import Settings
 from ledger.db import Database
-from ledger.domain.events import LedgerEvent
 from ledger.metrics import EVENTS_PUBLISHED, LOG_HEAD, PUBLISH_POSITION
 from ledger.positions import PositionStore
-from ledger.published import to_published
+from ledger.wire import Decoder
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +58,8 @@ class Publisher:
         self.db = Database(settings.database_url)
         self.positions = PositionStore(self.db)
         self.published = 0
+        self.decoder = Decoder(app.mapper)
+        self._partitions: tuple[list[int], dict[bytes, int]] = ([], {})
 
     def run(self) -> int:
         try:
@@ -87,14 +91,15 @@ class Publisher:
             LOG_HEAD.set(position)
             return 0
         futures = []
+        partition = self._partitioner()
         for notification in notifications:
-            event = self.app.mapper.to_domain_event(notification)
-            if not isinstance(event, LedgerEvent):
+            body = self.decoder.published(notification)
+            if body is None:
                 continue
-            body = to_published(event, notification.id)
+            key = body["customer_id"].encode("utf-8")
             futures.append(
                 self.producer.send(
-                    self.topic, key=event.customer_id.encode("utf-8"), value=to_json_bytes(body)
+                    self.topic, key=key, value=to_json_bytes(body), partition=partition(key)
                 )
             )
         self.producer.flush()
@@ -109,6 +114,24 @@ class Publisher:
         LOG_HEAD.set(max(last, self.app.head_position()))
         log.info("publish.batch", events=len(futures), position=last)
         return len(futures)
+
+    def _partitioner(self) -> Callable[[bytes], int | None]:
+        """The partition kafka-python's default partitioner picks for a key (murmur2 of the
+        key over the sorted partitions), worked out once per customer instead of per event."""
+        if not isinstance(self.producer.config["partitioner"], DefaultPartitioner):
+            return lambda key: None
+        partitions = sorted(self.producer.partitions_for(self.topic))
+        if partitions != self._partitions[0]:
+            self._partitions = (partitions, {})
+        cache = self._partitions[1]
+
+        def partition(key: bytes) -> int:
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+            return found
+
+        return partition
 
     def _wait_for_leadership(self) -> bool:
         if not self.db.is_postgres:
