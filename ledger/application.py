@@ -98,8 +98,14 @@ class _Loaded:
 
 class LedgerApplication(Application[UUID]):
     name = "ledger"
-    # Accounts kept in memory between ingest batches (0 disables): see handle_batch.
-    env: ClassVar[dict[str, str]] = {"INGEST_CACHE_MAXSIZE": "10000"}
+    # Accounts kept in memory between ingest batches (see handle_batch): at most this many
+    # accounts (0 disables) holding at most this many events in all. An account's state
+    # takes ~0.8 KB per event it has seen (idempotency keys, unbilled charges, ...), so the
+    # event budget is what bounds the memory: 300,000 events ~ 250 MB.
+    env: ClassVar[dict[str, str]] = {
+        "INGEST_CACHE_MAXSIZE": "10000",
+        "INGEST_CACHE_MAX_EVENTS": "300000",
+    }
 
     def __init__(
         self,
@@ -113,6 +119,9 @@ class LedgerApplication(Application[UUID]):
         self.policies = policies or {"standard": STANDARD_POLICY}
         self._cache: OrderedDict[str, CustomerAccount] = OrderedDict()
         self._cache_maxsize = int(self.env.get("INGEST_CACHE_MAXSIZE", "10000"))
+        self._cache_max_events = int(self.env.get("INGEST_CACHE_MAX_EVENTS", "300000"))
+        self._cache_sizes: dict[str, int] = {}  # events of each cached account when cached
+        self._cache_events = 0
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         environment = super().construct_env(name, env)
@@ -251,16 +260,26 @@ class LedgerApplication(Application[UUID]):
             loaded[customer_id] = _Loaded(account, account.version if account else 0, False)
 
     def _cache_put(self, customer_id: str, account: CustomerAccount) -> None:
-        if self._cache_maxsize <= 0:
+        if self._cache_maxsize <= 0 or account.version > self._cache_max_events:
+            self._cache_pop(customer_id)
             return
         self._cache[customer_id] = account
         self._cache.move_to_end(customer_id)
-        while len(self._cache) > self._cache_maxsize:
-            self._cache.popitem(last=False)
+        self._cache_events += account.version - self._cache_sizes.get(customer_id, 0)
+        self._cache_sizes[customer_id] = account.version
+        while len(self._cache) > self._cache_maxsize or (
+            self._cache_events > self._cache_max_events
+        ):
+            oldest, _ = self._cache.popitem(last=False)
+            self._cache_events -= self._cache_sizes.pop(oldest)
+
+    def _cache_pop(self, customer_id: str) -> None:
+        if self._cache.pop(customer_id, None) is not None:
+            self._cache_events -= self._cache_sizes.pop(customer_id)
 
     def _evict(self, customer_ids: Iterable[str]) -> None:
         for customer_id in list(customer_ids):
-            self._cache.pop(customer_id, None)
+            self._cache_pop(customer_id)
 
     def _refused_on_stale_state(
         self, messages: Sequence[Message], result: BatchResult, loaded: dict[str, _Loaded]
@@ -289,7 +308,7 @@ class LedgerApplication(Application[UUID]):
             for aggregate in processing_event.aggregates.values():
                 customer_id = getattr(aggregate, "customer_id", None)
                 if customer_id is not None:
-                    self._cache.pop(customer_id, None)
+                    self._cache_pop(customer_id)
         return recordings
 
     # ---- reading ----------------------------------------------------------------------

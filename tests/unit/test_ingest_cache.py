@@ -132,3 +132,23 @@ def test_the_cache_can_be_switched_off(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert statuses(app, charge("c1", "CH-2", "1.00")) == ["applied"]
     assert app.get("c1").version == 3
+
+
+def test_the_cache_holds_at_most_its_budget_of_events(tmp_path: Path) -> None:
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+           "SQLITE_DBNAME": str(tmp_path / "ledger.db"),
+           "INGEST_CACHE_MAX_EVENTS": "5"}  # fmt: skip
+    app = LedgerApplication(env)
+    statuses(app, customer_registered("a"), charge("a", "CH-1", "1.00"))  # a: 2 events
+    statuses(app, customer_registered("b"), charge("b", "CH-1", "1.00"))  # b: 2 events
+    assert list(app._cache) == ["a", "b"]
+    statuses(app, charge("a", "CH-2", "1.00"))  # a: 3 events, most recent
+    assert list(app._cache) == ["b", "a"] and app._cache_events == 5
+    statuses(app, charge("b", "CH-2", "1.00"), charge("b", "CH-3", "1.00"))  # b: 4 events
+    assert list(app._cache) == ["b"] and app._cache_events == 4  # a was the oldest
+    statuses(app, charge("b", "CH-4", "1.00"), charge("b", "CH-5", "1.00"))  # 6 > budget
+    assert list(app._cache) == [] and app._cache_events == 0
+    assert statuses(app, charge("a", "CH-3", "1.00"), charge("b", "CH-6", "1.00")) == [
+        "applied", "applied",
+    ]  # fmt: skip
+    assert app.get("a").version == 4 and app.get("b").version == 7
