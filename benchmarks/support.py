@@ -79,6 +79,39 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a live process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+def services_cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the PostgreSQL server processes and the Kafka broker (a java
+    process running kafka.Kafka); processes that cannot be read count as 0."""
+    totals = {"postgresql": 0.0, "kafka": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                name = comm.read().strip()
+            if name == "java":
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if b"kafka.Kafka" not in cmdline.read():
+                        continue
+        except OSError:
+            continue
+        kind = {"postgres": "postgresql", "java": "kafka"}.get(name)
+        if kind:
+            totals[kind] += cpu_seconds(int(entry)) or 0.0
+    return totals
+
+
 class Child:
     """A child process (`ledger …` or a helper script) whose peak RSS is read before it stops."""
 
@@ -91,6 +124,7 @@ class Child:
             argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
         )
         self.peak_mb: float | None = None
+        self.cpu: float | None = None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -99,6 +133,9 @@ class Child:
         peak = peak_rss_mb(self.proc.pid)
         if peak is not None:
             self.peak_mb = max(self.peak_mb or 0.0, peak)
+        cpu = cpu_seconds(self.proc.pid)
+        if cpu is not None:
+            self.cpu = cpu
 
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM (the ledger loops finish their batch and exit 0), then wait."""
