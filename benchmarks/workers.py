@@ -220,7 +220,11 @@ def generate(args: argparse.Namespace) -> None:
     from ledger.ingest import RawRecord, process_records
     from ledger.storage import eventsourcing_env
 
-    app = LedgerApplication(eventsourcing_env(args.url))
+    # A data-building tool, not a ledger process: the whole store stays in its cache (the
+    # ledger's default budget would evict and reload accounts all the time here).
+    app = LedgerApplication({**eventsourcing_env(args.url),
+                             "INGEST_CACHE_MAXSIZE": str(args.customers),
+                             "INGEST_CACHE_MAX_EVENTS": str(args.events * 2)})  # fmt: skip
 
     def ingest(messages: list[Msg]) -> None:
         records = [RawRecord(m.value, m.topic, 0, i) for i, m in enumerate(messages)]
