@@ -16,6 +16,7 @@ import json
 from typing import Any
 from uuid import NAMESPACE_URL
 
+import orjson
 from eventsourcing.persistence import Mapper, Notification
 
 from ledger.domain.events import EVENT_TYPES, LedgerEvent
@@ -56,7 +57,10 @@ class Decoder:
             and topic[len(_EVENTS_MODULE) :] in EVENT_TYPES
             and state.count(_TAG) == 2  # the two timestamps, nothing else transcoded
         ):
-            fields = _loads(state.decode("utf-8"))
+            try:
+                fields = orjson.loads(state)
+            except orjson.JSONDecodeError:  # what only json accepts (NaN, lone surrogates)
+                fields = _loads(state.decode("utf-8"))
             occurred, recorded = fields["occurred_at"], fields["timestamp"]
             if (
                 occurred.get("_type_") == "datetime_iso"
