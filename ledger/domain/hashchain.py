@@ -10,9 +10,13 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_string = json.encoder.encode_basestring  # = json.dumps(text, ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
     """One byte-exact JSON form of a value (sorted keys, no spaces), the input of every hash."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)  # = json.dumps(value, sort_keys=True, ...), encoder reused
 
 
 def chain_hash(
@@ -25,6 +29,22 @@ def chain_hash(
     data: dict[str, Any],
     prev_hash: str,
 ) -> str:
+    if type(customer_id) is str and type(event_type) is str and type(prev_hash) is str and (
+        type(position) is int
+    ):
+        # canonical_json of the dict below, written out: its keys in sorted order, only
+        # `data` left to the encoder (the same bytes, without building and sorting a dict).
+        body = (
+            '{"customer_id":' + _string(customer_id)
+            + ',"data":' + _CANONICAL.encode(data)
+            + ',"event_type":' + _string(event_type)
+            + ',"occurred_at":' + _string(occurred_at.isoformat())
+            + ',"position":' + str(position)
+            + ',"prev_hash":' + _string(prev_hash)
+            + ',"recorded_at":' + _string(recorded_at.isoformat())
+            + "}"
+        )  # fmt: skip
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
     body = canonical_json(
         {
             "customer_id": customer_id,

@@ -5,6 +5,7 @@ The expected values were computed by the original (slower) implementations."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from ledger.application import LedgerApplication
+from ledger.demo import run_demo
 from ledger.messages import ENVELOPE_FIELDS, Envelope, parse_message
 from tests import helpers as h
 
@@ -78,3 +81,39 @@ def test_a_fingerprint_ignores_the_offset_of_the_timestamp() -> None:
     utc = parse_message(h.charge("c1", "CH-1", "100.10", occurred_at="2025-01-15T08:00:00Z"))
     assert utc.fingerprint() == FINGERPRINTS["charge"]
     assert utc.occurred_at == datetime(2025, 1, 15, 8, tzinfo=UTC)
+
+
+# ---- chain hashes over a whole demo ledger --------------------------------
+
+
+def reference_chain_hash(event: Any) -> str:
+    """The original chain_hash: canonical JSON of the whole dict."""
+    body = json.dumps(
+        {
+            "customer_id": event.customer_id,
+            "position": event.originator_version,
+            "event_type": type(event).__name__,
+            "occurred_at": event.occurred_at.isoformat(),
+            "recorded_at": event.timestamp.isoformat(),
+            "data": event.data,
+            "prev_hash": event.prev_hash,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def demo_events() -> list[Any]:
+    app = LedgerApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    run_demo(app, lambda _: None)
+    assert app.verify_chains()[1] is None
+    return [app.mapper.to_domain_event(n) for n in app.notifications()]
+
+
+def test_chain_hashes_are_the_original_ones(demo_events: list[Any]) -> None:
+    assert len(demo_events) > 500
+    for event in demo_events:
+        assert event.hash == reference_chain_hash(event)
