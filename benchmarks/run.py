@@ -63,9 +63,12 @@ class Sizes:
     lag_seconds: float
 
 
-FULL = Sizes(customers=2_000, messages=200_000, naive_messages=20_000, naive_seconds=60,
+# The full run's ingest and lag phases write 2,000 + 150,000 + 100,000 events to the same
+# customers: within `ledger consume`'s cache budget (INGEST_CACHE_MAX_EVENTS, 300,000), so
+# the lag is measured with a warm cache, as a long-running consumer has it.
+FULL = Sizes(customers=2_000, messages=150_000, naive_messages=20_000, naive_seconds=60,
              rebuild_events=1_000_000, rebuild_customers=10_000, api_seconds=20,
-             lag_seconds=30)  # fmt: skip
+             lag_seconds=20)  # fmt: skip
 QUICK = Sizes(customers=200, messages=10_000, naive_messages=2_000, naive_seconds=5,
               rebuild_events=30_000, rebuild_customers=500, api_seconds=3,
               lag_seconds=3)  # fmt: skip
