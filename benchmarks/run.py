@@ -658,7 +658,52 @@ def markdown(run_info: dict[str, Any], rows: list[list[str]]) -> str:
         "|" + "---|" * len(head),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", *details(run_info)]
     return "\n".join(lines) + "\n"
+
+
+def details(run_info: dict[str, Any]) -> list[str]:
+    """The figures behind the table, for RESULTS.md."""
+    r = run_info["results"]
+    sizes = run_info["sizes"]
+    out = ["Sizes: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()) + "."]
+    if "ingest" in r:
+        i = r["ingest"]
+        out.append(
+            f"Ingest: {i['messages']:,} messages -> {i['events']:,} events in {i['seconds']:.1f} s "
+            f"({i['msgs_per_s_with_startup']:,.0f} msg/s counting the process start); the "
+            f"producer pre-loaded them at {i['producer_msgs_per_s']:,.0f} msg/s."
+        )
+    if "raw" in r:
+        pg = r["raw"]["postgres"]
+        out.append(
+            f"Raw PostgreSQL: the same {pg['rows']:,} stored events as plain rows, one "
+            f"transaction per 1,000: COPY {pg['copy']['rows_per_s']:,.0f} rows/s, "
+            f"executemany {pg['executemany']['rows_per_s']:,.0f} rows/s."
+        )
+    if "lag" in r and "cpu_seconds" in r["lag"]:
+        lag = r["lag"]
+        cores = ", ".join(f"{k} {v / lag['wall_seconds']:.2f}" for k, v in
+                          sorted(lag["cpu_seconds"].items(), key=lambda kv: -kv[1]))  # fmt: skip
+        out.append(
+            f"Lag phase: {lag['messages']:,} messages, {lag['wall_seconds']:.1f} s until all "
+            f"were visible; CPU used, in cores: {cores} (total "
+            f"{sum(lag['cpu_seconds'].values()) / lag['wall_seconds']:.2f} of "
+            f"{run_info['machine']['cpus']})."
+        )
+    if "rebuild" in r:
+        b = r["rebuild"]
+        out.append(
+            f"Rebuild store: {b['events']:,} events of {b['customers']:,} customers, generated "
+            f"in process at {b['generate_events_per_s']:,.0f} events/s."
+        )
+    if "phase_seconds" in r:
+        out.append("Phase durations (s): " + ", ".join(
+            f"{k} {v}" for k, v in r["phase_seconds"].items()) + ".")  # fmt: skip
+    out.append("Peak RSS (MB): " + ", ".join(
+        f"{k} {v:.0f}" for k, v in sorted(run_info["peak_rss_mb"].items()) if v is not None
+    ) + f" (tools, not held to the target: {', '.join(TOOLS)}).")  # fmt: skip
+    return [line + "\n" for line in out]
 
 
 def print_table(rows: list[list[str]]) -> None:
