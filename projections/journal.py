@@ -24,13 +24,23 @@ def _postings(event: Event) -> list[Posting]:
 class JournalProjection:
     name = "journal"
 
+    def __init__(self) -> None:
+        # keys() and then apply() for each of an event's rows ask for the same postings:
+        # work them out once per event (the fold hands the same event object to both).
+        self._last: tuple[Event | None, list[Posting]] = (None, [])
+
+    def _postings_of(self, event: Event) -> list[Posting]:
+        if self._last[0] is not event:
+            self._last = (event, _postings(event))
+        return self._last[1]
+
     def keys(self, event: Event) -> list[str]:
-        return sorted({f"{p.account}|{p.currency}" for p in _postings(event)})
+        return sorted({f"{p.account}|{p.currency}" for p in self._postings_of(event)})
 
     def apply(self, key: str, row: Row | None, event: Event) -> Row:
         account, currency = key.rsplit("|", 1)
         row = row or {"account": account, "currency": currency, "debit": "0", "credit": "0"}
-        for posting in _postings(event):
+        for posting in self._postings_of(event):
             if posting.account == account and posting.currency == currency:
                 row["debit"] = str(dec(row["debit"]) + posting.debit)
                 row["credit"] = str(dec(row["credit"]) + posting.credit)
