@@ -65,8 +65,7 @@ def replay_dead_letters(settings: Settings, code: str | None = None) -> tuple[in
     Returns (replayed now, skipped as already replayed)."""
     assert settings.kafka_bootstrap
     db = Database(settings.database_url)
-    db.execute(SCHEMA)
-    db.commit()
+    db.create_schema(SCHEMA)
     topic = settings.topic_deadletter
     done = {
         (int(p), int(o))

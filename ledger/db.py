@@ -8,6 +8,8 @@ from typing import Any
 
 from ledger.storage import eventsourcing_env
 
+SCHEMA_LOCK_ID = 0x1ED65C  # shared by every process that creates the ledger's own tables
+
 
 class Database:
     def __init__(self, database_url: str) -> None:
@@ -34,6 +36,16 @@ class Database:
     def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         cur = self.conn.cursor()
         cur.executemany(self.sql(statement), rows)
+
+    def create_schema(self, *statements: str) -> None:
+        """Run CREATE … IF NOT EXISTS statements and commit. On PostgreSQL two processes
+        starting at once would race on the catalog (a unique violation), so they take turns
+        under an advisory lock."""
+        if self.is_postgres:
+            self.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+        for statement in statements:
+            self.execute(statement)
+        self.commit()
 
     def commit(self) -> None:
         self.conn.commit()

@@ -71,8 +71,7 @@ class DeadLetterStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         serial = "BIGSERIAL" if db.is_postgres else "INTEGER"
-        db.execute(SCHEMA.format(serial=serial))
-        db.commit()
+        db.create_schema(SCHEMA.format(serial=serial))
 
     def add(self, letters: list[DeadLetter]) -> None:
         now = datetime.now(UTC).isoformat()

@@ -8,10 +8,9 @@ from ledger.db import Database
 class PositionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.execute(
+        db.create_schema(
             "CREATE TABLE IF NOT EXISTS ledger_positions (name TEXT PRIMARY KEY, position BIGINT)"
         )
-        db.commit()
 
     def get(self, name: str) -> int:
         row = self.db.execute(

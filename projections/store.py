@@ -35,9 +35,7 @@ class RowStore:
         over a database whose tables already exist."""
         self.db = db
         if create_schema:
-            for statement in SCHEMA:
-                db.execute(statement)
-            db.commit()
+            db.create_schema(*SCHEMA)
 
     # ---- rows -------------------------------------------------------------------------
 
