@@ -19,11 +19,20 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg.rows import tuple_row
+from psycopg import Cursor
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
+
+from ledger.db import SCHEMA_LOCK_ID
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Processes starting together on a fresh database (consume, publish, project) would
+        # race on CREATE TABLE IF NOT EXISTS (a unique violation in the catalog): take turns.
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,), prepare=False)
+        super()._create_table(curs)
+
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
