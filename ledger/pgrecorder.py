@@ -6,7 +6,9 @@ NOTIFY; only how rows travel changes:
   psycopg, instead of one array of composite values that psycopg escapes in Python
   (1,000 events: ~4 ms instead of ~35-100 ms of client CPU);
 - `select_streams(ids)` reads the streams of many aggregates in one query (an ingest batch
-  loads the accounts it has not cached in one round trip, not one per customer).
+  loads the accounts it has not cached in one round trip, not one per customer);
+- notifications are read as binary tuples, not a dict per row (a third of the time a
+  rebuild spent reading the log).
 
 The ledger's application selects it through the library's APPLICATION_RECORDER_TOPIC.
 """
@@ -17,8 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
@@ -68,6 +71,57 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ),
             prepare=True,
         )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The library's query and result, read as binary tuples."""
+        conditions: list[SQL] = []
+        params: list[Any] = []
+        if start is not None:
+            conditions.append(SQL("notification_id >= %s" if inclusive_of_start
+                                  else "notification_id > %s"))  # fmt: skip
+            params.append(start)
+        if stop is not None:
+            conditions.append(SQL("notification_id <= %s"))
+            params.append(stop)
+        if topics:
+            conditions.append(SQL("topic = ANY(%s)"))
+            params.append(list(topics))
+        where = SQL(" WHERE ") + SQL(" AND ").join(conditions) if conditions else SQL("")
+        params.append(limit)
+        statement = (
+            SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state"
+                " FROM {schema}.{table}"
+            ).format(
+                schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+            )
+            + where
+            + SQL(" ORDER BY notification_id LIMIT %s")
+        )
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(statement, params, prepare=True)
+            return [
+                Notification(
+                    id=notification_id,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state),
+                )
+                for notification_id, originator_id, version, topic, state in curs.fetchall()
+            ]
 
     def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """The stored events of each of these aggregates, in version order (one query).

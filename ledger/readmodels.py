@@ -3,7 +3,9 @@ which rows a view is served from (stored projections in production, in-process o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,7 +22,22 @@ from ledger.views import (
     render_view,
 )
 from ledger.wire import Decoder
+from projections.base import folder
 from projections.store import RowStore
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+PAGE = 5000  # events read and folded at a time by a rebuild
 
 
 class UnknownProjection(ValueError):
@@ -58,26 +75,29 @@ def rebuild(
     positions: dict[str, int] = {}
     count = last = 0
     # Stored events are read straight into their SPEC §5 form (ledger.wire: the same dicts
-    # as published_events, without decoding domain objects), in pages of 5000, and folded
-    # inline (= projections.base.fold, without a call and a list per event and projection).
-    decoder = Decoder(app.mapper)
-    folds = [(PROJECTIONS[name], rows[name]) for name in chosen]
+    # as published_events, without decoding domain objects; without the event_id, which no
+    # projection reads), in pages of 5000, and each is folded into every projection while
+    # it is at hand (projections.base.Folder; the journal sums postings until the end).
+    decoder = Decoder(app.mapper, event_ids=False)
+    folders = [folder(PROJECTIONS[name], rows[name]) for name in chosen]
 
     def take(start: int) -> None:
         nonlocal count, last
-        for notification in app.notifications(start=start, page=5000):
+        for notification in app.notifications(start=start, page=PAGE):
             event = decoder.published(notification)
             if event is None:
                 continue
-            for projection, folded in folds:
-                for key in projection.keys(event):
-                    folded[key] = projection.apply(key, folded.get(key), event)
+            for fold_in in folders:
+                fold_in(event)
             positions[event["customer_id"]] = last = event["global_position"]
             count += 1
             if progress and count % 1000 == 0:
                 progress(1000)
 
-    take(1)
+    # The fold makes plain dicts, lists and strings, no reference cycles; the cyclic garbage
+    # collector would only keep re-scanning the growing rows (15 % of a rebuild).
+    with cyclic_gc_paused():
+        take(1)
     if progress:
         progress(count % 1000)
     try:
@@ -86,7 +106,10 @@ def rebuild(
             # write locks positions). What they applied since the fold above is in the event
             # store by now: fold it too, or it would be lost (their offsets are past it).
             db.execute("LOCK TABLE projection_customer_positions IN EXCLUSIVE MODE")
-            take(last + 1)
+            with cyclic_gc_paused():
+                take(last + 1)
+        for fold_in in folders:
+            fold_in.finish()
         for name in chosen:
             store.clear(name)
             store.save(name, rows[name])

@@ -43,9 +43,12 @@ def event_id(customer_id: str, position: int) -> str:
 
 
 class Decoder:
-    def __init__(self, mapper: Mapper[Any]) -> None:
+    def __init__(self, mapper: Mapper[Any], *, event_ids: bool = True) -> None:
+        """`event_ids=False` leaves `event_id` out of the fast path's dicts (a rebuild's fold
+        never reads it, and its hash is a tenth of the decoding)."""
         self.mapper = mapper
         self.plain = mapper.cipher is None and mapper.compressor is None
+        self.event_ids = event_ids
 
     def published(self, notification: Notification) -> dict[str, Any] | None:
         """The SPEC §5 dict of a stored event; None when it is not a ledger event."""
@@ -70,7 +73,7 @@ class Decoder:
                 customer_id = fields["customer_id"]
                 position = notification.originator_version
                 return {
-                    "event_id": event_id(customer_id, position),
+                    "event_id": event_id(customer_id, position) if self.event_ids else None,
                     "event_type": topic[len(_EVENTS_MODULE) :],
                     "schema_version": SCHEMA_VERSION,
                     "customer_id": customer_id,

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ledger.db import Database
-from projections.base import Event, Projection, Rows
+from projections.base import Event, Projection, Rows, prepare
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS projection_rows (
@@ -216,13 +216,10 @@ def apply_events(store: RowStore, projection: Projection, events: Sequence[Event
             seen[customer] = position
     if not fresh:
         return 0
-    keyed = [(event, projection.keys(event)) for event in fresh]
-    touched = {key for _, keys in keyed for key in keys}
-    rows = store.load(projection.name, touched, lock=True)
-    for event, keys in keyed:
-        for key in keys:
-            rows[key] = projection.apply(key, rows.get(key), event)
-    store.save(projection.name, {k: rows[k] for k in touched})
+    prepared = prepare(projection, fresh)
+    rows = store.load(projection.name, prepared.keys, lock=True)
+    prepared.apply(rows)
+    store.save(projection.name, {k: rows[k] for k in prepared.keys})
     store.set_customer_positions(
         projection.name, {e["customer_id"]: seen[e["customer_id"]] for e in fresh}
     )

@@ -88,3 +88,24 @@ def test_a_batch_of_uncached_accounts_loads_them_in_one_query(
     assert [o.status for o in result.outcomes] == ["applied"] * 3
     assert calls == []  # one select_streams instead of three select_events
     assert reader.get("b").version == 2
+
+
+def test_notifications_read_the_same_as_the_library_reads_them(
+    fresh_pg_url: Callable[[], str],
+) -> None:
+    url = fresh_pg_url()
+    ours = LedgerApplication(eventsourcing_env(url))
+    theirs = LedgerApplication({**eventsourcing_env(url), "APPLICATION_RECORDER_TOPIC": LIBRARY})
+    ours.handle_batch(msgs([customer_registered("a"), customer_registered("b")]
+                           + [charge("a", f"CH-{i}", "1.00") for i in range(5)]))  # fmt: skip
+    registered = theirs.recorder.select_notifications(1, 1)[0].topic
+    queries: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((1, 100), {}), ((3, 2), {}), ((None, 4), {}), ((2, 100), {"stop": 5}),
+        ((1, 100), {"topics": [registered]}), ((1, 100), {"topics": (registered,), "stop": 1}),
+        ((2, 3), {"inclusive_of_start": False}), ((99, 10), {}),
+    ]  # fmt: skip
+    for args, kwargs in queries:
+        mine = ours.recorder.select_notifications(*args, **kwargs)  # type: ignore[arg-type]
+        other = theirs.recorder.select_notifications(*args, **kwargs)  # type: ignore[arg-type]
+        assert mine == other, (args, kwargs)
+        assert all(type(n.state) is bytes for n in mine)
