@@ -22,7 +22,7 @@ from ledger.config import Settings
 from ledger.db import Database
 from ledger.metrics import PROJECTION_POSITION
 from ledger.views import PROJECTIONS
-from projections.store import RowStore, apply_events
+from projections.store import RowStore, apply_projections
 
 log = structlog.get_logger(__name__)
 
@@ -117,10 +117,8 @@ class Projector:
         log.info("project.batch", events=len(events), applied=applied, offsets=offsets)
 
     def _write(self, events: list[dict[str, Any]], offsets: dict[int, int]) -> int:
-        applied = 0
         try:
-            for projection in PROJECTIONS.values():
-                applied += apply_events(self.store, projection, events)
+            applied = apply_projections(self.store, list(PROJECTIONS.values()), events)
             self.store.set_offsets(self.group, self.topic, offsets)
             self.db.commit()
         except BaseException:

@@ -43,7 +43,7 @@ class Publisher:
         stop: StopFlag,
         *,
         batch_size: int = 2000,
-        idle_wait: float = 0.1,
+        idle_wait: float = 0.02,  # between polls of an idle log: part of produced -> visible
     ) -> None:
         assert settings.kafka_bootstrap, "LEDGER_KAFKA_BOOTSTRAP is required for `ledger publish`"
         self.app = app

@@ -105,7 +105,7 @@ def rebuild(
             # Live `ledger project` processes wait from here to the commit (their first
             # write locks positions). What they applied since the fold above is in the event
             # store by now: fold it too, or it would be lost (their offsets are past it).
-            db.execute("LOCK TABLE projection_customer_positions IN EXCLUSIVE MODE")
+            db.execute("LOCK TABLE projection_positions IN EXCLUSIVE MODE")
             with cyclic_gc_paused():
                 take(last + 1)
         for fold_in in folders:
@@ -113,7 +113,9 @@ def rebuild(
         for name in chosen:
             store.clear(name)
             store.save(name, rows[name])
-            store.set_customer_positions(name, positions)
+        store.set_customer_positions(chosen, positions)
+        if positions:
+            store.advance_heads({name: last for name in chosen})
         db.commit()
     except BaseException:
         db.rollback()

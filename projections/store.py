@@ -1,8 +1,9 @@
 """Projection rows in the database (PostgreSQL in production, SQLite works too).
 
-One table of JSON rows per (projection, key), the last global position applied per
-(projection, customer) so a re-published event is never counted twice, and the Kafka offsets
-consumed — all written in the caller's transaction, together.
+One table of JSON rows per (projection, key); per customer, the last global position each
+projection applied (one row per customer: {projection: position}), so a re-published event
+is never counted twice; the highest position each projection applied (its head, for
+status); and the Kafka offsets consumed — all written in the caller's transaction, together.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS projection_rows (
         projection TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
         PRIMARY KEY (projection, key))""",
-    """CREATE TABLE IF NOT EXISTS projection_customer_positions (
-        projection TEXT NOT NULL, customer_id TEXT NOT NULL, position BIGINT NOT NULL,
-        PRIMARY KEY (projection, customer_id))""",
+    # One row per customer, not per (projection, customer): a projector locks and writes
+    # each customer of a batch once for all projections (4x fewer rows than before).
+    """CREATE TABLE IF NOT EXISTS projection_positions (
+        customer_id TEXT PRIMARY KEY, positions TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS projection_heads (
+        projection TEXT PRIMARY KEY, position BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS projection_offsets (
         consumer TEXT NOT NULL, topic TEXT NOT NULL, partition_no INTEGER NOT NULL,
         next_offset BIGINT NOT NULL, PRIMARY KEY (consumer, topic, partition_no))""",
@@ -73,7 +77,7 @@ class RowStore:
         return rows
 
     def _select_locked(
-        self, select: str, create: str, projection: str, wanted: list[str]
+        self, select: str, create: str, projection: str | None, wanted: list[str]
     ) -> list[tuple[str, Any]]:
         """(key, value) of the wanted rows, locked until commit, in key order. Rows that do
         not exist yet are created first (placeholders, by `create`) and then locked too, so
@@ -83,12 +87,13 @@ class RowStore:
         new, as in a steady stream. Two writers that each create a row the other then
         wants can deadlock; PostgreSQL aborts one (an OperationalError: its batch is rolled
         back and retried, as after an outage)."""
-        found: list[tuple[str, Any]] = self.db.execute(select, (projection, wanted)).fetchall()
+        scope = () if projection is None else (projection,)
+        found: list[tuple[str, Any]] = self.db.execute(select, (*scope, wanted)).fetchall()
         if len(found) < len(wanted):
             have = {key for key, _ in found}
             missing = [key for key in wanted if key not in have]
-            self.db.execute(create, (projection, missing))
-            found += self.db.execute(select, (projection, missing)).fetchall()
+            self.db.execute(create, (*scope, missing))
+            found += self.db.execute(select, (*scope, missing)).fetchall()
         return found
 
     def load_all(self, projection: str) -> Rows:
@@ -121,69 +126,104 @@ class RowStore:
         )
 
     def clear(self, projection: str) -> None:
-        for table in ("projection_rows", "projection_customer_positions"):
+        """Forget a projection: its rows, head and customer positions (other projections'
+        positions stay)."""
+        for table in ("projection_rows", "projection_heads"):
             self.db.execute(f"DELETE FROM {table} WHERE projection = %s", (projection,))
+        stored = self.db.execute("SELECT customer_id, positions FROM projection_positions")
+        changed = {}
+        for customer, doc in stored.fetchall():
+            positions = _loads(doc)
+            if positions.pop(projection, None) is not None:
+                changed[customer] = positions
+        self.store_positions(changed)
 
     # ---- positions --------------------------------------------------------------------
+
+    def positions(
+        self, customers: Iterable[str], *, lock: bool = False
+    ) -> dict[str, dict[str, int]]:
+        """Per customer, the last global position each projection applied. With lock=True
+        (PostgreSQL) they stay locked until commit, so a second writer handed the same events
+        waits and then sees them applied instead of applying them again. Customers without
+        positions are absent."""
+        wanted = sorted(set(customers))
+        if self.db.is_postgres:
+            sql = (
+                "SELECT customer_id, positions FROM projection_positions"
+                " WHERE customer_id = ANY(%b)"
+            )
+            if lock:
+                found = self._select_locked(
+                    sql + ' ORDER BY customer_id COLLATE "C" FOR UPDATE',  # = Python's order
+                    "INSERT INTO projection_positions (customer_id, positions)"
+                    " SELECT c, '{}' FROM unnest(%b::text[]) AS c"
+                    " ON CONFLICT (customer_id) DO NOTHING",
+                    None,
+                    wanted,
+                )
+            else:
+                found = self.db.execute(sql, (wanted,)).fetchall()
+        else:
+            found = []
+            for chunk in _chunks(wanted, 500):
+                marks = ",".join(["%s"] * len(chunk))
+                found += self.db.execute(
+                    "SELECT customer_id, positions FROM projection_positions"
+                    f" WHERE customer_id IN ({marks})",
+                    tuple(chunk),
+                ).fetchall()
+        return {customer: _loads(doc) for customer, doc in found if doc != "{}"}
+
+    def store_positions(self, positions: dict[str, dict[str, int]]) -> None:
+        """Write these customers' positions (whole: merge with `positions()` first)."""
+        docs = [(c, _dumps(p)) for c, p in positions.items()]
+        if self.db.is_postgres:
+            self.db.execute(
+                "INSERT INTO projection_positions (customer_id, positions)"
+                " SELECT c, p FROM unnest(%b::text[], %b::text[]) AS r(c, p)"
+                " ON CONFLICT (customer_id) DO UPDATE SET positions = excluded.positions",
+                ([c for c, _ in docs], [p for _, p in docs]),
+            )
+            return
+        self.db.executemany(
+            "INSERT INTO projection_positions (customer_id, positions) VALUES (%s, %s)"
+            " ON CONFLICT (customer_id) DO UPDATE SET positions = excluded.positions",
+            docs,
+        )
 
     def customer_positions(
         self, projection: str, customers: Iterable[str], *, lock: bool = False
     ) -> dict[str, int]:
-        """Last applied global position per customer; with lock=True (PostgreSQL) the
-        positions stay locked until commit, so a second writer handed the same events waits
-        and then sees them applied instead of applying them again."""
-        wanted = sorted(set(customers))
-        found: dict[str, int] = {}
-        if self.db.is_postgres:
-            sql = (
-                "SELECT customer_id, position FROM projection_customer_positions"
-                " WHERE projection = %s AND customer_id = ANY(%b)"
-            )
-            if lock:
-                result = self._select_locked(
-                    sql + ' ORDER BY customer_id COLLATE "C" FOR UPDATE',  # = Python's order
-                    "INSERT INTO projection_customer_positions (projection, customer_id,"
-                    " position) SELECT %s, c, 0 FROM unnest(%b::text[]) AS c"
-                    " ON CONFLICT (projection, customer_id) DO NOTHING",
-                    projection,
-                    wanted,
-                )
-            else:
-                result = self.db.execute(sql, (projection, wanted)).fetchall()
-            return {c: int(p) for c, p in result if int(p) > 0}
-        for chunk in _chunks(wanted, 500):
-            marks = ",".join(["%s"] * len(chunk))
-            sql = (
-                "SELECT customer_id, position FROM projection_customer_positions"
-                f" WHERE projection = %s AND customer_id IN ({marks})"
-            )
-            result = self.db.execute(sql, (projection, *chunk)).fetchall()
-            found.update({c: int(p) for c, p in result if int(p) > 0})
-        return found
+        """Last global position `projection` applied, per customer (those with one)."""
+        stored = self.positions(customers, lock=lock)
+        return {c: p[projection] for c, p in stored.items() if p.get(projection, 0) > 0}
 
-    def set_customer_positions(self, projection: str, positions: dict[str, int]) -> None:
-        if self.db.is_postgres:
-            self.db.execute(
-                "INSERT INTO projection_customer_positions (projection, customer_id, position)"
-                " SELECT %s, c, p FROM unnest(%b::text[], %b::bigint[]) AS r(c, p)"
-                " ON CONFLICT (projection, customer_id) DO UPDATE SET position = excluded.position",
-                (projection, list(positions), list(positions.values())),
-            )
-            return
-        self.db.executemany(
-            "INSERT INTO projection_customer_positions (projection, customer_id, position)"
-            " VALUES (%s, %s, %s) ON CONFLICT (projection, customer_id)"
-            " DO UPDATE SET position = excluded.position",
-            [(projection, c, p) for c, p in positions.items()],
-        )
+    def set_customer_positions(self, projections: Sequence[str], positions: dict[str, int]) -> None:
+        """Set these projections' positions of these customers (a rebuild)."""
+        stored = self.positions(positions, lock=True)
+        for customer, position in positions.items():
+            doc = stored.setdefault(customer, {})
+            for projection in projections:
+                doc[projection] = position
+        self.store_positions(stored)
 
     def position(self, projection: str) -> int:
         """The highest global position this projection has applied."""
         row = self.db.execute(
-            "SELECT MAX(position) FROM projection_customer_positions WHERE projection = %s",
-            (projection,),
+            "SELECT position FROM projection_heads WHERE projection = %s", (projection,)
         ).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        return int(row[0]) if row else 0
+
+    def advance_heads(self, heads: dict[str, int]) -> None:
+        """Raise each projection's head to this position (never lower it)."""
+        self.db.executemany(
+            "INSERT INTO projection_heads (projection, position) VALUES (%s, %s)"
+            " ON CONFLICT (projection) DO UPDATE SET position = CASE"
+            " WHEN excluded.position > projection_heads.position THEN excluded.position"
+            " ELSE projection_heads.position END",
+            sorted(heads.items()),
+        )
 
     def offsets(self, consumer: str, topic: str) -> dict[int, int]:
         result = self.db.execute(
@@ -225,29 +265,49 @@ def _dumps(row: Any) -> str:
 
 
 def apply_events(store: RowStore, projection: Projection, events: Sequence[Event]) -> int:
-    """Fold a batch into the stored rows (inside the caller's transaction).
+    """apply_projections for one projection."""
+    return apply_projections(store, [projection], events)
 
-    An event is applied only if its global position is past the last one applied for its
-    customer: per customer, events arrive in order, so a re-published one is skipped.
-    Returns the number of events applied.
+
+def apply_projections(
+    store: RowStore, projections: Sequence[Projection], events: Sequence[Event]
+) -> int:
+    """Fold a batch into the stored rows of each projection (inside the caller's
+    transaction). Returns the number of (event, projection) pairs applied.
+
+    An event is applied to a projection only if its global position is past the last one
+    that projection applied for its customer: per customer, events arrive in order, so a
+    re-published one is skipped. The customers' positions are locked first (all
+    projections at once), then each projection's rows.
     """
-    seen = store.customer_positions(projection.name, (e["customer_id"] for e in events), lock=True)
-    fresh: list[Event] = []
-    for event in events:
-        customer, position = event["customer_id"], event["global_position"]
-        if position > seen.get(customer, 0):
-            fresh.append(event)
-            seen[customer] = position
-    if not fresh:
-        return 0
-    prepared = prepare(projection, fresh)
-    rows = store.load(projection.name, prepared.keys, lock=True)
-    prepared.apply(rows)
-    store.save(projection.name, {k: rows[k] for k in prepared.keys})
-    store.set_customer_positions(
-        projection.name, {e["customer_id"]: seen[e["customer_id"]] for e in fresh}
-    )
-    return len(fresh)
+    stored = store.positions((e["customer_id"] for e in events), lock=True)
+    changed: dict[str, dict[str, int]] = {}
+    heads: dict[str, int] = {}
+    applied = 0
+    for projection in projections:
+        name = projection.name
+        seen = {c: p[name] for c, p in stored.items() if name in p}
+        fresh: list[Event] = []
+        for event in events:
+            customer, position = event["customer_id"], event["global_position"]
+            if position > seen.get(customer, 0):
+                fresh.append(event)
+                seen[customer] = position
+        if not fresh:
+            continue
+        prepared = prepare(projection, fresh)
+        rows = store.load(name, prepared.keys, lock=True)
+        prepared.apply(rows)
+        store.save(name, {k: rows[k] for k in prepared.keys})
+        for event in fresh:
+            customer = event["customer_id"]
+            changed.setdefault(customer, stored.setdefault(customer, {}))[name] = seen[customer]
+        heads[name] = max(e["global_position"] for e in fresh)
+        applied += len(fresh)
+    if changed:
+        store.store_positions(changed)
+        store.advance_heads(heads)
+    return applied
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

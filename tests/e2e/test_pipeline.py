@@ -379,10 +379,12 @@ class Pipeline:
         return {(p, k): json.loads(d) for p, k, d in found}
 
     def customer_positions(self) -> dict[tuple[str, str], int]:
-        found = self.db.execute(
-            "SELECT projection, customer_id, position FROM projection_customer_positions"
-        ).fetchall()
-        return {(p, c): int(pos) for p, c, pos in found}
+        found = self.db.execute("SELECT customer_id, positions FROM projection_positions")
+        return {
+            (projection, customer): int(position)
+            for customer, doc in found.fetchall()
+            for projection, position in json.loads(doc).items()
+        }
 
     def assert_rebuild_reproduces_rows(self) -> None:
         """`ledger projections rebuild` (all) leaves every stored row, and every

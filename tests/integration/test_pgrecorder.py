@@ -3,8 +3,10 @@ what the library's own recorder stores, and the two read each other's rows."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -109,3 +111,38 @@ def test_notifications_read_the_same_as_the_library_reads_them(
         other = theirs.recorder.select_notifications(*args, **kwargs)  # type: ignore[arg-type]
         assert mine == other, (args, kwargs)
         assert all(type(n.state) is bytes for n in mine)
+
+
+def test_writers_take_turns_without_blocking_vacuum(fresh_pg_url: Callable[[], str]) -> None:
+    """The writers' lock keeps notification ids in commit order, and VACUUM's lock (SHARE
+    UPDATE EXCLUSIVE, held here as an autovacuum holds it) does not stop a write."""
+    url = fresh_pg_url()
+    first = LedgerApplication(eventsourcing_env(url))
+    second = LedgerApplication(eventsourcing_env(url))
+    first.handle_batch(msgs([customer_registered("a"), customer_registered("b")]))
+    table = first.recorder.events_table_name  # type: ignore[attr-defined]
+    with psycopg.connect(url) as vacuum_like:
+        vacuum_like.execute(f"LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE")
+        done = threading.Event()
+        writer = threading.Thread(
+            target=lambda: (first.handle_batch(msgs([charge("a", "CH-1", "1.00")])), done.set())
+        )
+        writer.start()
+        assert done.wait(10), "a write waited for VACUUM's lock"
+        vacuum_like.rollback()
+    # Two writers still take turns: the second waits while the first holds the lock.
+    with psycopg.connect(url) as holder:
+        holder.execute(
+            "SELECT pg_advisory_xact_lock(%s)",
+            (first.recorder.writers_lock_id,),  # type: ignore[attr-defined]
+        )
+        done = threading.Event()
+        writer = threading.Thread(
+            target=lambda: (second.handle_batch(msgs([charge("b", "CH-2", "1.00")])), done.set())
+        )
+        writer.start()
+        assert not done.wait(1.0), "a writer did not wait for the writers' lock"
+        holder.rollback()
+        assert done.wait(10)
+    ids = [n.id for n in first.recorder.select_notifications(1, 10)]
+    assert ids == [1, 2, 3, 4]
