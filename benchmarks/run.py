@@ -95,8 +95,9 @@ TARGETS = {
 TOOLS = ("produce", "kafka-raw", "pg-raw", "loadgen", "naive", "generate")
 API_RATE = 500
 LAG_RATE = 5_000
-# `ledger consume` processes in one consumer group (they split the partitions): one per core.
-INGEST_CONSUMERS = LAG_CONSUMERS = 2
+# `ledger consume` and `ledger project` processes, each kind in one consumer group (they
+# split the partitions): one per core, as the README's deployment runs them.
+INGEST_CONSUMERS = LAG_CONSUMERS = PROJECTORS = 2
 NICE = ["nice", "-n", "19"]
 
 
@@ -379,15 +380,16 @@ def projected(url: str, group: str) -> int:
     return 0
 
 
-def phase_publish_project(run: Run, url: str) -> tuple[Child, Child]:
+def phase_publish_project(run: Run, url: str) -> tuple[Child, list[Child]]:
     head = sql(url, "SELECT max(notification_id), count(*) FROM ledger_events")[0]
     log(f"publish + project: {head[1]:,} events through {run.topic_events} into the views")
     publish = run.start("publish", [LEDGER, "publish"], url)
-    project = run.start("project", [LEDGER, "project"], url)
+    names = [f"project-{n}" for n in range(1, PROJECTORS + 1)] if PROJECTORS > 1 else ["project"]
+    projectors = [run.start(name, [LEDGER, "project"], url) for name in names]
 
     def tick() -> None:
-        publish.sample()
-        project.sample()
+        for child in (publish, *projectors):
+            child.sample()
 
     marks: dict[str, float] = {}
 
@@ -412,7 +414,7 @@ def phase_publish_project(run: Run, url: str) -> tuple[Child, Child]:
         "seconds": finished - marks["first"],
     }  # fmt: skip
     log(f"publish + project: {run.results['publish_project']['events_per_s']:,.0f} events/s")
-    return publish, project
+    return publish, projectors
 
 
 def free_port() -> int:
@@ -841,7 +843,7 @@ def main() -> None:
             with phase("naive", run):
                 phase_naive(run)
         with phase("publish_project", run):
-            publish, project = phase_publish_project(run, url)
+            publish, projectors = phase_publish_project(run, url)
         if "api" not in args.skip:
             with phase("api", run):
                 phase_api(run, url)
@@ -850,7 +852,7 @@ def main() -> None:
                 consumers = [run.start(f"consume-live-{n}", [LEDGER, "consume"], url)
                              for n in range(1, LAG_CONSUMERS + 1)]  # fmt: skip
                 time.sleep(4)  # they join the group, get their partitions
-                processes = [*consumers, publish, project]
+                processes = [*consumers, publish, *projectors]
                 phase_lag(run, url, processes, LAG_RATE, "lag_cold", run.sizes.lag_warmup_seconds)
                 phase_lag(run, url, processes, LAG_RATE, "lag", run.sizes.lag_seconds)
                 if not args.quick:  # the generator's share of the CPU; a lower rate
@@ -859,7 +861,8 @@ def main() -> None:
                 for consume in consumers:
                     run.stop(consume)
         run.stop(publish)
-        run.stop(project)
+        for project in projectors:
+            run.stop(project)
         if "rebuild" not in args.skip:
             with phase("rebuild", run):
                 phase_rebuild(run)

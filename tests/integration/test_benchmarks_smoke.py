@@ -29,7 +29,8 @@ def test_the_quick_benchmark_run_produces_every_figure(
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "latest.json").read_text())
     results = report["results"]
-    assert results["ingest"]["msgs_per_s"] > 0
+    assert results["ingest"]["msgs_per_s"] > 0 and results["ingest"]["consumers"] == 2
+    assert results["ingest_one"]["msgs_per_s"] > 0
     assert results["ingest"]["dead_letters"] == 0
     assert results["raw"]["kafka"]["rate"] > 0
     assert results["raw"]["postgres"]["copy"]["messages_per_s"] > 0
@@ -37,9 +38,12 @@ def test_the_quick_benchmark_run_produces_every_figure(
     assert results["publish_project"]["events_per_s"] > 0
     assert results["rebuild"]["events"] >= 30_000
     assert results["api"]["requests"] > 0 and results["api"]["p99_ms"] > 0
-    assert results["lag"]["not_seen"] == 0 and results["lag"]["p99_ms"] > 0
-    for process in ("consume", "publish", "project", "serve", "rebuild"):
+    for tag in ("lag_cold", "lag"):
+        assert results[tag]["not_seen"] == 0 and results[tag]["p99_ms"] > 0
+    for process in ("consume-1", "consume-2", "consume-one", "consume-live-1", "publish",
+                    "project-1", "project-2", "serve", "rebuild"):  # fmt: skip
         assert report["peak_rss_mb"][process] > 0
     table = (tmp_path / "latest.md").read_text()
-    assert "| ingest (`ledger consume`) |" in table
-    assert "ingest (`ledger consume`)" in done.stdout
+    assert "| ingest (`ledger consume` x2, one group) |" in table
+    assert "| ingest, one `ledger consume` |" in table
+    assert "ingest (`ledger consume` x2, one group)" in done.stdout
