@@ -383,6 +383,7 @@ def projected(url: str, group: str) -> int:
 def phase_publish_project(run: Run, url: str) -> tuple[Child, list[Child]]:
     head = sql(url, "SELECT max(notification_id), count(*) FROM ledger_events")[0]
     log(f"publish + project: {head[1]:,} events through {run.topic_events} into the views")
+    services_before, wall_before = services_cpu_seconds(), time.perf_counter()
     publish = run.start("publish", [LEDGER, "publish"], url)
     names = [f"project-{n}" for n in range(1, PROJECTORS + 1)] if PROJECTORS > 1 else ["project"]
     projectors = [run.start(name, [LEDGER, "project"], url) for name in names]
@@ -406,9 +407,15 @@ def phase_publish_project(run: Run, url: str) -> tuple[Child, list[Child]]:
         return "published" in marks and projected(url, run.group_project) >= head[1]
 
     finished = wait_until("projections", done, 900, 0.05, tick)
+    tick()
+    # CPU of each process from its start (imports included) and of the services.
+    cpu = {c.name: round(c.cpu or 0.0, 2) for c in (publish, *projectors)}
+    for service, seconds in services_cpu_seconds().items():
+        cpu[service] = round(seconds - services_before[service], 2)
     events = head[1]
     run.results["publish_project"] = {
-        "events": events,
+        "events": events, "cpu_seconds": cpu,
+        "wall_seconds": round(time.perf_counter() - wall_before, 2),
         "events_per_s": events / (finished - marks["first"]),
         "publish_events_per_s": events / max(marks["published"] - marks["first"], 1e-9),
         "seconds": finished - marks["first"],
@@ -734,6 +741,12 @@ def markdown(run_info: dict[str, Any], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cores_of(phase: dict[str, Any]) -> str:
+    """Each process's CPU seconds over the phase's wall seconds, busiest first."""
+    busiest = sorted(phase["cpu_seconds"].items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{name} {seconds / phase['wall_seconds']:.2f}" for name, seconds in busiest)
+
+
 def details(run_info: dict[str, Any]) -> list[str]:
     """The figures behind the table, for RESULTS.md."""
     r = run_info["results"]
@@ -753,12 +766,19 @@ def details(run_info: dict[str, Any]) -> list[str]:
             f"transaction per 1,000: COPY {pg['copy']['rows_per_s']:,.0f} rows/s, "
             f"executemany {pg['executemany']['rows_per_s']:,.0f} rows/s."
         )
+    if "publish_project" in r and "cpu_seconds" in r["publish_project"]:
+        pp = r["publish_project"]
+        out.append(
+            f"Publish + project phase: {pp['events']:,} events, {pp['wall_seconds']:.1f} s from "
+            f"the processes' start; CPU in cores: {cores_of(pp)} (total "
+            f"{sum(pp['cpu_seconds'].values()) / pp['wall_seconds']:.2f} of "
+            f"{run_info['machine']['cpus']})."
+        )
     for tag, when in LAG_TAGS.items():
         if tag not in r:
             continue
         lag = r[tag]
-        cores = ", ".join(f"{k} {v / lag['wall_seconds']:.2f}" for k, v in
-                          sorted(lag["cpu_seconds"].items(), key=lambda kv: -kv[1]))  # fmt: skip
+        cores = cores_of(lag)
         out.append(
             f"Lag phase at {lag['input_rate']:,} msg/s{' ' + when if when else ''}: "
             f"{lag['messages']:,} messages, "
