@@ -9,11 +9,16 @@ One publisher works at a time (a PostgreSQL advisory lock); others wait as hot s
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
+from typing import Any
 
+import psycopg
 import structlog
 from kafka import KafkaProducer
 from kafka.partitioner.default import DefaultPartitioner, murmur2
+from psycopg.sql import SQL, Identifier
 
 from consumers.kafka_support import (
     TRANSIENT_DB_ERRORS,
@@ -35,6 +40,46 @@ POSITION_NAME = "publish:{topic}"
 ADVISORY_LOCK_ID = 0x1ED6E5  # any constant shared by all publishers
 
 
+class NewEvents:
+    """Waits for new events in the store. The recorder NOTIFYs a channel in every insert
+    transaction, so the publisher LISTENs and wakes when a writer commits: events go out
+    without a polling delay, and an idle publisher sends no queries. Without PostgreSQL, or
+    while its connection is down, it polls every POLL seconds."""
+
+    POLL = 0.1
+
+    def __init__(self, database_url: str | None, channel: str | None, stop: StopFlag) -> None:
+        self.url = database_url if channel else None
+        self.channel = channel
+        self.stop = stop
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def wait(self, timeout: float) -> None:
+        if self.url is None:
+            self.stop.wait(min(timeout, self.POLL))
+            return
+        try:
+            if self.conn is None:
+                self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+                self.conn.execute(SQL("LISTEN {}").format(Identifier(str(self.channel))))
+                return  # events committed before the LISTEN: the caller looks first
+            deadline = time.monotonic() + timeout
+            while not self.stop.is_set and (left := deadline - time.monotonic()) > 0:
+                # In slices, so that a stop request is seen within half a second.
+                for _ in self.conn.notifies(timeout=min(left, 0.5), stop_after=1):
+                    return
+        except psycopg.Error as error:
+            log.warning("publish.listen_failed", error=str(error))
+            self.close()
+            self.stop.wait(min(timeout, self.POLL))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+            self.conn = None
+
+
 class Publisher:
     def __init__(
         self,
@@ -43,7 +88,7 @@ class Publisher:
         stop: StopFlag,
         *,
         batch_size: int = 2000,
-        idle_wait: float = 0.02,  # between polls of an idle log: part of produced -> visible
+        idle_wait: float = 1.0,  # the longest wait for new events when no NOTIFY comes
     ) -> None:
         assert settings.kafka_bootstrap, "LEDGER_KAFKA_BOOTSTRAP is required for `ledger publish`"
         self.app = app
@@ -60,6 +105,9 @@ class Publisher:
         self.published = 0
         self.decoder = Decoder(app.mapper)
         self._partitions: tuple[list[int], dict[bytes, int]] = ([], {})
+        channel = getattr(app.recorder, "channel_name", None)
+        self.new_events = NewEvents(settings.database_url if self.db.is_postgres else None,
+                                    channel, stop)  # fmt: skip
 
     def run(self) -> int:
         try:
@@ -76,8 +124,9 @@ class Publisher:
                     self._reconnect()
                     continue
                 if sent == 0:
-                    self.stop.wait(self.idle_wait)
+                    self.new_events.wait(self.idle_wait)
         finally:
+            self.new_events.close()
             self.producer.close(timeout=10)
             log.info("publish.stopped", published=self.published)
         return self.published
