@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import (
     AggregateNotFoundError,
@@ -30,6 +30,7 @@ from ledger.domain.errors import (
     UnknownCustomer,
 )
 from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.ids import is_guid, normalize_id
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
 from ledger.domain.remittance import MicrosoftRemittance, remittance_id
 from ledger.messages import Message
@@ -122,6 +123,7 @@ class LedgerApplication(Application[UUID]):
         self._cache_max_events = int(self.env.get("INGEST_CACHE_MAX_EVENTS", "300000"))
         self._cache_sizes: dict[str, int] = {}  # events of each cached account when cached
         self._cache_events = 0
+        self._legacy_streams: dict[str, UUID] | None = None  # see stream_id
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """The library's save. For the ledger's own aggregates it skips the per-object
@@ -264,7 +266,7 @@ class LedgerApplication(Application[UUID]):
         missing = [c for c in customer_ids if c not in self._cache]
         if select_streams is None or len(missing) < 2:
             return
-        ids = {account_id(c): c for c in missing}
+        ids = {self.stream_id(c): c for c in missing}
         streams = select_streams(list(ids))
         for stream_id, customer_id in ids.items():
             stored = streams.get(stream_id)
@@ -311,7 +313,9 @@ class LedgerApplication(Application[UUID]):
         }
         for customer_id in suspects:
             entry = loaded[customer_id]
-            newer = self.recorder.select_events(account_id(customer_id), gt=entry.version, limit=1)
+            newer = self.recorder.select_events(
+                self.stream_id(customer_id), gt=entry.version, limit=1
+            )
             if newer:
                 return True
         return False
@@ -323,15 +327,39 @@ class LedgerApplication(Application[UUID]):
         if self._cache:
             for aggregate in processing_event.aggregates.values():
                 customer_id = getattr(aggregate, "customer_id", None)
-                if customer_id is not None:
-                    self._cache_pop(customer_id)
+                if customer_id is not None:  # cached under the ledger's spelling
+                    self._cache_pop(normalize_id(customer_id))
         return recordings
 
     # ---- reading ----------------------------------------------------------------------
 
+    def stream_id(self, customer_id: str) -> UUID:
+        """The stream of a customer id in either case (SPEC §2: a GUID is one id).
+
+        New streams are `account_id(normalize_id(id))`. A store written before that rule
+        may hold a customer registered under a GUID with upper-case letters, whose stream
+        id derives from that spelling: such streams are found through an index of the
+        registrations whose id is not in the ledger's spelling, read once per process (the
+        first time a GUID is looked up; no new ones can appear since every id entering the
+        ledger is normalised). Their stored events keep their spelling (they are chained
+        by hash); every view shows the lower-case id (`ledger.published.to_published`).
+        """
+        normal = normalize_id(customer_id)
+        if is_guid(normal):
+            if self._legacy_streams is None:
+                self._legacy_streams = {
+                    normalize_id(registered): account_id_as_written(registered)
+                    for registered in self._registered_ids()
+                    if normalize_id(registered) != registered
+                }
+            legacy = self._legacy_streams.get(normal)
+            if legacy is not None:
+                return legacy
+        return account_id(normal)
+
     def find(self, customer_id: str) -> CustomerAccount | None:
         try:
-            account = self.repository.get(account_id(customer_id))
+            account = self.repository.get(self.stream_id(customer_id))
         except AggregateNotFoundError:
             return None
         assert isinstance(account, CustomerAccount)
@@ -344,7 +372,11 @@ class LedgerApplication(Application[UUID]):
         return account
 
     def customer_ids(self) -> list[str]:
-        """Every registered customer, in registration order."""
+        """Every registered customer, in registration order, in the ledger's spelling."""
+        return [normalize_id(customer_id) for customer_id in self._registered_ids()]
+
+    def _registered_ids(self) -> list[str]:
+        """Every registered customer id as its CustomerRegistered event stores it."""
         ids: list[str] = []
         for notification in self.notifications(topics=[REGISTERED_TOPIC]):
             event = self.mapper.to_domain_event(notification)
@@ -365,7 +397,7 @@ class LedgerApplication(Application[UUID]):
             position = chunk[-1].id + 1
 
     def stream(self, customer_id: str) -> list[ev.LedgerEvent]:
-        events = list(self.events.get(account_id(customer_id)))
+        events = list(self.events.get(self.stream_id(customer_id)))
         return [e for e in events if isinstance(e, ev.LedgerEvent)]
 
     def head_position(self) -> int:
@@ -395,7 +427,7 @@ class LedgerApplication(Application[UUID]):
         def decide(customer_id: str) -> tuple[CustomerAccount | None, list[str]]:
             account = self.get(customer_id)
             if account.issue_invoice(period, invoice_date, now):
-                return account, [f"INV-{customer_id}-{period}"]
+                return account, [f"INV-{account.customer_id}-{period}"]
             return None, []
 
         return self._for_each_customer(decide, progress=progress)
@@ -601,6 +633,11 @@ def _check_link(
     if expected != event.hash:
         return BrokenLink(customer_id, position, "content does not match its hash")
     return None
+
+
+def account_id_as_written(customer_id: str) -> UUID:
+    """The stream id the ledger derived before SPEC §2 (from the id exactly as written)."""
+    return uuid5(NAMESPACE_URL, f"csp-ledger:customer:{customer_id}")
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -12,7 +12,7 @@ import typer
 
 from ledger import __version__
 from ledger.bootstrap import build_app, deadletter_store
-from ledger.cli_options import parse_day, parse_period, today
+from ledger.cli_options import parse_customer, parse_day, parse_period, today
 from ledger.config import Settings, get_settings
 from ledger.domain.errors import LedgerError
 from ledger.domain.policy import describe
@@ -345,7 +345,7 @@ def show(
     historical = day is not None and day < today()
     rows = view_rows(
         build_app(settings), settings, view, day or today(), historical=historical,
-        customer_id=customer, status=status, period=period,
+        customer_id=parse_customer(customer), status=status, period=period,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ from rich.console import Console
 from ledger.bootstrap import build_app
 from ledger.cli_options import parse_day, parse_period, today
 from ledger.config import get_settings
-from ledger.domain.money import fmt
+from ledger.domain.errors import InvalidMessage
+from ledger.domain.money import check_currency, fmt, parse_decimal
 from ledger.reconcile import ReconReport, import_recon_file, write_csv
 from ledger.tables import print_rows
 from projections.remittance import payment_status
@@ -117,7 +118,7 @@ def remittance_pay(
     paid_on = parse_day(on, "--date") or today()
     ledger = build_app(get_settings())
     remittance, applied = ledger.pay_microsoft(
-        chosen, value, reference.strip(), paid_on, currency.upper() if currency else None,
+        chosen, value, reference.strip(), paid_on, _currency(currency),
         force=force,
     )  # fmt: skip
     cur = remittance.currency
@@ -130,14 +131,25 @@ def remittance_pay(
     )
 
 
-def _amount(text: str) -> Decimal:
+def _currency(text: str | None) -> str | None:
+    if text is None:
+        return None
     try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise typer.BadParameter(
-            f"{text!r} is not a decimal amount", param_hint="--amount"
-        ) from None
-    if not value.is_finite() or value <= 0:
+        return check_currency(text.strip().upper(), "--currency")
+    except InvalidMessage as exc:
+        raise typer.BadParameter(exc.message.removeprefix("--currency: "),
+                                 param_hint="--currency") from None  # fmt: skip
+
+
+def _amount(text: str) -> Decimal:
+    # The same reading as message amounts: ASCII digits, no exponent, no NaN (Decimal()
+    # alone takes "1e3", "NaN" and Arabic-Indic digits).
+    try:
+        value = parse_decimal(text, "--amount", max_decimals=None)
+    except InvalidMessage as exc:
+        raise typer.BadParameter(exc.message.removeprefix("--amount: "),
+                                 param_hint="--amount") from None  # fmt: skip
+    if value <= 0:
         raise typer.BadParameter(f"{text!r} must be > 0", param_hint="--amount")
     return value
 

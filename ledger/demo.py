@@ -16,6 +16,7 @@ from typing import Any
 
 from ledger.application import LedgerApplication
 from ledger.deadletters import DeadLetterStore
+from ledger.domain.money import quantize
 from ledger.ingest import IngestCounts, RawRecord, process_records
 from ledger.reconcile import import_recon_file
 
@@ -289,6 +290,8 @@ def run_demo(
         f"{len(summary['missing_on_invoice'])} charge not billed, "
         f"{len(summary['amount_mismatches'])} amount mismatch"
     )
-    app.pay_microsoft("2026-01", imported.recon.total / 2, "WIRE-2026-0301", date(2026, 3, 1))
+    # Half, rounded to the cent: a payment has the currency's decimals (SPEC §2).
+    half = quantize(imported.recon.total / 2, imported.recon.currency)
+    app.pay_microsoft("2026-01", half, "WIRE-2026-0301", date(2026, 3, 1))
     on_step("paid Microsoft half of January's invoice")
     return totals

@@ -13,8 +13,16 @@ Choices where the SPEC is silent (the contract others rely on):
   or float) is refused: a float is not exact, and accepting ints would make `10` and `"10"`
   two spellings of the same contract. `quantity` also accepts a JSON integer (seat counts
   are naturally integers and an int is exact), but never a float.
-- `amount` and `cost` must fit the currency's minor unit (`"10.001"` USD is invalid);
-  `unit_price` and `quantity` may carry up to 6 decimals (Microsoft prices do).
+- `amount` and `cost` must fit the currency's ISO 4217 minor unit (`"10.001"` USD is
+  invalid); `unit_price` and `quantity` may carry up to 18 decimals (SPEC §2: Microsoft's
+  usage prices carry 13). Every decimal has at most 15 digits before the point. An error
+  names the rule broken ("has 19 decimals, at most 18"). Digits are ASCII only.
+- `currency` is an ISO 4217 code from ISO's table (the `iso4217` package), upper case.
+- Partner Center ids written as GUIDs (`customer_id`, `subscription_id`) are kept in lower
+  case (SPEC §2), so either spelling is the same customer; other ids are kept as given. A
+  record key is compared with `customer_id` the same way.
+- Every pattern is ASCII-only and must match the whole value (a trailing newline is not
+  ignored).
 - Charge signs: `amount` and `cost` are >= 0, except for `cancel_refund` where both are
   <= 0 (the partner is refunded by Microsoft too); `unit_price` is always >= 0; `quantity`
   is >= 0 except for `cancel_refund`. `amount` is not checked against
@@ -70,7 +78,8 @@ from ledger.domain.errors import (
     MessageTooLarge,
     UnknownType,
 )
-from ledger.domain.money import check_currency, check_scale, parse_decimal
+from ledger.domain.ids import normalize_id
+from ledger.domain.money import MAX_PLAIN_DECIMALS, check_currency, check_scale, parse_decimal
 
 __all__ = [
     "ENVELOPE_FIELDS",
@@ -97,17 +106,24 @@ MAX_MESSAGE_BYTES = 1_048_576
 ENVELOPE_FIELDS = frozenset({"message_id", "type", "customer_id", "occurred_at"})
 
 MAX_ID_CHARS = 128
-MAX_QUANTITY_DECIMALS = 6
-MAX_PRICE_DECIMALS = 6
+MAX_QUANTITY_DECIMALS = MAX_PLAIN_DECIMALS
+MAX_PRICE_DECIMALS = MAX_PLAIN_DECIMALS
 MAX_MINUTES = 2_147_483_647
 
-_CUSTOMER_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Every pattern is ASCII (re.ASCII, explicit [0-9]: a Unicode \d takes "٢٠٢٦") and is used
+# with fullmatch (a `$` would accept a final newline: "2026-01\n").
+_CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}", re.ASCII)
 _RFC3339_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
 )
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+_NO_OFFSET_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?", re.ASCII
+)
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_PERIOD_RE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 # --------------------------------------------------------------------------- field errors
@@ -165,9 +181,14 @@ def _business_id(value: str) -> str:
 
 
 def _customer_id(value: str) -> str:
-    if not _CUSTOMER_ID_RE.match(value):
+    if not _CUSTOMER_ID_RE.fullmatch(value):
         raise _fail(f"{_short(value)} must be 1-64 characters of [A-Za-z0-9._:-]")
-    return value
+    return normalize_id(value)
+
+
+def _partner_center_id(value: str) -> str:
+    """A business id that Partner Center writes as a GUID (subscription_id)."""
+    return normalize_id(_business_id(value))
 
 
 def _currency(value: object) -> object:
@@ -181,13 +202,13 @@ def _currency(value: object) -> object:
 
 def _email(value: str) -> str:
     _unicode(value)
-    if not _EMAIL_RE.match(value):
+    if not _EMAIL_RE.fullmatch(value):
         raise _fail(f"{_short(value)} is not an email address")
     return value
 
 
 def _billing_period(value: object) -> object:
-    if isinstance(value, str) and not _PERIOD_RE.match(value):
+    if isinstance(value, str) and not _PERIOD_RE.fullmatch(value):
         raise _fail(f"{_short(value)} must be YYYY-MM with a month 01-12")
     return value
 
@@ -199,8 +220,8 @@ def _timestamp(value: object) -> object:
         return value
     if not isinstance(value, str):
         raise _fail(f"must be an RFC 3339 timestamp string, got {_short(value)}")
-    if not _RFC3339_RE.match(value):
-        if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", value):
+    if not _RFC3339_RE.fullmatch(value):
+        if _NO_OFFSET_RE.fullmatch(value):
             raise _fail(f"{_short(value)} has no offset (use Z or +HH:MM)")
         raise _fail(f"{_short(value)} is not an RFC 3339 timestamp")
     try:
@@ -212,7 +233,7 @@ def _timestamp(value: object) -> object:
 def _date(value: object) -> object:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _DATE_RE.match(value):
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
         raise _fail(f"must be a date YYYY-MM-DD, got {_short(value)}")
     try:
         return date.fromisoformat(value)
@@ -221,7 +242,9 @@ def _date(value: object) -> object:
 
 
 def _decimal(*, allow_int: bool, max_decimals: int | None = None) -> Callable[[object], object]:
-    """A BeforeValidator reading a decimal string (or an int when allowed) into a Decimal."""
+    """A BeforeValidator reading a decimal string (or an int when allowed) into a Decimal.
+
+    `max_decimals` None: money, whose decimals the model checks against its currency."""
 
     def parse(value: object) -> object:
         if isinstance(value, Decimal):
@@ -234,7 +257,7 @@ def _decimal(*, allow_int: bool, max_decimals: int | None = None) -> Callable[[o
             if isinstance(value, int) and not allow_int:
                 raise _fail(f"must be a decimal string, got {_short(value)}")
             try:
-                number = parse_decimal(value, "value")
+                number = parse_decimal(value, "value", max_decimals=max_decimals)
             except InvalidMessage as exc:
                 raise _unwrap(exc, "value") from None
             if isinstance(value, str) and value != value.strip():
@@ -242,7 +265,7 @@ def _decimal(*, allow_int: bool, max_decimals: int | None = None) -> Callable[[o
         exponent = number.as_tuple().exponent
         assert isinstance(exponent, int)
         if max_decimals is not None and -exponent > max_decimals:
-            raise _fail(f"{number} has more than {max_decimals} decimals")
+            raise _fail(f"{_short(str(number))} has {-exponent} decimals, at most {max_decimals}")
         if number.is_zero():
             number = number.copy_abs()  # "-0.00" is zero
         return number
@@ -254,6 +277,7 @@ BusinessId = Annotated[str, AfterValidator(_business_id)]
 RequiredText = Annotated[str, AfterValidator(_required_text)]
 Text = Annotated[str, AfterValidator(_unicode)]
 CustomerId = Annotated[str, AfterValidator(_customer_id)]
+PartnerCenterId = Annotated[str, AfterValidator(_partner_center_id)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 Email = Annotated[str, AfterValidator(_email)]
 BillingPeriod = Annotated[str, BeforeValidator(_billing_period)]
@@ -402,7 +426,7 @@ class ChargeMsg(Envelope):
     _business_id_field: ClassVar[str | None] = "charge_id"
 
     charge_id: BusinessId
-    subscription_id: BusinessId
+    subscription_id: PartnerCenterId
     product_id: BusinessId
     sku_id: BusinessId
     description: RequiredText
@@ -644,7 +668,8 @@ def _check_key(key: str | bytes, customer_id: str) -> None:
             raise KeyMismatch(
                 f"customer_id: the record key {_short(key)} is not UTF-8", field="customer_id"
             ) from None
-    if key != customer_id:
+    # The producer may write a GUID key in either case: the same customer (SPEC §2).
+    if normalize_id(key) != customer_id:
         raise KeyMismatch(
             f"customer_id: {customer_id!r} differs from the record key {_short(key)}",
             field="customer_id",

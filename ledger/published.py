@@ -7,6 +7,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from ledger.domain.events import LedgerEvent
+from ledger.domain.ids import normalize_id
 
 SCHEMA_VERSION = 1
 
@@ -19,10 +20,13 @@ def event_id(customer_id: str, position: int) -> str:
 def to_published(event: LedgerEvent, global_position: int) -> dict[str, Any]:
     customer_id = event.customer_id
     return {
+        # The id of a stored event never changes: derived from the customer id as stored.
         "event_id": event_id(customer_id, event.originator_version),
         "event_type": type(event).__name__,
         "schema_version": SCHEMA_VERSION,
-        "customer_id": customer_id,
+        # Shown in the ledger's spelling (SPEC §2): a stream registered before that rule
+        # under an upper-case GUID feeds the same views and keys as the lower-case id.
+        "customer_id": normalize_id(customer_id),
         "stream_position": event.originator_version,
         "global_position": global_position,
         "occurred_at": event.occurred_at.isoformat(),

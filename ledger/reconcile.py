@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.domain.errors import LedgerError
 from ledger.domain.events import LedgerEvent
-from ledger.domain.money import fmt, quantize
+from ledger.domain.ids import normalize_id
+from ledger.domain.money import check_currency, decimals_of, fmt, minor_unit
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
@@ -62,10 +63,18 @@ REQUIRED_COLUMNS = (
 )  # fmt: skip
 OPTIONAL_COLUMNS = ("ProductId", "SkuId", "CustomerName")
 
-_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-_US_DATE_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T].*)?$")
-_ISO_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T].*)?$")
+# ASCII digits only (a Unicode \d reads "٣" as 3) and matched with fullmatch (a `$` lets a
+# final newline through). A time after the date is allowed, and only a time.
+_NUMBER_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_TIME = (
+    r"(?:[ T][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"  # 12:00, 12:00:00, 12:00:00.000
+    r"(?: ?[AaPp][Mm])?(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"  # AM/PM, Z or an offset
+)
+_US_DATE_RE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})" + _TIME, re.ASCII)
+_ISO_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})" + _TIME, re.ASCII)
+# Plain decimals (UnitPrice, Quantity, exchange rates: SPEC §2) take up to this many places;
+# money (Subtotal) takes the currency's ISO 4217 minor unit.
+MAX_PLAIN_DECIMALS = 18
 
 
 class ReconFileError(LedgerError):
@@ -145,14 +154,32 @@ class ReconFile:
         return min(month for month, count in months.items() if count == best)
 
 
-def _parse_number(text: str, line: int, column: str) -> Decimal:
+def _parse_number(
+    text: str, line: int, column: str, max_decimals: int | None = MAX_PLAIN_DECIMALS
+) -> Decimal:
+    """A decimal cell. Raises ReconFileError naming the rule broken: not a number, or more
+    than `max_decimals` decimals (None: the caller checks them, e.g. against a currency)."""
     value = text.strip()
-    if not _NUMBER_RE.match(value):
+    if not _NUMBER_RE.fullmatch(value):
         raise ReconFileError(f"{text!r} is not a number", line=line, column=column)
     try:
-        return Decimal(value)
+        number = Decimal(value)
     except InvalidOperation:  # pragma: no cover - the regex already guards this
         raise ReconFileError(f"{text!r} is not a number", line=line, column=column) from None
+    if max_decimals is not None and decimals_of(number) > max_decimals:
+        raise ReconFileError(f"{value} has {decimals_of(number)} decimals, at most "
+                             f"{max_decimals}", line=line, column=column)  # fmt: skip
+    return number
+
+
+def _parse_money(text: str, currency: str, line: int, column: str) -> Decimal:
+    """A money cell: at most the currency's ISO 4217 minor-unit decimals (SPEC §2)."""
+    number = _parse_number(text, line, column, max_decimals=None)
+    if decimals_of(number) > minor_unit(currency):
+        raise ReconFileError(f"{text.strip()} has {decimals_of(number)} decimals, at most "
+                             f"{minor_unit(currency)} for {currency}", line=line,
+                             column=column)  # fmt: skip
+    return number
 
 
 def _parse_date(text: str, line: int, column: str) -> date:
@@ -160,9 +187,9 @@ def _parse_date(text: str, line: int, column: str) -> date:
     1/31/2025 12:00:00 AM)."""
     value = text.strip()
     try:
-        if found := _ISO_DATE_RE.match(value):
+        if found := _ISO_DATE_RE.fullmatch(value):
             return date(int(found[1]), int(found[2]), int(found[3]))
-        if found := _US_DATE_RE.match(value):
+        if found := _US_DATE_RE.fullmatch(value):
             return date(int(found[3]), int(found[1]), int(found[2]))
     except ValueError:
         pass
@@ -240,18 +267,17 @@ def parse_recon_file(raw: bytes) -> ReconFile:
                 line=line, column="InvoiceNumber",
             )  # fmt: skip
         line_currency = cell("Currency").upper()
-        if not _CURRENCY_RE.match(line_currency):
-            raise ReconFileError(f"{line_currency!r} is not an ISO 4217 code", line=line,
-                                 column="Currency")  # fmt: skip
+        try:
+            check_currency(line_currency)
+        except LedgerError:
+            raise ReconFileError(f"{line_currency!r} is not an ISO 4217 code",
+                                 line=line, column="Currency") from None  # fmt: skip
         if currency is None:
             currency = line_currency
         elif line_currency != currency:
             raise ReconFileError(f"{line_currency} differs from the file's currency {currency}",
                                  line=line, column="Currency")  # fmt: skip
-        subtotal = _parse_number(cell("Subtotal"), line, "Subtotal")
-        if quantize(subtotal, currency) != subtotal:
-            raise ReconFileError(f"{subtotal} has more decimals than {currency} allows",
-                                 line=line, column="Subtotal")  # fmt: skip
+        subtotal = _parse_money(cell("Subtotal"), currency, line, "Subtotal")
         charge_start = _parse_date(cell("ChargeStartDate"), line, "ChargeStartDate")
         charge_end = _parse_date(cell("ChargeEndDate"), line, "ChargeEndDate")
         if charge_end < charge_start:
@@ -261,8 +287,9 @@ def parse_recon_file(raw: bytes) -> ReconFile:
         lines.append(
             ReconLine(
                 line=line,
-                customer_id=cell("CustomerId"),
-                subscription_id=cell("SubscriptionId"),
+                # GUIDs in either case are one id (SPEC §2): both sides of the match agree.
+                customer_id=normalize_id(cell("CustomerId")),
+                subscription_id=normalize_id(cell("SubscriptionId")),
                 product_id=cell("ProductId", required=False),
                 sku_id=cell("SkuId", required=False),
                 ms_charge_type=ms_type,
@@ -304,8 +331,8 @@ def ledger_charges(events: Iterable[LedgerEvent]) -> list[LedgerCharge]:
     return [
         LedgerCharge(
             charge_id=d["charge_id"],
-            customer_id=e.customer_id,
-            subscription_id=d["subscription_id"],
+            customer_id=normalize_id(e.customer_id),  # streams registered before SPEC §2
+            subscription_id=normalize_id(d["subscription_id"]),
             charge_type=d["charge_type"],
             charge_start=date.fromisoformat(d["charge_start"]),
             charge_end=date.fromisoformat(d["charge_end"]),

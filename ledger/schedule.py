@@ -23,7 +23,8 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 RunCollections = Callable[[date], Sequence[dict[str, Any]]]
 
-_AT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# ASCII digits, anchored at the true end (`$` would take "06:05\n").
+_AT_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])\Z", re.ASCII)
 
 
 class Stop(Protocol):

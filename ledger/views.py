@@ -9,6 +9,7 @@ from typing import Any
 from ledger.application import LedgerApplication
 from ledger.domain.account import end_of
 from ledger.domain.events import LedgerEvent
+from ledger.domain.ids import normalize_id
 from ledger.published import to_published
 from projections.accounts import AccountsProjection, balances_view, delinquency_view
 from projections.base import Projection, Rows, fold, occurred_by
@@ -74,7 +75,8 @@ def render_view(
         return remittance_view(rows, period)
     else:
         raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
-    return [r for r in out if customer_id is None or r["customer_id"] == customer_id]
+    wanted = None if customer_id is None else normalize_id(customer_id)  # SPEC §2
+    return [r for r in out if wanted is None or r["customer_id"] == wanted]
 
 
 def compute_view(

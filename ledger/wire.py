@@ -20,6 +20,7 @@ import orjson
 from eventsourcing.persistence import Mapper, Notification
 
 from ledger.domain.events import EVENT_TYPES, LedgerEvent
+from ledger.domain.ids import normalize_id
 from ledger.published import SCHEMA_VERSION, to_published
 
 _EVENTS_MODULE = "ledger.domain.events:"
@@ -76,7 +77,7 @@ class Decoder:
                     "event_id": event_id(customer_id, position) if self.event_ids else None,
                     "event_type": topic[len(_EVENTS_MODULE) :],
                     "schema_version": SCHEMA_VERSION,
-                    "customer_id": customer_id,
+                    "customer_id": normalize_id(customer_id),  # = to_published
                     "stream_position": position,
                     "global_position": notification.id,
                     "occurred_at": occurred["_data_"],

@@ -15,7 +15,6 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from ledger.application import LedgerApplication
-from ledger.domain.account import account_id
 from ledger.domain.events import LedgerEvent
 from ledger.published import to_published
 
@@ -26,7 +25,7 @@ def stream_events(
     """Events of the customer's stream after stream position `after`, in the SPEC §5 shape
     plus the hash-chain link (`prev_hash`, `hash`)."""
     out: list[dict[str, Any]] = []
-    for notification in _select(app, account_id(customer_id), after, limit):
+    for notification in _select(app, app.stream_id(customer_id), after, limit):
         event = app.mapper.to_domain_event(notification)
         if isinstance(event, LedgerEvent):
             out.append(

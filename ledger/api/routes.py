@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from ledger.api.auth import require
 from ledger.api.data import Reader
@@ -32,12 +32,16 @@ from ledger.api.pagination import (
     encode_cursor,
     paginate,
 )
+from ledger.domain.ids import normalize_id
 from ledger.domain.money import fmt
 from projections.accounts import balance_row
 from projections.base import Row
 
+# A GUID in either case is one customer (SPEC §2): the path's id is read in lower case.
 CustomerId = Annotated[
-    str, Path(pattern=CUSTOMER_ID_PATTERN, description="Partner Center customer (tenant) id.")
+    str,
+    Path(pattern=CUSTOMER_ID_PATTERN, description="Partner Center customer (tenant) id."),
+    AfterValidator(normalize_id),
 ]
 
 
@@ -252,7 +256,9 @@ def list_tickets(
     as_of: AsOf = None,
     status: Annotated[Literal["open", "escalated", "resolved"] | None, Query()] = None,
     customer_id: Annotated[
-        str | None, Query(pattern=CUSTOMER_ID_PATTERN, description="Only this customer's.")
+        str | None,
+        Query(pattern=CUSTOMER_ID_PATTERN, description="Only this customer's."),
+        AfterValidator(lambda value: None if value is None else normalize_id(value)),
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,

@@ -21,6 +21,7 @@ from ledger.domain.errors import (
     UnknownReference,
 )
 from ledger.domain.hashchain import GENESIS
+from ledger.domain.ids import normalize_id
 from ledger.domain.money import fmt
 from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, plan_actions
 from ledger.domain.stream import ChainedStream, Meta
@@ -29,8 +30,11 @@ ZERO = Decimal(0)
 
 
 def account_id(customer_id: str) -> UUID:
-    """The stream id of a customer: stable, derived from the Partner Center customer id."""
-    return uuid5(NAMESPACE_URL, f"csp-ledger:customer:{customer_id}")
+    """The stream id of a customer: stable, derived from the Partner Center customer id in
+    the ledger's spelling (a GUID in lower case, SPEC §2), so either case finds one stream.
+    A stream registered before that rule under a GUID with upper-case letters has another
+    id: `LedgerApplication.stream_id` finds it."""
+    return uuid5(NAMESPACE_URL, f"csp-ledger:customer:{normalize_id(customer_id)}")
 
 
 def start_of(day: date) -> datetime:

@@ -4,51 +4,97 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import iso4217
 
 from ledger.domain.errors import CurrencyMismatch, InvalidMessage
 
-# ISO 4217 exponents that differ from 2. Every other well-formed code has 2 decimals.
-_MINOR_UNITS = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
-    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
-    "XPF": 0, "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-    "CLF": 4, "UYW": 4,
-}  # fmt: skip
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-_DECIMAL_RE = re.compile(r"^-?\d{1,15}(\.\d{1,8})?$")
+# ISO 4217 codes and their minor units, from the `iso4217` package (ISO's own table, kept
+# current by its maintainers). Codes without a minor unit (gold XAU, SDR XDR, test XTS, "no
+# currency" XXX, ...) are not billing currencies and are refused like unknown codes.
+_MINOR_UNITS: dict[str, int] = {
+    c.code: c.exponent for c in iso4217.Currency if c.exponent is not None
+}
+# Units of data stored before currency codes were checked against the table: shown with 2
+# decimals rather than failing a whole view. Input never gets here (check_currency).
+_LEGACY_MINOR_UNIT = 2
+# quantity, unit_price and exchange rates (SPEC §2): any precision up to 18 decimal places.
+MAX_PLAIN_DECIMALS = 18
+# Whole digits of any decimal the ledger takes: 10^15 units is beyond any bill, and it keeps
+# every sum well inside Decimal's 28 significant digits.
+MAX_INTEGER_DIGITS = 15
+# ASCII digits only (no Arabic-Indic or full-width digits), matched with fullmatch.
+_DECIMAL_RE = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?", re.ASCII)
 
 
 def minor_unit(currency: str) -> int:
-    return _MINOR_UNITS.get(currency, 2)
+    """Decimals of the currency's minor unit (2 USD, 0 JPY, 3 KWD)."""
+    return _MINOR_UNITS.get(currency, _LEGACY_MINOR_UNIT)
+
+
+def is_currency(currency: object) -> bool:
+    """True for an active ISO 4217 code with a minor unit (upper case, as ISO writes it)."""
+    return isinstance(currency, str) and currency in _MINOR_UNITS
 
 
 def check_currency(currency: str, field: str = "currency") -> str:
-    if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
-        raise InvalidMessage(f"{field}: {currency!r} is not an ISO 4217 code", field=field)
+    """Return `currency` when it is an ISO 4217 code; else InvalidMessage naming `field`."""
+    if not is_currency(currency):
+        raise InvalidMessage(f"{field}: {currency!r} is not an ISO 4217 code",
+                             field=field)  # fmt: skip
     return currency
 
 
-def parse_decimal(value: object, field: str) -> Decimal:
-    """A decimal string such as "125.00". Floats are refused: they are not exact."""
+def decimals_of(number: Decimal) -> int:
+    """Digits after the decimal point as written ("1.50" -> 2, "10" -> 0)."""
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def parse_decimal(
+    value: object, field: str, *, max_decimals: int | None = MAX_PLAIN_DECIMALS
+) -> Decimal:
+    """A decimal string such as "125.00" (or an int). Floats are refused: they are not exact.
+
+    Raises InvalidMessage naming `field` and the rule broken: not a decimal at all, more
+    than MAX_INTEGER_DIGITS whole digits, or more than `max_decimals` decimals (None: the
+    caller checks the decimals, e.g. against a currency).
+    """
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidMessage(f"{field}: must be a decimal string, got {value!r}", field=field)
     text = str(value).strip()
-    if not _DECIMAL_RE.match(text):
+    found = _DECIMAL_RE.fullmatch(text)
+    if found is None:
         raise InvalidMessage(f"{field}: {value!r} is not a decimal number", field=field)
-    try:
-        return Decimal(text)
-    except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
-        raise InvalidMessage(f"{field}: {value!r} is not a decimal number", field=field) from exc
+    whole, fraction = found.group(1), found.group(2) or ""
+    digits = len(whole.lstrip("0"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise InvalidMessage(
+            f"{field}: {_clip(text)} has {digits} digits before the decimal point, at most "
+            f"{MAX_INTEGER_DIGITS}",
+            field=field,
+        )
+    if max_decimals is not None and len(fraction) > max_decimals:
+        raise InvalidMessage(
+            f"{field}: {_clip(text)} has {len(fraction)} decimals, at most {max_decimals}",
+            field=field,
+        )
+    return Decimal(text)
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_scale(amount: Decimal, currency: str, field: str) -> Decimal:
-    """Refuse more decimals than the currency has (e.g. "1.001" USD)."""
-    exponent = amount.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > minor_unit(currency):
+    """Refuse more decimals than the currency's minor unit (e.g. "1.001" USD)."""
+    places, allowed = decimals_of(amount), minor_unit(currency)
+    if places > allowed:
         raise InvalidMessage(
-            f"{field}: {amount} has more decimals than {currency} allows ({minor_unit(currency)})",
+            f"{field}: {_clip(str(amount))} has {places} decimals, at most {allowed} for "
+            f"{currency}",
             field=field,
         )
     return amount

@@ -23,7 +23,7 @@ Reinstatement = Literal["paid_in_full", "below_min_amount"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 REINSTATEMENTS: tuple[Reinstatement, ...] = get_args(Reinstatement)
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z", re.ASCII)  # \Z: no final newline
 _POLICY_KEYS = frozenset({"steps", "reinstatement"})
 _STEP_KEYS = frozenset({"days_past_due", "action", "min_amount"})
 

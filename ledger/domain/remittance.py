@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from ledger.domain import events as ev
 from ledger.domain.errors import Conflict, CurrencyMismatch, InvalidMessage, LedgerError
 from ledger.domain.hashchain import GENESIS
-from ledger.domain.money import fmt
+from ledger.domain.money import check_scale, fmt
 from ledger.domain.stream import ChainedStream, Meta
 
 STREAM_PREFIX = "microsoft:"
@@ -149,6 +149,8 @@ class MicrosoftRemittance(ChainedStream):
             )
         if amount <= 0:
             raise InvalidMessage(f"amount: must be > 0, got {amount}", field="amount")
+        # More decimals than the currency has would be rounded away when stored (SPEC §2).
+        check_scale(amount, self.currency, "amount")
         due = self.due(accrued)
         over = amount > due
         if over and not force:

@@ -448,10 +448,14 @@ def test_charge_amount_and_cost_fit_currency(field: str) -> None:
 
 
 @pytest.mark.parametrize("field", ["unit_price", "quantity"])
-def test_unit_price_and_quantity_at_most_six_decimals(field: str) -> None:
-    assert parse_message(raw("charge", **{field: "1.000001"}))
-    err = fails(raw("charge", **{field: "1.0000001"}), "invalid_message", field)
-    assert "6 decimals" in err.message
+def test_unit_price_and_quantity_at_most_eighteen_decimals(field: str) -> None:
+    # SPEC §2 (issue #13.1): plain decimals of any precision up to 18 places (was 6).
+    assert getattr(parse_message(raw("charge", **{field: "1.0000001"})), field) == Decimal(
+        "1.0000001"
+    )
+    assert parse_message(raw("charge", **{field: "0." + "1" * 18}))
+    err = fails(raw("charge", **{field: "0." + "1" * 19}), "invalid_message", field)
+    assert err.message == f"{field}: 0.{'1' * 19} has 19 decimals, at most 18"
 
 
 @pytest.mark.parametrize("field", ["unit_price", "cost"])

@@ -115,7 +115,7 @@ def test_missing_required_column() -> None:
     [
         ({"Subtotal": "12,50"}, "Subtotal", "'12,50' is not a number"),
         ({"Subtotal": ""}, "Subtotal", "is empty"),
-        ({"Subtotal": "1.005"}, "Subtotal", "more decimals than USD allows"),
+        ({"Subtotal": "1.005"}, "Subtotal", "has 3 decimals, at most 2 for USD"),
         ({"ChargeStartDate": "2025-13-01"}, "ChargeStartDate", "is not a date"),
         ({"ChargeEndDate": "31/1/2025"}, "ChargeEndDate", "is not a date"),
         ({"ChargeEndDate": "12/31/2024"}, "ChargeEndDate", "before ChargeStartDate"),
