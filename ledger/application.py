@@ -33,7 +33,7 @@ from ledger.domain.hashchain import GENESIS, chain_hash
 from ledger.domain.ids import is_guid, normalize_id
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
 from ledger.domain.remittance import MicrosoftRemittance, remittance_id
-from ledger.messages import Message
+from ledger.messages import Message, differing_fields
 
 Clock = Callable[[], datetime]
 PG_RECORDER_TOPIC = "ledger.pgrecorder:LedgerPostgresRecorder"
@@ -224,9 +224,15 @@ class LedgerApplication(Application[UUID]):
         payload = message.to_payload()
         if message.type == "customer_registered":
             if account is not None:
-                if account.is_duplicate(meta, "customer:registration"):
-                    return False
-                raise Conflict(f"customer_id: {customer_id!r} is already registered")
+                try:
+                    if account.is_duplicate(meta, "customer:registration"):
+                        return False
+                except Conflict as error:
+                    raise self._named_conflict(error, message, account) from None
+                raise self._named_conflict(
+                    Conflict(f"customer_id: {customer_id!r} is already registered"),
+                    message, account,
+                )  # fmt: skip
             accounts[customer_id] = CustomerAccount.register(customer_id, payload, meta)
             return True
         if account is None:
@@ -234,10 +240,42 @@ class LedgerApplication(Application[UUID]):
                 f"customer_id: {customer_id!r} is not registered", field="customer_id"
             )
         before = account.version
-        applied = bool(getattr(account, COMMANDS[message.type])(payload, meta))
+        try:
+            applied = bool(getattr(account, COMMANDS[message.type])(payload, meta))
+        except Conflict as error:
+            raise self._named_conflict(error, message, account) from None
         if account.version != before or customer_id in accounts:
             accounts[customer_id] = account
         return applied
+
+    def _named_conflict(
+        self, error: Conflict, message: Message, account: CustomerAccount
+    ) -> Conflict:
+        """The conflict naming the field(s) in which `message` differs from the message first
+        recorded with its message id or business id (SPEC §3). Only refusals pay this: the
+        account's stream is read once more to find that message's event."""
+        bid_field, bid = message._business_id_field, message.business_id()
+        registration = message.type == "customer_registered"
+        first = None
+        for event in [*self.stream(message.customer_id), *account.pending_events]:
+            if not isinstance(event, ev.LedgerEvent) or "fingerprint" not in event.data:
+                continue  # not the first event of an ingest message
+            if (
+                event.message_id == message.message_id
+                or (bid_field is not None and event.data.get(bid_field) == bid)
+                or (registration and isinstance(event, ev.CustomerRegistered))
+            ):
+                first = event
+                break
+        if first is None:
+            return error
+        fields = differing_fields(message, {
+            **first.data, "message_id": first.message_id,
+            "customer_id": message.customer_id, "occurred_at": first.occurred_at,
+        })  # fmt: skip
+        if not fields:
+            return error
+        return Conflict(f"{error.message} (differs in {', '.join(fields)})", field=fields[0])
 
     # ---- the batch cache --------------------------------------------------------------
 

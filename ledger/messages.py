@@ -375,6 +375,26 @@ class Envelope(BaseModel):
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def differing_fields(message: Envelope, original: dict[str, Any]) -> list[str]:
+    """The fields (all but `message_id`) in which `message` differs from `original`, the
+    envelope and payload of an earlier message in wire form (e.g. a stored event's data plus
+    its `occurred_at`), compared canonically as the fingerprint does ("10.0" == "10.00").
+
+    Returns [] when `original` is not a valid message of the same type.
+    """
+    model = type(message)
+    try:
+        other = model.model_validate({**original, "type": message.type})
+    except ValidationError:
+        return []
+    values, others = message.__dict__, other.__dict__
+    return [
+        name
+        for name in _field_names(model)[1]
+        if _canonical(values[name]) != _canonical(others[name])
+    ]
+
+
 @functools.cache
 def _field_names(model: type[Envelope]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(payload fields, fingerprinted fields) of a message type, in declaration order."""
