@@ -151,7 +151,8 @@ class CustomerAccount(ChainedStream):
             "billing_period": data["billing_period"],
             "occurred_at": event.occurred_at,
         }
-        self.subscriptions.setdefault(data["subscription_id"], "active")
+        # Charges stored before SPEC §2 may spell a GUID in upper case: one subscription.
+        self.subscriptions.setdefault(normalize_id(data["subscription_id"]), "active")
         self._remember(event, f"charge:{data['charge_id']}")
 
     def issue_invoice(self, period: str, invoice_date: date, recorded_at: datetime) -> bool:

@@ -400,3 +400,17 @@ def test_a_dead_letter_replayed_after_registration_in_the_other_case_applies(
     shown = run_cli(url, "show", "balances", "--customer", LOWER, "--json", cwd=tmp_path)
     rows = json.loads(shown.stdout)
     assert [(r["customer_id"], r["unapplied_credit"]) for r in rows] == [(LOWER, "25.00")]
+
+
+def test_a_subscription_stored_in_upper_case_and_charged_in_lower_case_is_one() -> None:
+    ledger = legacy_store()
+    account = ledger.find(LOWER)
+    assert account is not None
+    old = parse_message(charge(LOWER, "CH-0", "10.00", subscription_id=SUB_UPPER))
+    stored = dict(old.to_payload(), subscription_id=SUB_UPPER)  # as written before SPEC §2
+    account._emit(ev.ChargePosted, stored, Meta(occurred_at=old.occurred_at, recorded_at=NOW,
+                  message_id="old", fingerprint=old.fingerprint()), caused_by_message=True)
+    ledger.save(account)
+    ledger.handle_batch(msgs([charge(LOWER, "CH-1", "10.00", subscription_id=SUB_UPPER)]))
+    again = ledger.find(UPPER)
+    assert again is not None and list(again.subscriptions) == [SUB_UPPER.lower()]
