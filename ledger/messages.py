@@ -30,7 +30,8 @@ Choices where the SPEC is silent (the contract others rely on):
 - Negative zero (`"-0.00"`) is read as zero.
 - Required text (ids, names, `description`, `reference`, `reason`, `subject`,
   `resolution`) must contain a non-blank character; it is kept exactly as given (not
-  stripped). `note` may be empty. Business ids are at most 128 characters.
+  stripped). `note` may be empty. Business ids are at most 128 characters
+  and hold no control characters (a "CH-1\\n" is not a second charge).
 - An optional field given as JSON `null` is the same as absent; `customer_updated` must
   carry at least one non-null optional field.
 - `email`, when given, must look like `local@domain` (no further validation).
@@ -124,6 +125,8 @@ _NO_OFFSET_RE = re.compile(
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _PERIOD_RE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
+# Control characters (C0, DEL, C1): never part of an id ("CH-1\n" is not a second charge).
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 # --------------------------------------------------------------------------- field errors
@@ -177,6 +180,13 @@ def _business_id(value: str) -> str:
     _required_text(value)
     if len(value) > MAX_ID_CHARS:
         raise _fail(f"must be at most {MAX_ID_CHARS} characters")
+    _no_control(value)
+    return value
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL_RE.search(value):
+        raise _fail(f"{_short(value)} must not contain control characters (newline, tab, ...)")
     return value
 
 

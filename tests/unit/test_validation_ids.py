@@ -414,3 +414,13 @@ def test_a_subscription_stored_in_upper_case_and_charged_in_lower_case_is_one() 
     ledger.handle_batch(msgs([charge(LOWER, "CH-1", "10.00", subscription_id=SUB_UPPER)]))
     again = ledger.find(UPPER)
     assert again is not None and list(again.subscriptions) == [SUB_UPPER.lower()]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("charge_id", "CH-1\n"), ("subscription_id", "sub\t1"), ("ms_invoice_number", "G1\x00"),
+     ("product_id", "CFQ7\x85")],
+)  # fmt: skip
+def test_ids_refuse_control_characters(field: str, value: str) -> None:
+    error = refused(charge("c1", **{field: value}), field)
+    assert "control characters" in error.message
