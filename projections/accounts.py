@@ -8,10 +8,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.account import CASH_SOURCES
 from ledger.domain.money import fmt
 from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, next_action
 from ledger.domain.remittance import REMITTANCE_EVENT_TYPES
-from projections.base import Event, Row, Rows, dec
+from projections.base import Event, Row, Rows, dec, utc_date
 
 AGING_BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
 ZERO = Decimal(0)
@@ -71,28 +72,36 @@ class AccountsProjection:
     def _DebitMemoIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["invoices"][data["invoice_id"]] = {
             "due_date": data["due_date"], "total": data["total"], "remainder": data["total"],
-            "kind": "debit_memo", "invoice_date": event["occurred_at"][:10], "period": None,
+            "kind": "debit_memo", "invoice_date": utc_date(event["occurred_at"]), "period": None,
         }  # fmt: skip
         _add(row, "unapplied_credit", dec(data["total"]))
 
     def _PaymentReceived(self, row: Row, data: dict[str, Any], event: Event) -> None:
         _add(row, "paid", dec(data["amount"]))
         _add(row, "unapplied_credit", dec(data["amount"]))
-        row["last_payment_date"] = event["occurred_at"][:10]
+        # The latest payment date (UTC), not the last payment processed: the same payments
+        # in any order give the same view.
+        row["last_payment_date"] = max(
+            row["last_payment_date"] or "", utc_date(event["occurred_at"])
+        )
 
     def _CreditNoteIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
         _add(row, "credited", dec(data["amount"]))
         _add(row, "unapplied_credit", dec(data["amount"]))
 
     def _PaymentApplied(self, row: Row, data: dict[str, Any], event: Event) -> None:
-        self._move(row, data["invoice_id"], -dec(data["amount"]))
+        self._move(row, data, -dec(data["amount"]))
 
     def _PaymentUnapplied(self, row: Row, data: dict[str, Any], event: Event) -> None:
-        self._move(row, data["invoice_id"], dec(data["amount"]))
+        self._move(row, data, dec(data["amount"]))
 
-    def _move(self, row: Row, invoice_id: str, delta: Decimal) -> None:
-        invoice = row["invoices"][invoice_id]
+    def _move(self, row: Row, data: dict[str, Any], delta: Decimal) -> None:
+        invoice = row["invoices"][data["invoice_id"]]
         invoice["remainder"] = str(dec(invoice["remainder"]) + delta)
+        # What settled it: cash (payments) apart from credit notes and credit invoices, so
+        # that "settled" is never read as "paid" (SPEC §6, §12).
+        field = "paid" if data.get("source_type") in CASH_SOURCES else "credited"
+        invoice[field] = str(dec(invoice.get(field)) - delta)
         _add(row, "unapplied_credit", delta)
 
     def _PaymentReversed(self, row: Row, data: dict[str, Any], event: Event) -> None:
@@ -108,19 +117,25 @@ class AccountsProjection:
         row["fired"].append(f"{data['invoice_id']}|{data['step']}")
         if data["action"] == "suspend":
             row.setdefault("fired_suspend", []).append(f"{data['invoice_id']}|{data['step']}")
-        day = event["occurred_at"][:10]
-        # Several steps can fire in one run: the day's most severe one is the one to show.
-        same_day = row["last_action_date"] == day and row["last_action"] is not None
-        if not same_day or SEVERITY[data["action"]] >= SEVERITY[row["last_action"]]:
+        day = utc_date(event["occurred_at"])
+        # The latest day's action, and of several steps fired on one day the most severe:
+        # a maximum, so runs recorded in any order (a past date re-run) give the same view.
+        last = (row["last_action_date"] or "", SEVERITY.get(row["last_action"] or "", 0))
+        if (day, SEVERITY[data["action"]]) >= last:
             row["last_action"] = data["action"]
-        row["last_action_date"] = day
+            row["last_action_date"] = day
 
     def _SubscriptionSuspended(self, row: Row, data: dict[str, Any], event: Event) -> None:
-        row["suspended"][data["subscription_id"]] = event["occurred_at"][:10]
+        day = utc_date(event["occurred_at"])
+        known = row["suspended"].get(data["subscription_id"])
+        row["suspended"][data["subscription_id"]] = min(known, day) if known else day
+        # What lifts the suspension (the delinquency view says it once nothing is overdue).
+        row["reinstatement"] = data.get("reinstatement")
 
     def _SubscriptionReinstated(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["suspended"].pop(data["subscription_id"], None)
         if not row["suspended"]:
+            row.pop("reinstatement", None)
             # As the aggregate does: the reinstatement re-arms the suspend steps.
             rearmed = set(row.pop("fired_suspend", []))
             row["fired"] = [key for key in row["fired"] if key not in rearmed]
@@ -201,25 +216,38 @@ def balance_row(row: Row, as_of: date) -> dict[str, Any]:
 def delinquency_row(
     row: Row, as_of: date, policies: dict[str, CollectionsPolicy]
 ) -> dict[str, Any] | None:
-    """The SPEC §6 `delinquency` row of one customer on `as_of`, None when nothing is overdue."""
+    """The SPEC §6 `delinquency` row of one customer on `as_of`; None when nothing is overdue
+    and the customer is not suspended (a suspended customer stays on the worklist until
+    reinstated: with nothing overdue, `next_action` says what reinstates it,
+    `reinstate_when_<rule>`, with no date).
+
+    A customer whose policy does not exist is shown with that policy's name and no next
+    action: another policy's steps are never put in its place (SPEC §4)."""
     balance = balance_row(row, as_of)
-    if dec(balance["overdue"]) <= 0:
+    suspended = bool(row["suspended"])
+    if dec(balance["overdue"]) <= 0 and not suspended:
         return None
-    policy = policies.get(row["policy"]) or policies["standard"]
+    policy = policies.get(row["policy"])
     fired = {(k.rsplit("|", 1)[0], int(k.rsplit("|", 1)[1])) for k in row["fired"]}
-    upcoming = next_action(policy, _open_items(row), fired, as_of)
+    upcoming = next_action(policy, _open_items(row), fired, as_of) if policy else None
+    action: str | None = upcoming[0] if upcoming else None
+    action_date = upcoming[1].isoformat() if upcoming else None
+    if suspended and dec(balance["overdue"]) <= 0:
+        # Nothing overdue, yet suspended: what is left to do is what reinstates it.
+        rule = row.get("reinstatement") or (policy.reinstatement if policy else None)
+        action, action_date = (f"reinstate_when_{rule}" if rule else None), None
     return {
         "customer_id": row["customer_id"],
         "name": row["name"],
         "currency": balance["currency"],
         "overdue": balance["overdue"],
         "days_past_due": balance["days_past_due"],
-        "policy": policy.name,
+        "policy": row["policy"],
         "last_action": row["last_action"],
         "last_action_date": row["last_action_date"],
-        "suspended_since": min(row["suspended"].values()) if row["suspended"] else None,
-        "next_action": upcoming[0] if upcoming else None,
-        "next_action_date": upcoming[1].isoformat() if upcoming else None,
+        "suspended_since": min(row["suspended"].values()) if suspended else None,
+        "next_action": action,
+        "next_action_date": action_date,
     }
 
 
