@@ -64,7 +64,7 @@ class AccountsProjection:
         row["invoices"][data["invoice_id"]] = {
             "due_date": data["due_date"], "total": str(total), "remainder": str(max(total, ZERO)),
             "kind": "invoice", "invoice_date": data.get("invoice_date"),
-            "period": data.get("period"),
+            "period": data.get("period"), "paid": "0", "credited": "0",
         }  # fmt: skip
         if total < 0:
             _add(row, "unapplied_credit", -total)
@@ -73,6 +73,7 @@ class AccountsProjection:
         row["invoices"][data["invoice_id"]] = {
             "due_date": data["due_date"], "total": data["total"], "remainder": data["total"],
             "kind": "debit_memo", "invoice_date": utc_date(event["occurred_at"]), "period": None,
+            "paid": "0", "credited": "0",
         }  # fmt: skip
         _add(row, "unapplied_credit", dec(data["total"]))
 
