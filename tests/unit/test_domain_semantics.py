@@ -564,12 +564,27 @@ def test_a_past_collections_run_recorded_later_does_not_move_last_action_back(
                occurred_at="2026-01-20T10:00:00Z"),
     )  # fmt: skip
     app.run_invoices("2026-01", date(2026, 2, 1))  # due 03-03
-    app.run_collections(date(2026, 4, 2))  # reminder, final notice, suspend at once
-    row = row_of(app, "delinquency", date(2026, 4, 10), "c1")
-    assert (row["last_action"], row["last_action_date"]) == ("suspend", "2026-04-02")
-    app.run_collections(date(2026, 3, 10))  # an earlier date, run afterwards: nothing new
-    row = row_of(app, "delinquency", date(2026, 4, 10), "c1")
-    assert (row["last_action"], row["last_action_date"]) == ("suspend", "2026-04-02")
+    apply_all(
+        app,
+        charge("c1", "CH-2", "40.00", billing_period="2026-02",
+               occurred_at="2026-02-07T10:00:00Z"),
+    )  # fmt: skip
+    app.run_invoices("2026-02", date(2026, 2, 8))  # due 03-10
+    apply_all(
+        app,
+        payment("c1", "P-2", "40.00", invoice_id="INV-c1-2026-02",
+                occurred_at="2026-04-01T10:00:00Z"),
+    )  # fmt: skip
+    app.run_collections(date(2026, 4, 10))  # January: reminder, final notice, suspend
+    expected = ("suspend", "2026-04-10")
+    row = row_of(app, "delinquency", date(2026, 4, 12), "c1")
+    assert (row["last_action"], row["last_action_date"]) == expected
+    # A run for an earlier day, done afterwards: February was overdue then (a reminder dated
+    # 03-25 is recorded after the 04-10 ones). The latest action is still the 04-10 one.
+    fired = app.run_collections(date(2026, 3, 25))
+    assert [(f["action"], f["invoice_id"]) for f in fired] == [("reminder", "INV-c1-2026-02")]
+    row = row_of(app, "delinquency", date(2026, 4, 12), "c1")
+    assert (row["last_action"], row["last_action_date"]) == expected
 
 
 def test_a_suspension_recorded_later_for_an_earlier_day_dates_the_suspension() -> None:
