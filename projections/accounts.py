@@ -179,7 +179,10 @@ def _bucket(days_past_due: int) -> str:
 
 def balance_row(row: Row, as_of: date) -> dict[str, Any]:
     """The SPEC §6 `balances` row of one customer on `as_of`."""
-    currency = row["currency"] or "USD"
+    currency = row["currency"]
+    if not currency:
+        # Never another currency's rounding in its place: only registered customers have rows.
+        raise ValueError(f"customer {row['customer_id']!r} has no currency (not registered)")
     aging = dict.fromkeys(AGING_BUCKETS, ZERO)
     outstanding = overdue = ZERO
     oldest_overdue = 0

@@ -301,6 +301,15 @@ class CustomerAccount(ChainedStream):
             "occurred_at": at,
         }
 
+    def sources_oldest_first(self) -> list[dict[str, Any]]:
+        """The settling money by business time (then kind and id): the order in which it
+        settles invoices and is refunded is a function of the facts, not of the order in
+        which the messages arrived."""
+        return sorted(
+            self.sources.values(),
+            key=lambda s: (s["occurred_at"].astimezone(UTC), s["kind"], s["id"]),
+        )
+
     def unapplied_credit(self) -> Decimal:
         return sum((s["unapplied"] for s in self.sources.values()), ZERO)
 
@@ -325,8 +334,7 @@ class CustomerAccount(ChainedStream):
     def _settle(self, meta: Meta, preferred_invoice: str | None = None) -> None:
         """Apply unapplied money (oldest source first) to open invoices (named one first,
         then the oldest due): afterwards there are open invoices or credit, never both."""
-        for key in list(self.sources):
-            source = self.sources[key]
+        for source in self.sources_oldest_first():
             targets = self.open_invoices()
             targets.sort(key=lambda item: item[0] != preferred_invoice)
             for invoice_id, invoice in targets:
@@ -447,7 +455,7 @@ class CustomerAccount(ChainedStream):
                 field="amount",
             )
         drawn, left, occurred = [], amount, meta.occurred_at
-        for source in self.sources.values():
+        for source in self.sources_oldest_first():
             if source["kind"] not in CASH_SOURCES:
                 continue
             take = min(left, source["unapplied"])
@@ -534,7 +542,7 @@ class CustomerAccount(ChainedStream):
                             },
                             meta,
                         )
-        arrived = max((s["occurred_at"] for s in self.sources.values()), default=None)
+        arrived = max((s["occurred_at"] for s in self.sources.values()), default=None)  # latest
         if self.suspension is not None and arrived is not None and arrived > end_of(as_of):
             # A run for a past date can suspend a customer whose money arrived after that date
             # and is already recorded: that payment found nothing to reinstate, so the rule is

@@ -617,3 +617,51 @@ def test_escalations_are_listed_in_business_time_order(app: LedgerApplication) -
         )  # fmt: skip
     (ticket,) = compute_view(app, "support", date(2026, 1, 10))
     assert [e["microsoft_case_id"] for e in ticket["escalations"]] == ["case-0", "case-1"]
+
+
+SOURCES = [
+    ("payment", "P-1", "30.00", "2026-02-01T10:00:00Z"),
+    ("credit", "CN-1", "50.00", "2026-01-15T10:00:00+02:00"),
+    ("payment", "P-2", "20.00", "2026-01-20T23:30:00-05:00"),
+    ("credit", "CN-2", "10.00", "2026-01-21T05:00:00Z"),
+]
+
+
+def sources_then_invoice(order: list[int]) -> LedgerApplication:
+    """Money arrives before the invoice (as unapplied credit), in the given order; then a
+    60.00 invoice (cost 48.00) is issued and settled from it."""
+    app = new_app()
+    register(app, "c1")
+    for i in order:
+        kind, source_id, amount, at = SOURCES[i]
+        make = payment if kind == "payment" else credit_note
+        apply_all(app, make("c1", source_id, amount, occurred_at=at))
+    apply_all(
+        app,
+        charge("c1", "CH-1", "60.00", cost="48.00", billing_period="2026-02",
+               occurred_at="2026-02-20T10:00:00Z"),
+    )  # fmt: skip
+    app.run_invoices("2026-02", date(2026, 3, 1))
+    return app
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.permutations(range(len(SOURCES))))
+def test_money_settles_oldest_first_by_business_time_whatever_the_arrival_order(
+    order: list[int],
+) -> None:
+    app = sources_then_invoice(list(order))
+    # Oldest first: CN-1 (01-15 08:00 UTC) 50.00, then P-2 (01-21 04:30 UTC) 10.00 of 20.00.
+    applied = [
+        (e.data["source_id"], e.data["amount"])
+        for e in app.stream("c1") if isinstance(e, ev.PaymentApplied)
+    ]  # fmt: skip
+    assert applied == [("CN-1", "50.00"), ("P-2", "10.00")]
+    account = app.get("c1")
+    # Left: P-1 30.00 and P-2 10.00 (cash, refundable), CN-2 10.00 (not refundable).
+    assert (account.unapplied_credit(), account.refundable_credit()) == (50, 40)
+    (row,) = compute_view(app, "remittance", date(2026, 3, 10))
+    assert row["collected_from_customers"] == "8.00"  # 48.00 x 10/60
+    assert view(app, "balances", date(2026, 3, 10)) == view(
+        sources_then_invoice(list(range(len(SOURCES)))), "balances", date(2026, 3, 10)
+    )
