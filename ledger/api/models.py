@@ -129,7 +129,10 @@ class Delinquency(Row):
     last_action: Literal["reminder", "final_notice", "suspend"] | None
     last_action_date: date | None
     suspended_since: date | None
-    next_action: str | None
+    next_action: str | None = Field(
+        description="reminder, final_notice or suspend; for a suspended customer with nothing"
+        " overdue, what reinstates it (reinstate_when_paid_in_full, ...), with no date"
+    )
     next_action_date: date | None
 
 

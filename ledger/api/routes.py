@@ -214,7 +214,8 @@ def list_events(
 def list_delinquency(
     reader: ReaderDep, as_of: AsOf = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
-    """Customers with an overdue balance on `as_of`, most days past due first (SPEC §6)."""
+    """Customers with an overdue balance on `as_of` or suspended (until reinstated), most
+    days past due first (SPEC §6)."""
     day, historical = reader.resolve(as_of)
     rows = reader.view("delinquency", day, historical)
     page = paginate(
