@@ -12,11 +12,16 @@ from ledger.domain.account import CASH_SOURCES
 from ledger.domain.money import fmt
 from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, next_action
 from ledger.domain.remittance import REMITTANCE_EVENT_TYPES
-from projections.base import Event, Row, Rows, dec, utc_date
+from projections.base import Event, Row, Rows, dec, utc_date, utc_instant
 
 AGING_BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
 ZERO = Decimal(0)
 SEVERITY = {"reminder": 1, "final_notice": 2, "suspend": 3}
+# customer_updated field -> the row's column
+UPDATED_COLUMNS = {
+    "name": "name", "collections_policy": "policy", "payment_terms_days": "payment_terms_days",
+    "email": "email",
+}  # fmt: skip
 
 
 class AccountsProjection:
@@ -44,14 +49,18 @@ class AccountsProjection:
         )  # fmt: skip
 
     def _CustomerUpdated(self, row: Row, data: dict[str, Any], event: Event) -> None:
-        if data.get("name") is not None:
-            row["name"] = data["name"]
-        if data.get("collections_policy") is not None:
-            row["policy"] = data["collections_policy"]
-        if data.get("payment_terms_days") is not None:
-            row["payment_terms_days"] = data["payment_terms_days"]
-        if data.get("email") is not None:
-            row["email"] = data["email"]
+        # The latest update of each field by business time (then message id), as the
+        # aggregate keeps it: an older update arriving late changes nothing.
+        at = utc_instant(event["occurred_at"]).isoformat(timespec="microseconds")
+        stamp = [at, event.get("message_id") or ""]
+        stamps = row.setdefault("field_stamps", {})
+        for field, column in UPDATED_COLUMNS.items():
+            if data.get(field) is None:
+                continue
+            known = stamps.get(field)
+            if known is None or stamp >= known:
+                row[column] = data[field]
+                stamps[field] = stamp
 
     def _ChargePosted(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["unbilled_charges"][data["charge_id"]] = data["amount"]

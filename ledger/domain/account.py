@@ -39,6 +39,13 @@ def account_id(customer_id: str) -> UUID:
 
 
 DEFAULT_POLICY = "standard"
+UPDATABLE_FIELDS = ("name", "payment_terms_days", "collections_policy", "email")
+
+
+def _stamp(event: ev.LedgerEvent) -> tuple[datetime, str]:
+    """When a fact happened, ordered: its UTC business time, then its message id (so two
+    facts of the same instant are ordered by their content, not by their arrival)."""
+    return (event.occurred_at.astimezone(UTC), event.message_id or "")
 
 
 def check_policy(name: str, known_policies: Collection[str]) -> None:
@@ -97,6 +104,8 @@ class CustomerAccount(ChainedStream):
         self.email: str | None = None
         self.head_hash = GENESIS
         self.registered_at: datetime | None = None
+        # field -> (UTC business time, message id) of the fact that set its current value
+        self.field_stamps: dict[str, tuple[datetime, str]] = {}
         # Idempotency: message id -> fingerprint, and "kind:business id" -> fingerprint.
         self.seen_messages: dict[str, str] = {}
         self.facts: dict[str, str] = {}
@@ -170,9 +179,14 @@ class CustomerAccount(ChainedStream):
         self._remember(event, "customer:registration")
 
     def _when_CustomerUpdated(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
-        for field in ("name", "payment_terms_days", "collections_policy", "email"):
-            if data.get(field) is not None:
+        # Each field holds its latest update by business time (any update overrides the
+        # registration, which always comes first): an older update that arrives after a
+        # newer one changes nothing (the same updates in any order, the same state).
+        stamp = _stamp(event)
+        for field in UPDATABLE_FIELDS:
+            if data.get(field) is not None and stamp >= self.field_stamps.get(field, stamp):
                 setattr(self, field, data[field])
+                self.field_stamps[field] = stamp
         self.payment_terms_days = int(self.payment_terms_days)
         self._remember(event)
 

@@ -665,3 +665,28 @@ def test_money_settles_oldest_first_by_business_time_whatever_the_arrival_order(
     assert view(app, "balances", date(2026, 3, 10)) == view(
         sources_then_invoice(list(range(len(SOURCES)))), "balances", date(2026, 3, 10)
     )
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_customer_details_are_the_latest_update_whatever_the_arrival_order(
+    order: list[int],
+) -> None:
+    app = new_app({"standard": STANDARD_POLICY, "no-suspend": NO_SUSPEND})
+    register(app, "c1")
+    updates = [
+        customer_updated("c1", tag="old", name="Old Name", payment_terms_days=14,
+                         collections_policy="no-suspend",
+                         occurred_at="2026-02-01T23:00:00-05:00"),  # 02-02 04:00 UTC
+        customer_updated("c1", tag="new", name="New Name", payment_terms_days=45,
+                         occurred_at="2026-02-02T06:00:00+01:00"),  # 02-02 05:00 UTC
+    ]  # fmt: skip
+    for i in order:
+        apply_all(app, updates[i])
+    account = app.get("c1")
+    assert (account.name, account.payment_terms_days, account.collections_policy) == (
+        "New Name", 45, "no-suspend",
+    )  # fmt: skip
+    row = project_rows(app, "accounts")["c1"]
+    assert (row["name"], row["payment_terms_days"], row["policy"]) == (
+        "New Name", 45, "no-suspend",
+    )  # fmt: skip
