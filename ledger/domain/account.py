@@ -556,7 +556,7 @@ class CustomerAccount(ChainedStream):
                             },
                             meta,
                         )
-        arrived = max((s["occurred_at"] for s in self.sources.values()), default=None)  # latest
+        arrived = max((s["occurred_at"] for s in self.sources.values()), default=None)
         if self.suspension is not None and arrived is not None and arrived > end_of(as_of):
             # A run for a past date can suspend a customer whose money arrived after that date
             # and is already recorded: that payment found nothing to reinstate, so the rule is
