@@ -185,11 +185,14 @@ def naive(args: argparse.Namespace) -> None:
         if message.type == "customer_registered":
             if account is None:
                 app.save(CustomerAccount.register(message.customer_id, message.to_payload(),
-                                                  meta))  # fmt: skip
+                                                  meta, known_policies=app.policies))  # fmt: skip
             return
         assert isinstance(account, CustomerAccount)
         try:
-            getattr(account, COMMANDS[message.type])(message.to_payload(), meta)
+            if message.type == "customer_updated":
+                account.update(message.to_payload(), meta, known_policies=app.policies)
+            else:
+                getattr(account, COMMANDS[message.type])(message.to_payload(), meta)
         except LedgerError:
             return
         app.save(account)

@@ -28,6 +28,7 @@ from ledger.domain.errors import (
     InvalidState,
     LedgerError,
     UnknownCustomer,
+    UnknownPolicy,
 )
 from ledger.domain.hashchain import GENESIS, chain_hash
 from ledger.domain.ids import is_guid, normalize_id
@@ -62,6 +63,18 @@ COMMANDS: dict[str, str] = {
     "support_escalated": "escalate_ticket",
     "support_ticket_resolved": "resolve_ticket",
 }
+
+
+class CollectionsIncomplete(UnknownPolicy):
+    """A collections run did every customer but these, whose policy does not exist.
+
+    `skipped`: one UnknownPolicy per customer; `fired`: the events fired for the others
+    (saved unless it was a dry run)."""
+
+    def __init__(self, skipped: list[UnknownPolicy], fired: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(e.message for e in skipped), field="collections_policy")
+        self.skipped = skipped
+        self.fired = fired
 
 
 @dataclass
@@ -233,7 +246,9 @@ class LedgerApplication(Application[UUID]):
                     Conflict(f"customer_id: {customer_id!r} is already registered"),
                     message, account,
                 )  # fmt: skip
-            accounts[customer_id] = CustomerAccount.register(customer_id, payload, meta)
+            accounts[customer_id] = CustomerAccount.register(
+                customer_id, payload, meta, known_policies=self.policies
+            )
             return True
         if account is None:
             raise UnknownCustomer(
@@ -241,7 +256,10 @@ class LedgerApplication(Application[UUID]):
             )
         before = account.version
         try:
-            applied = bool(getattr(account, COMMANDS[message.type])(payload, meta))
+            if message.type == "customer_updated":
+                applied = account.update(payload, meta, known_policies=self.policies)
+            else:
+                applied = bool(getattr(account, COMMANDS[message.type])(payload, meta))
         except Conflict as error:
             raise self._named_conflict(error, message, account) from None
         if account.version != before or customer_id in accounts:
@@ -471,8 +489,14 @@ class LedgerApplication(Application[UUID]):
         return self._for_each_customer(decide, progress=progress)
 
     def run_collections(self, as_of: date, *, dry_run: bool = False) -> list[dict[str, Any]]:
-        """Apply each customer's policy as of `as_of`; returns the events it fired."""
+        """Apply each customer's policy as of `as_of`; returns the events it fired.
+
+        A customer whose policy does not exist (any more) is never handled by another one:
+        every other customer is done (and saved), then CollectionsIncomplete is raised,
+        naming each skipped customer and its policy, with the events fired for the rest.
+        """
         now = self.clock()
+        skipped: list[UnknownPolicy] = []
 
         def decide(customer_id: str) -> tuple[CustomerAccount | None, list[dict[str, Any]]]:
             account = self.get(customer_id)
@@ -480,7 +504,17 @@ class LedgerApplication(Application[UUID]):
             if as_of_state is None:
                 return None, []
             # The policy as of that day too: a later change of policy is not retroactive.
-            policy = self.policies.get(as_of_state.collections_policy) or self.policies["standard"]
+            policy = self.policies.get(as_of_state.collections_policy)
+            if policy is None:
+                skipped.append(
+                    UnknownPolicy(
+                        f"customer {customer_id}: collections_policy "
+                        f"{as_of_state.collections_policy!r} is not defined (skipped; defined: "
+                        f"{', '.join(sorted(self.policies))})",
+                        field="collections_policy",
+                    )
+                )
+                return None, []
             if not account.run_collections(policy, as_of, now, as_of_state):
                 return None, []
             fired = [
@@ -490,7 +524,12 @@ class LedgerApplication(Application[UUID]):
             ]
             return account, fired
 
-        return self._for_each_customer(decide, save=not dry_run)
+        done = self._for_each_customer(decide, save=not dry_run)
+        if skipped:
+            # decide() may run twice for a chunk (a retry): name each customer once.
+            unique = list({error.message: error for error in skipped}.values())
+            raise CollectionsIncomplete(unique, done)
+        return done
 
     def _for_each_customer(
         self,
@@ -683,4 +722,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-__all__ = ["BatchResult", "BrokenLink", "IntegrityError", "LedgerApplication", "Outcome"]
+__all__ = [
+    "BatchResult", "BrokenLink", "CollectionsIncomplete", "IntegrityError", "LedgerApplication",
+    "Outcome",
+]  # fmt: skip

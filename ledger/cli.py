@@ -301,14 +301,25 @@ def collections_schedule(
 
 
 def _collections(as_of: date, dry_run: bool) -> None:
+    from ledger.application import CollectionsIncomplete
+
     ledger = build_app(get_settings())
-    fired = ledger.run_collections(as_of, dry_run=dry_run)
+    incomplete: CollectionsIncomplete | None = None
+    try:
+        fired = ledger.run_collections(as_of, dry_run=dry_run)
+    except CollectionsIncomplete as error:
+        # The others were done: say what was, then name every customer left out (exit 1).
+        incomplete, fired = error, error.fired
     verb = "would fire" if dry_run else "fired"
     typer.echo(f"{verb} {len(fired)} events as of {as_of}")
     for item in fired:
         what = item.get("action") or item["event_type"]
         target = item.get("subscription_id") or item.get("invoice_id")
         typer.echo(f"  {item['customer_id']}: {what} {target}")
+    if incomplete is not None:
+        for skipped in incomplete.skipped:
+            typer.echo(f"error: {skipped.message}", err=True)
+        raise typer.Exit(1)
 
 
 @policy_app.command("show")

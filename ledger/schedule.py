@@ -18,6 +18,9 @@ from typing import Any, Protocol
 
 import structlog
 
+from ledger.domain.account import utc_day
+from ledger.domain.errors import UnknownPolicy
+
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
@@ -118,20 +121,27 @@ class CollectionsSchedule:
 
     def run_today(self) -> bool:
         """One run for today's date (UTC), retried on failure. True when it succeeded."""
-        as_of = self.clock().astimezone(UTC).date()
+        as_of = utc_day(self.clock())
         attempt = 0
         while not self.stop.is_set:
             attempt += 1
             started = self.clock()
             try:
                 fired = self.run(as_of)
+            except UnknownPolicy as error:
+                # Every other customer was done; retrying cannot define a missing policy.
+                log.error(
+                    "collections.schedule.unknown_policy", as_of=as_of.isoformat(),
+                    error=error.message,
+                )  # fmt: skip
+                fired = getattr(error, "fired", [])
             except Exception as error:  # a service loop keeps going; the log says why
                 log.error(
                     "collections.schedule.run_failed", as_of=as_of.isoformat(),
                     attempt=attempt, error=f"{type(error).__name__}: {error}",
                     retry_in_seconds=self.retry_seconds,
                 )  # fmt: skip
-                if self.stop.wait(self.retry_seconds) or self.clock().date() != as_of:
+                if self.stop.wait(self.retry_seconds) or utc_day(self.clock()) != as_of:
                     return False
                 continue
             self.runs += 1

@@ -8,14 +8,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.account import CASH_SOURCES
 from ledger.domain.money import fmt
 from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, next_action
 from ledger.domain.remittance import REMITTANCE_EVENT_TYPES
-from projections.base import Event, Row, Rows, dec
+from projections.base import Event, Row, Rows, dec, utc_date, utc_instant
 
 AGING_BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
 ZERO = Decimal(0)
 SEVERITY = {"reminder": 1, "final_notice": 2, "suspend": 3}
+# customer_updated field -> the row's column
+UPDATED_COLUMNS = {
+    "name": "name", "collections_policy": "policy", "payment_terms_days": "payment_terms_days",
+    "email": "email",
+}  # fmt: skip
 
 
 class AccountsProjection:
@@ -43,14 +49,18 @@ class AccountsProjection:
         )  # fmt: skip
 
     def _CustomerUpdated(self, row: Row, data: dict[str, Any], event: Event) -> None:
-        if data.get("name") is not None:
-            row["name"] = data["name"]
-        if data.get("collections_policy") is not None:
-            row["policy"] = data["collections_policy"]
-        if data.get("payment_terms_days") is not None:
-            row["payment_terms_days"] = data["payment_terms_days"]
-        if data.get("email") is not None:
-            row["email"] = data["email"]
+        # The latest update of each field by business time (then message id), as the
+        # aggregate keeps it: an older update arriving late changes nothing.
+        at = utc_instant(event["occurred_at"]).isoformat(timespec="microseconds")
+        stamp = [at, event.get("message_id") or ""]
+        stamps = row.setdefault("field_stamps", {})
+        for field, column in UPDATED_COLUMNS.items():
+            if data.get(field) is None:
+                continue
+            known = stamps.get(field)
+            if known is None or stamp >= known:
+                row[column] = data[field]
+                stamps[field] = stamp
 
     def _ChargePosted(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["unbilled_charges"][data["charge_id"]] = data["amount"]
@@ -63,7 +73,7 @@ class AccountsProjection:
         row["invoices"][data["invoice_id"]] = {
             "due_date": data["due_date"], "total": str(total), "remainder": str(max(total, ZERO)),
             "kind": "invoice", "invoice_date": data.get("invoice_date"),
-            "period": data.get("period"),
+            "period": data.get("period"), "paid": "0", "credited": "0",
         }  # fmt: skip
         if total < 0:
             _add(row, "unapplied_credit", -total)
@@ -71,28 +81,37 @@ class AccountsProjection:
     def _DebitMemoIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["invoices"][data["invoice_id"]] = {
             "due_date": data["due_date"], "total": data["total"], "remainder": data["total"],
-            "kind": "debit_memo", "invoice_date": event["occurred_at"][:10], "period": None,
+            "kind": "debit_memo", "invoice_date": utc_date(event["occurred_at"]), "period": None,
+            "paid": "0", "credited": "0",
         }  # fmt: skip
         _add(row, "unapplied_credit", dec(data["total"]))
 
     def _PaymentReceived(self, row: Row, data: dict[str, Any], event: Event) -> None:
         _add(row, "paid", dec(data["amount"]))
         _add(row, "unapplied_credit", dec(data["amount"]))
-        row["last_payment_date"] = event["occurred_at"][:10]
+        # The latest payment date (UTC), not the last payment processed: the same payments
+        # in any order give the same view.
+        row["last_payment_date"] = max(
+            row["last_payment_date"] or "", utc_date(event["occurred_at"])
+        )
 
     def _CreditNoteIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
         _add(row, "credited", dec(data["amount"]))
         _add(row, "unapplied_credit", dec(data["amount"]))
 
     def _PaymentApplied(self, row: Row, data: dict[str, Any], event: Event) -> None:
-        self._move(row, data["invoice_id"], -dec(data["amount"]))
+        self._move(row, data, -dec(data["amount"]))
 
     def _PaymentUnapplied(self, row: Row, data: dict[str, Any], event: Event) -> None:
-        self._move(row, data["invoice_id"], dec(data["amount"]))
+        self._move(row, data, dec(data["amount"]))
 
-    def _move(self, row: Row, invoice_id: str, delta: Decimal) -> None:
-        invoice = row["invoices"][invoice_id]
+    def _move(self, row: Row, data: dict[str, Any], delta: Decimal) -> None:
+        invoice = row["invoices"][data["invoice_id"]]
         invoice["remainder"] = str(dec(invoice["remainder"]) + delta)
+        # What settled it: cash (payments) apart from credit notes and credit invoices, so
+        # that "settled" is never read as "paid" (SPEC §6, §12).
+        field = "paid" if data.get("source_type") in CASH_SOURCES else "credited"
+        invoice[field] = str(dec(invoice.get(field)) - delta)
         _add(row, "unapplied_credit", delta)
 
     def _PaymentReversed(self, row: Row, data: dict[str, Any], event: Event) -> None:
@@ -108,19 +127,25 @@ class AccountsProjection:
         row["fired"].append(f"{data['invoice_id']}|{data['step']}")
         if data["action"] == "suspend":
             row.setdefault("fired_suspend", []).append(f"{data['invoice_id']}|{data['step']}")
-        day = event["occurred_at"][:10]
-        # Several steps can fire in one run: the day's most severe one is the one to show.
-        same_day = row["last_action_date"] == day and row["last_action"] is not None
-        if not same_day or SEVERITY[data["action"]] >= SEVERITY[row["last_action"]]:
+        day = utc_date(event["occurred_at"])
+        # The latest day's action, and of several steps fired on one day the most severe:
+        # a maximum, so runs recorded in any order (a past date re-run) give the same view.
+        last = (row["last_action_date"] or "", SEVERITY.get(row["last_action"] or "", 0))
+        if (day, SEVERITY[data["action"]]) >= last:
             row["last_action"] = data["action"]
-        row["last_action_date"] = day
+            row["last_action_date"] = day
 
     def _SubscriptionSuspended(self, row: Row, data: dict[str, Any], event: Event) -> None:
-        row["suspended"][data["subscription_id"]] = event["occurred_at"][:10]
+        day = utc_date(event["occurred_at"])
+        known = row["suspended"].get(data["subscription_id"])
+        row["suspended"][data["subscription_id"]] = min(known, day) if known else day
+        # What lifts the suspension (the delinquency view says it once nothing is overdue).
+        row["reinstatement"] = data.get("reinstatement")
 
     def _SubscriptionReinstated(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["suspended"].pop(data["subscription_id"], None)
         if not row["suspended"]:
+            row.pop("reinstatement", None)
             # As the aggregate does: the reinstatement re-arms the suspend steps.
             rearmed = set(row.pop("fired_suspend", []))
             row["fired"] = [key for key in row["fired"] if key not in rearmed]
@@ -163,7 +188,10 @@ def _bucket(days_past_due: int) -> str:
 
 def balance_row(row: Row, as_of: date) -> dict[str, Any]:
     """The SPEC §6 `balances` row of one customer on `as_of`."""
-    currency = row["currency"] or "USD"
+    currency = row["currency"]
+    if not currency:
+        # Never another currency's rounding in its place: only registered customers have rows.
+        raise ValueError(f"customer {row['customer_id']!r} has no currency (not registered)")
     aging = dict.fromkeys(AGING_BUCKETS, ZERO)
     outstanding = overdue = ZERO
     oldest_overdue = 0
@@ -201,25 +229,38 @@ def balance_row(row: Row, as_of: date) -> dict[str, Any]:
 def delinquency_row(
     row: Row, as_of: date, policies: dict[str, CollectionsPolicy]
 ) -> dict[str, Any] | None:
-    """The SPEC §6 `delinquency` row of one customer on `as_of`, None when nothing is overdue."""
+    """The SPEC §6 `delinquency` row of one customer on `as_of`; None when nothing is overdue
+    and the customer is not suspended (a suspended customer stays on the worklist until
+    reinstated: with nothing overdue, `next_action` says what reinstates it,
+    `reinstate_when_<rule>`, with no date).
+
+    A customer whose policy does not exist is shown with that policy's name and no next
+    action: another policy's steps are never put in its place (SPEC §4)."""
     balance = balance_row(row, as_of)
-    if dec(balance["overdue"]) <= 0:
+    suspended = bool(row["suspended"])
+    if dec(balance["overdue"]) <= 0 and not suspended:
         return None
-    policy = policies.get(row["policy"]) or policies["standard"]
+    policy = policies.get(row["policy"])
     fired = {(k.rsplit("|", 1)[0], int(k.rsplit("|", 1)[1])) for k in row["fired"]}
-    upcoming = next_action(policy, _open_items(row), fired, as_of)
+    upcoming = next_action(policy, _open_items(row), fired, as_of) if policy else None
+    action: str | None = upcoming[0] if upcoming else None
+    action_date = upcoming[1].isoformat() if upcoming else None
+    if suspended and dec(balance["overdue"]) <= 0:
+        # Nothing overdue, yet suspended: what is left to do is what reinstates it.
+        rule = row.get("reinstatement") or (policy.reinstatement if policy else None)
+        action, action_date = (f"reinstate_when_{rule}" if rule else None), None
     return {
         "customer_id": row["customer_id"],
         "name": row["name"],
         "currency": balance["currency"],
         "overdue": balance["overdue"],
         "days_past_due": balance["days_past_due"],
-        "policy": policy.name,
+        "policy": row["policy"],
         "last_action": row["last_action"],
         "last_action_date": row["last_action_date"],
-        "suspended_since": min(row["suspended"].values()) if row["suspended"] else None,
-        "next_action": upcoming[0] if upcoming else None,
-        "next_action_date": upcoming[1].isoformat() if upcoming else None,
+        "suspended_since": min(row["suspended"].values()) if suspended else None,
+        "next_action": action,
+        "next_action_date": action_date,
     }
 
 

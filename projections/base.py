@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -93,6 +93,21 @@ def fold(projection: Projection, events: Iterable[Event], rows: Rows | None = No
 def occurred_by(events: Iterable[Event], cutoff: datetime) -> Iterable[Event]:
     """Events whose business time is at or before the cutoff (as-of views)."""
     return (e for e in events if datetime.fromisoformat(e["occurred_at"]) <= cutoff)
+
+
+def utc_date(timestamp: str) -> str:
+    """The UTC calendar date (ISO) of an RFC 3339 timestamp, whatever its offset (SPEC §2):
+    never a slice of the text, which is the date in the writer's zone."""
+    instant = datetime.fromisoformat(timestamp)
+    if instant.tzinfo is not None:
+        instant = instant.astimezone(UTC)
+    return instant.date().isoformat()
+
+
+def utc_instant(timestamp: str) -> datetime:
+    """An RFC 3339 timestamp as an aware UTC datetime (for ordering by business time)."""
+    instant = datetime.fromisoformat(timestamp)
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
 
 def dec(value: Any) -> Decimal:

@@ -1,6 +1,6 @@
 """What the partner owes Microsoft per billing period and currency, and how much of that
-cost its customers have already paid it (collected = cost of invoiced charges times the paid
-fraction of their invoice).
+cost its customers have already paid it (collected = cost of invoiced charges times the
+cash-paid fraction of their invoice: payments net of reversals, never credit notes).
 
 Rows: `period|<YYYY-MM>|<CUR>` (accrued cost from ChargePosted; Microsoft's invoices and the
 partner's payments from the `microsoft:<YYYY-MM>:<CUR>` streams) and
@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.account import CASH_SOURCES
 from ledger.domain.money import fmt, quantize
 from projections.base import Event, Row, Rows, dec
 
@@ -58,15 +59,22 @@ class RemittanceProjection:
                 row["payments"][data["reference"]] = data["amount"]
                 row["paid_to_microsoft"] = str(dec(row["paid_to_microsoft"]) + dec(data["amount"]))
             return row
-        row = row or {"currency": data.get("currency"), "total": "0", "settled": "0", "costs": {}}
+        row = row or {
+            "currency": data.get("currency"), "total": "0", "settled": "0", "paid": "0",
+            "costs": {},
+        }  # fmt: skip
         if kind == "InvoiceIssued":
             row["total"] = data["total"]
             for charge in data["charges"]:
                 period = charge["billing_period"]
                 row["costs"][period] = str(dec(row["costs"].get(period)) + dec(charge["cost"]))
         else:
-            sign = 1 if kind == "PaymentApplied" else -1
-            row["settled"] = str(dec(row["settled"]) + sign * dec(data["amount"]))
+            amount = dec(data["amount"]) * (1 if kind == "PaymentApplied" else -1)
+            row["settled"] = str(dec(row["settled"]) + amount)
+            if data.get("source_type") in CASH_SOURCES:
+                # Only cash is collected (SPEC §6): credit notes and credit invoices settle
+                # the invoice without a cent reaching the partner.
+                row["paid"] = str(dec(row.get("paid")) + amount)
         return row
 
 
@@ -76,7 +84,8 @@ def remittance_view(rows: Rows, period: str | None = None) -> list[dict[str, Any
     for key, row in rows.items():
         if not key.startswith("invoice|") or dec(row["total"]) <= 0:
             continue
-        fraction = dec(row["settled"]) / dec(row["total"])
+        # Rows stored before `paid` was kept count as unpaid (rebuild the projection).
+        fraction = dec(row.get("paid")) / dec(row["total"])
         for cost_period, cost in row["costs"].items():
             slot = (cost_period, row["currency"])
             collected[slot] = collected.get(slot, ZERO) + dec(cost) * fraction

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.base import Event, Row, Rows
+from projections.base import Event, Row, Rows, utc_instant
 
 SUPPORT_EVENTS = {
     "SupportTicketOpened", "SupportInteractionLogged", "SupportTicketEscalated",
@@ -43,6 +43,10 @@ class SupportProjection:
                 {"vehicle": data["vehicle"], "microsoft_case_id": data.get("microsoft_case_id"),
                  "at": event["occurred_at"]}
             )  # fmt: skip
+            # In business-time order (then by content), not in the order they arrived.
+            row["escalations"].sort(
+                key=lambda e: (utc_instant(e["at"]), e["vehicle"], e["microsoft_case_id"] or "")
+            )
         elif kind == "SupportTicketResolved":
             row["status"] = "resolved"
             row["resolved_at"] = event["occurred_at"]

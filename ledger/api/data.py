@@ -18,7 +18,7 @@ from ledger.api.history import stream_events
 from ledger.application import LedgerApplication
 from ledger.config import Settings
 from ledger.db import Database
-from ledger.domain.account import end_of
+from ledger.domain.account import end_of, utc_day
 from ledger.domain.errors import UnknownCustomer
 from ledger.views import VIEW_SOURCE, compute_view, render_view
 from projections.accounts import AccountsProjection
@@ -91,7 +91,7 @@ class Reader:
     # ---- dates ------------------------------------------------------------------------
 
     def today(self) -> date:
-        return self.app.clock().date()
+        return utc_day(self.app.clock())  # the UTC date, whatever zone the clock is in
 
     def resolve(self, as_of: date | None) -> tuple[date, bool]:
         """The day to look at, and whether it is in the past (history replayed)."""

@@ -92,7 +92,11 @@ class Invoice(Row):
     currency: Currency
     total: Amount
     outstanding: Amount = Field(description="What is still open on it.")
-    status: Literal["open", "paid", "credit"]
+    paid: Amount = Field(description="Settled by cash (payments net of reversals).")
+    credited: Amount = Field(description="Settled by credit notes or credit invoices.")
+    status: Literal["open", "paid", "credited", "credit"] = Field(
+        description="paid: settled, with cash; credited: settled by credit alone"
+    )
     days_past_due: int = Field(description="On `as_of`; 0 when not open or not yet due.")
 
 
@@ -125,7 +129,10 @@ class Delinquency(Row):
     last_action: Literal["reminder", "final_notice", "suspend"] | None
     last_action_date: date | None
     suspended_since: date | None
-    next_action: str | None
+    next_action: str | None = Field(
+        description="reminder, final_notice or suspend; for a suspended customer with nothing"
+        " overdue, what reinstates it (reinstate_when_paid_in_full, ...), with no date"
+    )
     next_action_date: date | None
 
 

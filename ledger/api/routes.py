@@ -168,7 +168,10 @@ def list_invoices(
 def _invoice(invoice_id: str, invoice: Row, currency: str, day: date) -> dict[str, Any]:
     total, remainder = Decimal(invoice["total"]), Decimal(invoice["remainder"])
     days = (day - date.fromisoformat(invoice["due_date"])).days
+    paid, credited = Decimal(invoice.get("paid") or 0), Decimal(invoice.get("credited") or 0)
     status = "open" if remainder > 0 else "credit" if total < 0 else "paid"
+    if status == "paid" and paid <= 0 and credited > 0:
+        status = "credited"  # settled without cash (credit notes): never shown as paid
     kind = invoice.get("kind") or ("debit_memo" if invoice_id.startswith("DM-") else "invoice")
     return {
         "invoice_id": invoice_id,
@@ -179,6 +182,8 @@ def _invoice(invoice_id: str, invoice: Row, currency: str, day: date) -> dict[st
         "currency": currency,
         "total": fmt(total, currency),
         "outstanding": fmt(remainder, currency),
+        "paid": fmt(paid, currency),
+        "credited": fmt(credited, currency),
         "status": status,
         "days_past_due": max(days, 0) if status == "open" else 0,
     }
@@ -213,7 +218,8 @@ def list_events(
 def list_delinquency(
     reader: ReaderDep, as_of: AsOf = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
-    """Customers with an overdue balance on `as_of`, most days past due first (SPEC §6)."""
+    """Customers with an overdue balance on `as_of` or suspended (until reinstated), most
+    days past due first (SPEC §6)."""
     day, historical = reader.resolve(as_of)
     rows = reader.view("delinquency", day, historical)
     page = paginate(

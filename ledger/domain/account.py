@@ -7,6 +7,7 @@ Amounts in `data` are decimal strings; in state they are Decimals.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from ledger.domain.errors import (
     CurrencyMismatch,
     InsufficientCredit,
     InvalidState,
+    UnknownPolicy,
     UnknownReference,
 )
 from ledger.domain.hashchain import GENESIS
@@ -27,6 +29,9 @@ from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, plan_actions
 from ledger.domain.stream import ChainedStream, Meta
 
 ZERO = Decimal(0)
+# The kinds of settling money that came in as cash (the others: "credit" notes, credit
+# "invoice"s). Only cash is refundable (SPEC §3) or counts as collected (SPEC §6).
+CASH_SOURCES = frozenset({"payment"})
 
 
 def account_id(customer_id: str) -> UUID:
@@ -37,6 +42,27 @@ def account_id(customer_id: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"csp-ledger:customer:{normalize_id(customer_id)}")
 
 
+DEFAULT_POLICY = "standard"
+UPDATABLE_FIELDS = ("name", "payment_terms_days", "collections_policy", "email")
+
+
+def _stamp(event: ev.LedgerEvent) -> tuple[datetime, str]:
+    """When a fact happened, ordered: its UTC business time, then its message id (so two
+    facts of the same instant are ordered by their content, not by their arrival)."""
+    return (event.occurred_at.astimezone(UTC), event.message_id or "")
+
+
+def check_policy(name: str, known_policies: Collection[str]) -> None:
+    """Refuse a collections policy that does not exist: it is never replaced by another
+    (a typo or a policy file not loaded must not quietly become `standard`, SPEC §3/§4)."""
+    if name not in known_policies:
+        known = ", ".join(sorted(known_policies)) or "none"
+        raise UnknownPolicy(
+            f"collections_policy: {name!r} is not a defined collections policy (defined: {known})",
+            field="collections_policy",
+        )
+
+
 def start_of(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
@@ -45,11 +71,29 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day, time.max, tzinfo=UTC)
 
 
+def utc_day(instant: datetime) -> date:
+    """The UTC calendar date of an instant (SPEC §2), whatever offset it was written with:
+    `2026-02-16T08:30:00+11:00` is 2026-02-15. A naive datetime is taken as UTC."""
+    if instant.tzinfo is None:
+        return instant.date()
+    return instant.astimezone(UTC).date()
+
+
 class CustomerAccount(ChainedStream):
     # ---- creation -------------------------------------------------------------------------
 
     @classmethod
-    def register(cls, customer_id: str, payload: dict[str, Any], meta: Meta) -> CustomerAccount:
+    def register(
+        cls,
+        customer_id: str,
+        payload: dict[str, Any],
+        meta: Meta,
+        *,
+        known_policies: Collection[str],
+    ) -> CustomerAccount:
+        """Start the customer's stream. `known_policies`: the names of the collections
+        policies that exist (the caller loads the policy file). Raises UnknownPolicy."""
+        check_policy(payload.get("collections_policy", DEFAULT_POLICY), known_policies)
         data = dict(payload, customer_id=customer_id)
         if meta.message_id is not None:
             data["fingerprint"] = meta.fingerprint
@@ -64,6 +108,8 @@ class CustomerAccount(ChainedStream):
         self.email: str | None = None
         self.head_hash = GENESIS
         self.registered_at: datetime | None = None
+        # field -> (UTC business time, message id) of the fact that set its current value
+        self.field_stamps: dict[str, tuple[datetime, str]] = {}
         # Idempotency: message id -> fingerprint, and "kind:business id" -> fingerprint.
         self.seen_messages: dict[str, str] = {}
         self.facts: dict[str, str] = {}
@@ -75,7 +121,9 @@ class CustomerAccount(ChainedStream):
         self.fired_steps: dict[str, str] = {}
         self.suspension: dict[str, Any] | None = None
         self.tickets: dict[str, str] = {}
-        self.last_payment_date: str | None = None
+        # payment id -> UTC date received: `last_payment_date` is their latest, whatever
+        # order the payments arrived in (SPEC §6 is a function of the facts).
+        self.payment_dates: dict[str, str] = {}
 
     # ---- idempotency ----------------------------------------------------------------------
 
@@ -112,9 +160,15 @@ class CustomerAccount(ChainedStream):
 
     # ---- customer -------------------------------------------------------------------------
 
-    def update(self, payload: dict[str, Any], meta: Meta) -> bool:
+    def update(
+        self, payload: dict[str, Any], meta: Meta, *, known_policies: Collection[str]
+    ) -> bool:
+        """Change the customer's details. Raises Conflict, UnknownPolicy (a
+        `collections_policy` not among `known_policies`)."""
         if self.is_duplicate(meta, None):
             return False
+        if payload.get("collections_policy") is not None:
+            check_policy(payload["collections_policy"], known_policies)
         self._emit(ev.CustomerUpdated, dict(payload), meta, caused_by_message=True)
         return True
 
@@ -129,9 +183,14 @@ class CustomerAccount(ChainedStream):
         self._remember(event, "customer:registration")
 
     def _when_CustomerUpdated(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
-        for field in ("name", "payment_terms_days", "collections_policy", "email"):
-            if data.get(field) is not None:
+        # Each field holds its latest update by business time (any update overrides the
+        # registration, which always comes first): an older update that arrives after a
+        # newer one changes nothing (the same updates in any order, the same state).
+        stamp = _stamp(event)
+        for field in UPDATABLE_FIELDS:
+            if data.get(field) is not None and stamp >= self.field_stamps.get(field, stamp):
                 setattr(self, field, data[field])
+                self.field_stamps[field] = stamp
         self.payment_terms_days = int(self.payment_terms_days)
         self._remember(event)
 
@@ -233,7 +292,7 @@ class CustomerAccount(ChainedStream):
 
     def _when_PaymentReceived(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         self._add_source("payment", data["payment_id"], Decimal(data["amount"]), event.occurred_at)
-        self.last_payment_date = event.occurred_at.date().isoformat()
+        self.payment_dates[data["payment_id"]] = utc_day(event.occurred_at).isoformat()
         self._remember(event, f"payment:{data['payment_id']}")
 
     def issue_credit_note(self, payload: dict[str, Any], meta: Meta) -> bool:
@@ -261,8 +320,25 @@ class CustomerAccount(ChainedStream):
             "occurred_at": at,
         }
 
+    def sources_oldest_first(self) -> list[dict[str, Any]]:
+        """The settling money by business time (then kind and id): the order in which it
+        settles invoices and is refunded is a function of the facts, not of the order in
+        which the messages arrived."""
+        return sorted(
+            self.sources.values(),
+            key=lambda s: (s["occurred_at"].astimezone(UTC), s["kind"], s["id"]),
+        )
+
     def unapplied_credit(self) -> Decimal:
         return sum((s["unapplied"] for s in self.sources.values()), ZERO)
+
+    def refundable_credit(self) -> Decimal:
+        """The cash-funded part of the unapplied credit (SPEC §3 `refund`): what is left of
+        payments (net of what they settled, refunds and reversals). Credit from credit notes
+        and credit invoices settles invoices but is never paid out in cash."""
+        return sum(
+            (s["unapplied"] for s in self.sources.values() if s["kind"] in CASH_SOURCES), ZERO
+        )
 
     def outstanding(self) -> Decimal:
         return sum((i["remainder"] for i in self.invoices.values()), ZERO)
@@ -277,8 +353,7 @@ class CustomerAccount(ChainedStream):
     def _settle(self, meta: Meta, preferred_invoice: str | None = None) -> None:
         """Apply unapplied money (oldest source first) to open invoices (named one first,
         then the oldest due): afterwards there are open invoices or credit, never both."""
-        for key in list(self.sources):
-            source = self.sources[key]
+        for source in self.sources_oldest_first():
             targets = self.open_invoices()
             targets.sort(key=lambda item: item[0] != preferred_invoice)
             for invoice_id, invoice in targets:
@@ -355,7 +430,7 @@ class CustomerAccount(ChainedStream):
                 ev.DebitMemoIssued,
                 {
                     "invoice_id": f"DM-{payment_id}",
-                    "due_date": occurred.date().isoformat(),
+                    "due_date": utc_day(occurred).isoformat(),
                     "total": fmt(refunded_out, self.currency),
                     "currency": self.currency,
                     "payment_id": payment_id,
@@ -384,15 +459,24 @@ class CustomerAccount(ChainedStream):
             return False
         self._check_currency(payload)
         amount = Decimal(payload["amount"])
-        available = self.unapplied_credit()
+        available = self.refundable_credit()
         if amount > available:
+            other = self.unapplied_credit() - available
+            held = (
+                f" ({fmt(other, self.currency)} of credit from credit notes or credit invoices"
+                " is not refundable)"
+                if other > 0
+                else ""
+            )
             raise InsufficientCredit(
                 f"amount: refund of {fmt(amount, self.currency)} exceeds the customer's "
-                f"unapplied credit of {fmt(available, self.currency)}",
+                f"refundable (cash) credit of {fmt(available, self.currency)}{held}",
                 field="amount",
             )
         drawn, left, occurred = [], amount, meta.occurred_at
-        for source in self.sources.values():
+        for source in self.sources_oldest_first():
+            if source["kind"] not in CASH_SOURCES:
+                continue
             take = min(left, source["unapplied"])
             if take > 0:
                 drawn.append(
@@ -484,6 +568,11 @@ class CustomerAccount(ChainedStream):
             # checked here as it stood when the last money arrived (a check on `as_of` itself
             # would count as past due only what was due by then).
             self._reinstate_if_rule_met(Meta(occurred_at=arrived, recorded_at=recorded_at))
+        elif self.suspension is not None:
+            # A suspension the money already satisfied (e.g. recorded before paid_in_full
+            # meant "nothing past due") is lifted by the next run: the rule is a fact of
+            # the day, not only of the payment that met it.
+            self._reinstate_if_rule_met(Meta(occurred_at=start_of(as_of), recorded_at=recorded_at))
         return self.version - before
 
     def _when_DunningNoticeSent(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
@@ -491,26 +580,33 @@ class CustomerAccount(ChainedStream):
 
     def _when_SubscriptionSuspended(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         self.subscriptions[data["subscription_id"]] = "suspended"
+        day = utc_day(event.occurred_at).isoformat()
         if self.suspension is None:
             self.suspension = {
-                "since": event.occurred_at.date().isoformat(),
+                "since": day,
                 "reinstatement": data["reinstatement"],
                 "threshold": data["threshold"],
             }
+        elif day < self.suspension["since"]:
+            # A run for an earlier date recorded later: the suspension began on the earliest
+            # day, whatever order the runs came in.
+            self.suspension["since"] = day
+
+    def overdue_on(self, on: date) -> Decimal:
+        """The remainders of open invoices past due on `on` (due before that day)."""
+        day = on.isoformat()
+        return sum(
+            (inv["remainder"] for _, inv in self.open_invoices() if inv["due_date"] < day), ZERO
+        )
 
     def _reinstatement_met(self, on: date) -> bool:
+        """SPEC §4: `paid_in_full` = nothing past due remains on `on` (invoices not yet due
+        do not keep a customer suspended); `below_min_amount` = what is past due is at or
+        below the suspending step's min_amount."""
         assert self.suspension is not None
+        overdue = self.overdue_on(on)
         if self.suspension["reinstatement"] == "paid_in_full":
-            return self.outstanding() <= 0
-        # below_min_amount: what is past due is at or below the suspending step's min_amount.
-        overdue = sum(
-            (
-                inv["remainder"]
-                for _, inv in self.open_invoices()
-                if inv["due_date"] < on.isoformat()
-            ),
-            ZERO,
-        )
+            return overdue <= 0
         return overdue <= Decimal(self.suspension["threshold"])
 
     def _reinstate_if_rule_met(self, meta: Meta) -> None:
@@ -523,7 +619,7 @@ class CustomerAccount(ChainedStream):
         if self.suspension is None:
             return
         occurred = max(meta.occurred_at, start_of(date.fromisoformat(self.suspension["since"])))
-        if not self._reinstatement_met(occurred.date()):
+        if not self._reinstatement_met(utc_day(occurred)):
             return
         rule = self.suspension["reinstatement"]
         for subscription_id in sorted(self.subscriptions):
@@ -551,6 +647,11 @@ class CustomerAccount(ChainedStream):
             for key, action in list(self.fired_steps.items()):
                 if action == "suspend":
                     del self.fired_steps[key]
+
+    @property
+    def last_payment_date(self) -> str | None:
+        """The latest UTC date on which a payment was received (None: never paid)."""
+        return max(self.payment_dates.values(), default=None)
 
     @property
     def status(self) -> str:

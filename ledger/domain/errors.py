@@ -62,3 +62,9 @@ class InvalidState(LedgerError):
     """The command is well formed but not allowed now (e.g. reversing a reversed payment)."""
 
     code = "invalid_state"
+
+
+class UnknownPolicy(LedgerError):
+    """A customer names a collections policy that does not exist (fail closed, SPEC §4)."""
+
+    code = "unknown_policy"

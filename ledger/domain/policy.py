@@ -61,7 +61,7 @@ class CollectionsPolicy:
     def reinstatement_threshold(self) -> Decimal:
         """The overdue amount at or below which suspended subscriptions are reinstated.
 
-        `paid_in_full` -> 0 (reinstatement_met also needs nothing outstanding);
+        `paid_in_full` -> 0 (nothing past due may remain);
         `below_min_amount` -> the min_amount of the suspend step (the smallest if several).
         """
         if self.reinstatement == "paid_in_full":
@@ -270,7 +270,7 @@ def describe(policy: CollectionsPolicy, currency: str = "USD") -> str:
         sentences.append(f"{when} {_ACTION_WORDS[step.action]}.")
     if policy.has_suspend:
         if policy.reinstatement == "paid_in_full":
-            rule = "your account is paid in full"
+            rule = "nothing is past due any more (invoices not yet due do not count)"
         else:
             threshold = fmt(policy.reinstatement_threshold(), currency)
             rule = f"no more than {threshold} {currency} is past due"
@@ -370,11 +370,11 @@ def plan_actions(
 def reinstatement_met(policy: CollectionsPolicy, outstanding: Decimal, overdue: Decimal) -> bool:
     """Whether suspended subscriptions are to be reinstated.
 
-    `paid_in_full`: nothing outstanding (`outstanding <= 0`);
+    `paid_in_full`: nothing past due remains (`overdue <= 0`): invoices not yet due
+    (`outstanding` beyond `overdue`) do not keep a customer suspended (SPEC §4);
     `below_min_amount`: `overdue <=` the suspend step's min_amount (the smallest if several).
     """
-    if policy.reinstatement == "paid_in_full":
-        return outstanding <= 0
+    del outstanding  # kept in the signature for callers; what is not yet due never counts
     return overdue <= policy.reinstatement_threshold()
 
 

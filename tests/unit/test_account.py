@@ -714,8 +714,9 @@ def test_views_and_aggregate_agree(app: LedgerApplication) -> None:
 def test_every_message_builder_makes_a_message_the_ledger_applies(app: LedgerApplication) -> None:
     sequence = [
         customer_registered(C), customer_updated(C), charge(C), payment(C, amount="150.00"),
-        payment_reversed(C), credit_note(C), refund(C), support_ticket_opened(C),
-        support_interaction(C), support_escalated(C), support_ticket_resolved(C),
+        payment_reversed(C), credit_note(C), payment(C, "PAY-2", "10.00"), refund(C),
+        support_ticket_opened(C), support_interaction(C), support_escalated(C),
+        support_ticket_resolved(C),
     ]  # fmt: skip
     assert codes(handle(app, *sequence)) == ["applied"] * len(sequence)
     assert codes(handle(app, *sequence)) == ["duplicate"] * len(sequence)

@@ -257,10 +257,12 @@ def test_invoices_page_by_page(api: Api) -> None:
     assert items == [
         {"invoice_id": "INV-contoso-2025-01", "kind": "invoice", "period": "2025-01",
          "invoice_date": "2025-02-01", "due_date": "2025-03-03", "currency": "USD",
-         "total": "100.00", "outstanding": "70.00", "status": "open", "days_past_due": 17},
+         "total": "100.00", "outstanding": "70.00", "paid": "30.00", "credited": "0.00",
+         "status": "open", "days_past_due": 17},
         {"invoice_id": "INV-contoso-2025-02", "kind": "invoice", "period": "2025-02",
          "invoice_date": "2025-03-01", "due_date": "2025-03-31", "currency": "USD",
-         "total": "40.00", "outstanding": "40.00", "status": "open", "days_past_due": 0},
+         "total": "40.00", "outstanding": "40.00", "paid": "0.00", "credited": "0.00",
+         "status": "open", "days_past_due": 0},
     ]  # fmt: skip
     paid = api.ok("/customers/fabrikam/invoices")["items"]
     assert [(i["status"], i["outstanding"]) for i in paid] == [("paid", "0.00")]

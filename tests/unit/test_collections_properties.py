@@ -194,7 +194,9 @@ class Ledger:
             if account.status != "suspended":
                 continue
             if c.policy == "standard":
-                assert account.outstanding() > 0, f"{c}: paid in full but suspended on {day}"
+                # paid_in_full = nothing past due (SPEC §4): what is not yet due never counts.
+                overdue = overdue_total(account.open_items(), day)
+                assert overdue > 0, f"{c}: nothing past due but suspended on {day}"
             else:
                 overdue = overdue_total(account.open_items(), day)
                 assert overdue > MIN_AMOUNT, f"{c}: {overdue} past due but suspended on {day}"

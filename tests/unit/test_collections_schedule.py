@@ -252,3 +252,27 @@ def test_the_command_refuses_a_bad_time_with_exit_2_before_doing_anything(
     assert done.returncode == 2
     assert b"'25:00' is not a time of day HH:MM" in done.stderr
     assert not (tmp_path / "ledger.db").exists()
+
+
+def test_an_unknown_policy_is_logged_and_not_retried_all_day() -> None:
+    """Issue #13.8: the run did every other customer; retrying cannot define the policy."""
+    from structlog.testing import capture_logs
+
+    from ledger.application import CollectionsIncomplete
+    from ledger.domain.errors import UnknownPolicy
+
+    fake = FakeTime("2025-03-01T06:00:00")
+    calls: list[date] = []
+
+    def run(as_of: date) -> list[dict[str, Any]]:
+        calls.append(as_of)
+        fake.stopped = len(calls) >= 2
+        gone = UnknownPolicy("customer c1: collections_policy 'no-suspend' is not defined")
+        raise CollectionsIncomplete([gone], [{"event_type": "DunningNoticeSent"}])
+
+    schedule = CollectionsSchedule(run, AT, fake, clock=fake.clock, retry_seconds=60)
+    with capture_logs() as logs:
+        schedule.loop()
+    assert calls == [date(2025, 3, 1), date(2025, 3, 2)]  # once a day, no retries
+    errors = [e for e in logs if e["event"] == "collections.schedule.unknown_policy"]
+    assert len(errors) == 2 and "no-suspend" in errors[0]["error"]

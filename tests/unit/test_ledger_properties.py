@@ -136,7 +136,8 @@ def step(run: Run, data: st.DataObject) -> str:
         assert run.send(raw) == ("applied", None)
         return f"credit note {customer} {text(amount)}"
     if kind == "refund":
-        credit = run.app.get(customer).unapplied_credit()
+        # Only cash-funded credit is refundable (SPEC §3; credit notes are not cash).
+        credit = run.app.get(customer).refundable_credit()
         within = credit > 0 and data.draw(st.booleans(), label="within")
         if within:
             cents = data.draw(st.integers(1, int(credit * 100)), label="cents")

@@ -148,12 +148,12 @@ def test_a_step_at_day_0_fires_the_day_after_the_due_date():
 # --- reinstatement -------------------------------------------------------------------------
 
 
-def test_paid_in_full_needs_nothing_outstanding():
+def test_paid_in_full_needs_nothing_past_due():
     assert reinstatement_met(STANDARD_POLICY, Decimal("0.00"), Decimal("0.00"))
     assert reinstatement_met(STANDARD_POLICY, Decimal("-5.00"), Decimal("0.00"))
-    assert not reinstatement_met(STANDARD_POLICY, Decimal("0.01"), Decimal("0.00"))
-    # An invoice not yet due still blocks "paid in full".
-    assert not reinstatement_met(STANDARD_POLICY, Decimal("50.00"), Decimal("0.00"))
+    assert not reinstatement_met(STANDARD_POLICY, Decimal("0.01"), Decimal("0.01"))
+    # SPEC §4 (issue #13.5): an invoice not yet due does not keep a customer suspended.
+    assert reinstatement_met(STANDARD_POLICY, Decimal("50.00"), Decimal("0.00"))
 
 
 def test_below_min_amount_compares_overdue_with_the_suspend_steps_min_amount():
@@ -240,7 +240,8 @@ def test_describe_the_standard_policy():
         "21 days after the due date we send a final notice. "
         "30 days after the due date, when more than 10.00 USD is past due, "
         "we suspend all your subscriptions. "
-        "Suspended subscriptions are reinstated as soon as your account is paid in full."
+        "Suspended subscriptions are reinstated as soon as nothing is past due any more "
+        "(invoices not yet due do not count)."
     )
 
 
