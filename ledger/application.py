@@ -31,7 +31,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.hashchain import GENESIS, chain_hash
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
-from ledger.domain.remittance import MicrosoftRemittance, remittance_id
+from ledger.domain.remittance import MicrosoftRemittance, remittance_id, same_import
 from ledger.messages import Message
 
 Clock = Callable[[], datetime]
@@ -493,15 +493,15 @@ class LedgerApplication(Application[UUID]):
     def record_microsoft_invoice(
         self, invoice: dict[str, Any], report: dict[str, Any], invoice_date: date
     ) -> bool:
-        """Record Microsoft's invoice and its reconciliation report. Idempotent per file;
-        raises Conflict when the invoice number came before from another file."""
+        """Record Microsoft's invoice and its reconciliation report. Idempotent per invoice
+        content; raises Conflict when the invoice number came before with other content."""
         known = self.recorded_microsoft_invoice(invoice["invoice_number"])
         if known is not None:
-            if known["file_sha256"] == invoice["file_sha256"]:
+            if same_import(known, invoice):  # identity by content (SPEC §7), not bytes
                 return False
             raise Conflict(
-                f"invoice_number: {invoice['invoice_number']} was already imported from another "
-                f"file (sha256 {known['file_sha256'][:12]}…, period {known['billing_period']})",
+                f"invoice_number: {invoice['invoice_number']} was already imported with other "
+                f"content (period {known['billing_period']})",
                 field="invoice_number",
             )
         period, currency = invoice["billing_period"], invoice["currency"]

@@ -37,7 +37,8 @@ def reconcile_command(
     csv_out: Path | None = typer.Option(None, "--csv", help="Write the line-level report here."),
 ) -> None:
     """Import Microsoft's invoice reconciliation file, match it with the ledger's charges,
-    record the invoice (once per file) and report the differences."""
+    record the invoice (once per invoice: the same number and lines again, however the file
+    is formatted, records nothing) and report the differences."""
     if not file.is_file():
         raise typer.BadParameter(f"{str(file)!r} is not a file", param_hint="FILE")
     due_day = parse_day(due_date, "--due-date")
@@ -57,7 +58,8 @@ def reconcile_command(
         f"recorded Microsoft invoice {recon.invoice_number} for {report.billing_period}: "
         f"{fmt(recon.total, recon.currency)} {recon.currency}, due {result.due_date}"
         if result.recorded
-        else f"invoice {recon.invoice_number}: this file was already imported; nothing recorded"
+        else f"invoice {recon.invoice_number}: the same lines were already imported; "
+        "nothing recorded"
     )
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
@@ -158,4 +160,3 @@ def register(app: typer.Typer) -> None:
     """Add this area's commands to the `ledger` app."""
     app.command("reconcile")(reconcile_command)
     app.add_typer(remittance_app, name="remittance")
-
