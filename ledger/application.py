@@ -29,7 +29,7 @@ from ledger.domain.errors import (
     LedgerError,
     UnknownCustomer,
 )
-from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.hashchain import GENESIS, hash_version_of
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
 from ledger.domain.remittance import MicrosoftRemittance, remittance_id, same_import
 from ledger.messages import Message
@@ -561,46 +561,47 @@ class LedgerApplication(Application[UUID]):
 
     def verify_chains(self) -> tuple[int, BrokenLink | None]:
         """Recompute every stream's hash chain. Returns (events checked, first broken link)."""
-        heads: dict[Any, tuple[int, str, str]] = {}
+        heads: dict[Any, tuple[int, str, str, int]] = {}
         checked = 0
         for notification in self.notifications():
             originator = notification.originator_id
-            version, prev_hash, customer_id = heads.get(originator, (0, GENESIS, str(originator)))
+            version, prev_hash, customer_id, rule = heads.get(
+                originator, (0, GENESIS, str(originator), 1)
+            )
             try:
                 event = self.mapper.to_domain_event(notification)
                 assert isinstance(event, ev.LedgerEvent)
             except Exception as exc:  # any decoding failure means the row was altered
                 return checked, BrokenLink(customer_id, notification.originator_version,
                                            f"event cannot be decoded: {exc}")  # fmt: skip
-            customer_id = event.customer_id
-            broken = _check_link(event, version, prev_hash, customer_id)
-            if broken:
+            if version == 0:  # a stream is named by its first event, never by a later one
+                customer_id = event.customer_id
+            broken = _check_link(event, version, prev_hash, customer_id, rule)
+            if isinstance(broken, BrokenLink):
                 return checked, broken
-            heads[originator] = (event.originator_version, event.hash, customer_id)
+            heads[originator] = (event.originator_version, event.hash, customer_id, broken)
             checked += 1
         return checked, None
 
 
 def _check_link(
-    event: ev.LedgerEvent, last_version: int, prev_hash: str, customer_id: str
-) -> BrokenLink | None:
+    event: ev.LedgerEvent, last_version: int, prev_hash: str, customer_id: str, rule: int
+) -> BrokenLink | int:
+    """The hash rule the event verifies under (ledger/domain/hashchain.py), or what is broken.
+    `rule` is the stream's rule so far: a stream never goes back to an older rule."""
     position = event.originator_version
     if position != last_version + 1:
         return BrokenLink(customer_id, last_version + 1, f"event missing (next found: {position})")
     if event.prev_hash != prev_hash:
         return BrokenLink(customer_id, position, "previous-hash link does not match")
-    expected = chain_hash(
-        customer_id=customer_id,
-        position=position,
-        event_type=type(event).__name__,
-        occurred_at=event.occurred_at,
-        recorded_at=event.timestamp,
-        data=event.data,
-        prev_hash=event.prev_hash,
-    )
-    if expected != event.hash:
+    version = hash_version_of(event)
+    if version is None:
         return BrokenLink(customer_id, position, "content does not match its hash")
-    return None
+    if version < rule:
+        return BrokenLink(
+            customer_id, position, f"hashed under rule {version} after an event of rule {rule}"
+        )
+    return version
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
