@@ -29,7 +29,16 @@ def serve(
     """Serve the read API (SPEC §8; OpenAPI at /openapi.json, docs at /docs) until Ctrl-C."""
     import uvicorn
 
-    settings = get_settings()
+    from ledger.config import check_settings
+
+    settings = check_settings(get_settings())  # a bad URL: one line, before the banner
+    if settings.api_tokens_file.exists():  # a broken tokens file fails closed (missing: 401s)
+        from ledger import tokens
+
+        try:
+            tokens.load(settings.api_tokens_file)
+        except tokens.TokenError as error:
+            _fail(str(error))
     store = "PostgreSQL" if settings.is_postgres else settings.database_url  # no password
     mode = f"projections via Kafka at {settings.kafka_bootstrap}" if settings.kafka_bootstrap \
         else "embedded"  # fmt: skip
