@@ -113,3 +113,35 @@ def test_the_cursors_the_api_makes_still_work() -> None:
         for path in LISTS:
             items, pages = api.all_pages(path, 1)
             assert pages == max(len(items), 1)
+
+
+# ---- other edges: dates at the ends of the calendar, odd path ids ---------------------------
+
+ENDPOINTS = ["/customers/contoso/balance", *sorted(LISTS), "/customers/contoso"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize("as_of", ["0001-01-01", "0001-01-02", "9999-12-30", "9999-12-31"])
+def test_as_of_at_the_ends_of_the_calendar_is_never_a_server_error(
+    store: str, as_of: str
+) -> None:
+    api = API if store == "memory" else SQLITE_API
+    for path in ENDPOINTS:
+        params = {} if path in ("/customers/contoso", "/customers/contoso/events") else {
+            "as_of": as_of}  # fmt: skip
+        response = api.get(path, **params)
+        assert response.status_code in (200, 404), (path, response.text)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize(
+    "customer_id",
+    ["%00", "a%2Fb", "..", "%E2%80%AE", "%F0%9F%98%80", "a" * 65, "x%0A", "%C0%AF", "%FF",
+     "74221236-D09C-4870-AC1D-33E155E9AEBE"],
+)  # fmt: skip
+def test_odd_customer_ids_in_paths_are_never_a_server_error(store: str, customer_id: str) -> None:
+    api = API if store == "memory" else SQLITE_API
+    for suffix in ("", "/balance", "/events", "/invoices"):
+        response = api.get(f"/customers/{customer_id}{suffix}")
+        assert response.status_code in (404, 422), (customer_id, suffix, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
