@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -119,7 +120,7 @@ def remittance_pay(
     paid_on = parse_day(on, "--date") or today()
     ledger = build_app(get_settings())
     remittance, applied = ledger.pay_microsoft(
-        chosen, value, reference.strip(), paid_on, currency.upper() if currency else None,
+        chosen, value, reference.strip(), paid_on, _currency(currency),
         force=force,
     )  # fmt: skip
     cur = remittance.currency
@@ -141,7 +142,26 @@ def _amount(text: str) -> Decimal:
         ) from None
     if not value.is_finite() or value <= 0:
         raise typer.BadParameter(f"{text!r} must be > 0", param_hint="--amount")
+    if value.adjusted() >= MAX_AMOUNT_DIGITS:  # 1e999999 would overflow every sum after it
+        raise typer.BadParameter(
+            f"{text!r} has more than {MAX_AMOUNT_DIGITS} digits before the point",
+            param_hint="--amount",
+        )
     return value
+
+
+MAX_AMOUNT_DIGITS = 15  # what a payment to Microsoft can plausibly be (and NUMERIC holds)
+
+
+def _currency(text: str | None) -> str | None:
+    """An ISO 4217-shaped code (three letters), upper-cased; None: the period's currency."""
+    if text is None:
+        return None
+    code = text.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise typer.BadParameter(f"{text!r} is not a currency code (e.g. USD)",
+                                 param_hint="--currency")  # fmt: skip
+    return code
 
 
 def remittance_table(rows: list[dict[str, Any]], as_of: date) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain.errors import Conflict, LedgerError
+from ledger.domain.errors import Conflict, InvalidMessage, LedgerError
 from ledger.domain.events import LedgerEvent
 from ledger.domain.hashchain import canonical_json
 from ledger.domain.money import fmt, quantize
@@ -635,8 +635,15 @@ def import_recon_file(
     """
     recon = parse_recon_file(raw)
     report = reconcile(recon, ledger_charges(app.charge_events()), billing_period)
-    invoice_day = invoice_date or day_after(report.billing_period)
-    due_day = due_date or invoice_day + timedelta(days=payment_terms_days)
+    try:
+        invoice_day = invoice_date or day_after(report.billing_period)
+        due_day = due_date or invoice_day + timedelta(days=payment_terms_days)
+    except (OverflowError, ValueError):  # past 9999-12-31: a refusal, never a traceback
+        raise InvalidMessage(
+            f"invoice_date: the invoice or due date of period {report.billing_period} falls "
+            "after 9999-12-31",
+            field="invoice_date",
+        ) from None
     known = app.recorded_microsoft_invoice(recon.invoice_number)
     if known is not None:  # the same invoice again: nothing to record, or a conflict
         check_same_import(known, recon)

@@ -120,3 +120,33 @@ def test_the_checks_accept_what_the_ledger_uses(tmp_path: Path) -> None:
         check_kafka_bootstrap(bootstrap)
     with pytest.raises(ConfigError):
         check_kafka_bootstrap("localhost:0")
+
+
+# ---- options at the edges: one line, exit 2 (usage) or 1, never a traceback -----------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["remittance", "pay", "--period", "2025-01", "--amount", "1e999999", "--reference", "R",
+          "--currency", "USD"], 2, "more than 15 digits"),
+        (["remittance", "pay", "--period", "2025-01", "--amount", "10", "--reference", "R",
+          "--currency", "usdd"], 2, "not a currency code"),
+        (["reconcile", "{recon}", "--period", "9999-12"], 1, "after 9999-12-31"),
+        (["reconcile", "{recon}", "--invoice-date", "9999-12-31"], 1, "after 9999-12-31"),
+        (["invoice", "run", "--period", "9999-12"], 2, "after 9999-12-31"),
+        (["serve", "--host", "999.1.1.1", "--port", "8768"], 1, "cannot listen on 999.1.1.1"),
+        (["demo", "--db", "{tmp}/no/such/demo.db"], 2, "does not exist"),
+    ],
+)  # fmt: skip
+def test_options_at_the_edges_are_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    args: list[str], code: int, says: str,
+) -> None:  # fmt: skip
+    filled = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    done = run(tmp_path, monkeypatch, capsys, f"sqlite:///{tmp_path / 'ledger.db'}", filled)
+    assert done.code == code, (done.out, done.err)
+    assert says in done.err, done.err
+    assert "Traceback" not in done.err + done.out
+    if code == 1:
+        assert len(done.err.strip().splitlines()) == 1, done.err
