@@ -99,6 +99,25 @@ def chain_hash_v2(
 
     `originator_topic` is the aggregate class a stream's first event names (None for the
     events after it); `event_type` is the event's class name (its stored topic's class)."""
+    if type(customer_id) is str and type(prev_hash) is str and type(position) is int and (
+        type(message_id) in (str, type(None)) and type(originator_topic) in (str, type(None))
+    ):
+        # canonical_json of the dict below, written out in sorted key order (the hot path of
+        # every ingest batch: no dict built and sorted per event; the same bytes).
+        body = (
+            '{"customer_id":' + _string(customer_id)
+            + ',"data":' + _CANONICAL.encode(data)
+            + ',"event_type":' + _string(event_type)
+            + ',"message_id":' + _nullable(message_id)
+            + ',"occurred_at":' + _string(occurred_at.isoformat())
+            + ',"originator_topic":' + _nullable(originator_topic)
+            + ',"position":' + str(position)
+            + ',"prev_hash":' + _string(prev_hash)
+            + ',"recorded_at":' + _string(recorded_at.isoformat())
+            + ',"stream_id":' + _string(str(stream_id))
+            + ',"v":2}'
+        )  # fmt: skip
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
     body = canonical_json(
         {
             "v": 2,
@@ -115,6 +134,10 @@ def chain_hash_v2(
         }
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _nullable(text: str | None) -> str:
+    return "null" if text is None else _string(text)
 
 
 def event_hash(event: Any, version: int = HASH_VERSION) -> str:
