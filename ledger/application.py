@@ -30,10 +30,10 @@ from ledger.domain.errors import (
     UnknownCustomer,
     UnknownPolicy,
 )
-from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.hashchain import GENESIS, hash_version_of
 from ledger.domain.ids import is_guid, normalize_id
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
-from ledger.domain.remittance import MicrosoftRemittance, remittance_id
+from ledger.domain.remittance import MicrosoftRemittance, remittance_id, same_import
 from ledger.messages import Message, differing_fields
 
 Clock = Callable[[], datetime]
@@ -602,15 +602,15 @@ class LedgerApplication(Application[UUID]):
     def record_microsoft_invoice(
         self, invoice: dict[str, Any], report: dict[str, Any], invoice_date: date
     ) -> bool:
-        """Record Microsoft's invoice and its reconciliation report. Idempotent per file;
-        raises Conflict when the invoice number came before from another file."""
+        """Record Microsoft's invoice and its reconciliation report. Idempotent per invoice
+        content; raises Conflict when the invoice number came before with other content."""
         known = self.recorded_microsoft_invoice(invoice["invoice_number"])
         if known is not None:
-            if known["file_sha256"] == invoice["file_sha256"]:
+            if same_import(known, invoice):  # identity by content (SPEC §7), not bytes
                 return False
             raise Conflict(
-                f"invoice_number: {invoice['invoice_number']} was already imported from another "
-                f"file (sha256 {known['file_sha256'][:12]}…, period {known['billing_period']})",
+                f"invoice_number: {invoice['invoice_number']} was already imported with other "
+                f"content (period {known['billing_period']})",
                 field="invoice_number",
             )
         period, currency = invoice["billing_period"], invoice["currency"]
@@ -670,46 +670,47 @@ class LedgerApplication(Application[UUID]):
 
     def verify_chains(self) -> tuple[int, BrokenLink | None]:
         """Recompute every stream's hash chain. Returns (events checked, first broken link)."""
-        heads: dict[Any, tuple[int, str, str]] = {}
+        heads: dict[Any, tuple[int, str, str, int]] = {}
         checked = 0
         for notification in self.notifications():
             originator = notification.originator_id
-            version, prev_hash, customer_id = heads.get(originator, (0, GENESIS, str(originator)))
+            version, prev_hash, customer_id, rule = heads.get(
+                originator, (0, GENESIS, str(originator), 1)
+            )
             try:
                 event = self.mapper.to_domain_event(notification)
                 assert isinstance(event, ev.LedgerEvent)
             except Exception as exc:  # any decoding failure means the row was altered
                 return checked, BrokenLink(customer_id, notification.originator_version,
                                            f"event cannot be decoded: {exc}")  # fmt: skip
-            customer_id = event.customer_id
-            broken = _check_link(event, version, prev_hash, customer_id)
-            if broken:
+            if version == 0:  # a stream is named by its first event, never by a later one
+                customer_id = event.customer_id
+            broken = _check_link(event, version, prev_hash, customer_id, rule)
+            if isinstance(broken, BrokenLink):
                 return checked, broken
-            heads[originator] = (event.originator_version, event.hash, customer_id)
+            heads[originator] = (event.originator_version, event.hash, customer_id, broken)
             checked += 1
         return checked, None
 
 
 def _check_link(
-    event: ev.LedgerEvent, last_version: int, prev_hash: str, customer_id: str
-) -> BrokenLink | None:
+    event: ev.LedgerEvent, last_version: int, prev_hash: str, customer_id: str, rule: int
+) -> BrokenLink | int:
+    """The hash rule the event verifies under (ledger/domain/hashchain.py), or what is broken.
+    `rule` is the stream's rule so far: a stream never goes back to an older rule."""
     position = event.originator_version
     if position != last_version + 1:
         return BrokenLink(customer_id, last_version + 1, f"event missing (next found: {position})")
     if event.prev_hash != prev_hash:
         return BrokenLink(customer_id, position, "previous-hash link does not match")
-    expected = chain_hash(
-        customer_id=customer_id,
-        position=position,
-        event_type=type(event).__name__,
-        occurred_at=event.occurred_at,
-        recorded_at=event.timestamp,
-        data=event.data,
-        prev_hash=event.prev_hash,
-    )
-    if expected != event.hash:
+    version = hash_version_of(event)
+    if version is None:
         return BrokenLink(customer_id, position, "content does not match its hash")
-    return None
+    if version < rule:
+        return BrokenLink(
+            customer_id, position, f"hashed under rule {version} after an event of rule {rule}"
+        )
+    return version
 
 
 def account_id_as_written(customer_id: str) -> UUID:

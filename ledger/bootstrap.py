@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.application import Clock, LedgerApplication, utc_now
-from ledger.config import Settings
+from ledger.config import Settings, check_settings
 from ledger.db import Database
 from ledger.deadletters import DeadLetterStore
 from ledger.policies import load_policies
@@ -11,6 +11,9 @@ from ledger.storage import eventsourcing_env
 
 
 def build_app(settings: Settings, clock: Clock = utc_now) -> LedgerApplication:
+    """The ledger the settings describe. Raises ConfigError (bad database URL or Kafka
+    bootstrap) and PolicyError (bad policy file) before anything is opened."""
+    check_settings(settings)
     return LedgerApplication(
         eventsourcing_env(settings.database_url),
         clock=clock,
@@ -19,4 +22,5 @@ def build_app(settings: Settings, clock: Clock = utc_now) -> LedgerApplication:
 
 
 def deadletter_store(settings: Settings) -> DeadLetterStore:
+    check_settings(settings)
     return DeadLetterStore(Database(settings.database_url))

@@ -13,7 +13,7 @@ import typer
 from ledger import __version__
 from ledger.bootstrap import build_app, deadletter_store
 from ledger.cli_options import parse_customer, parse_day, parse_period, today
-from ledger.config import Settings, get_settings
+from ledger.config import ConfigError, Settings, check_settings, get_settings
 from ledger.domain.errors import LedgerError
 from ledger.domain.policy import describe
 from ledger.ingest import IngestCounts, RawRecord, process_records
@@ -57,7 +57,7 @@ def root(ctx: typer.Context) -> None:
 @app.command()
 def info() -> None:
     """Show the version and which store and delivery this process uses."""
-    typer.echo(f"ledger {__version__}: {get_settings().store_description()}")
+    typer.echo(f"ledger {__version__}: {check_settings(get_settings()).store_description()}")
 
 
 # ---- ingest and dead letters ---------------------------------------------------------------
@@ -234,7 +234,7 @@ def _kafka_settings(command: str) -> Settings:
     settings = get_settings()
     if not settings.kafka_bootstrap:
         raise CliError(f"`ledger {command}` needs LEDGER_KAFKA_BOOTSTRAP (host:port)")
-    return settings
+    return check_settings(settings)
 
 
 # ---- runs ---------------------------------------------------------------------------------
@@ -249,7 +249,11 @@ def invoice_run(
 ) -> None:
     """Issue one invoice per customer with unbilled charges of the period or earlier."""
     period = parse_period(period)
-    invoice_date = parse_day(on, "--date") or _day_after(period)
+    try:
+        invoice_date = parse_day(on, "--date") or _day_after(period)
+    except ValueError:  # the day after 9999-12 is no date
+        raise typer.BadParameter(f"{period!r}: its invoice date would fall after 9999-12-31",
+                                 param_hint="--period") from None  # fmt: skip
     ledger = build_app(get_settings())
     issued = ledger.run_invoices(period, invoice_date)
     typer.echo(f"issued {len(issued)} invoices for {period} dated {invoice_date}")
@@ -454,7 +458,7 @@ def main() -> None:
         sys.exit(done.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except (LedgerError, CliError) as error:
+    except (LedgerError, CliError, ConfigError) as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(1)
     except Exception as error:  # click usage errors carry exit code 2
@@ -466,4 +470,48 @@ def main() -> None:
         ):
             error.show()
             sys.exit(getattr(error, "exit_code", 2))
-        raise
+        typer.echo(f"error: {_one_line(error)}", err=True)
+        if _wants_traceback():
+            raise
+        sys.exit(1)
+
+
+def _one_line(error: BaseException) -> str:
+    """SPEC §9: one clear line for what reaches the top: the store, the configuration, Kafka,
+    or (anything else) the exception's type and first line."""
+    import sqlite3
+
+    import psycopg
+    import pydantic
+    from eventsourcing.persistence import PersistenceError
+
+    from ledger.config import redacted
+    from ledger.storage import UnsupportedDatabaseUrl
+    from ledger.tokens import TokenError
+
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, UnsupportedDatabaseUrl | TokenError):
+        return first
+    if isinstance(error, pydantic.ValidationError):
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        return f"configuration: LEDGER_{where.upper()}: {problem['msg']}"
+    if isinstance(error, PersistenceError | sqlite3.Error | psycopg.Error):
+        try:
+            url = redacted(get_settings().database_url)
+        except Exception:
+            url = "LEDGER_DATABASE_URL"
+        return f"database {url}: {first} ({type(error).__name__})"
+    if type(error).__module__.startswith("kafka"):
+        name = type(error).__name__
+        return f"Kafka ({get_settings().kafka_bootstrap}): {first if name in first else name}"
+    if isinstance(error, OSError | ValueError | ArithmeticError):
+        return f"{type(error).__name__}: {first}"
+    return f"unexpected {type(error).__name__}: {first} (LEDGER_LOG_LEVEL=debug shows where)"
+
+
+def _wants_traceback() -> bool:
+    """The traceback, for a developer, only with LEDGER_LOG_LEVEL=debug."""
+    import os
+
+    return os.environ.get("LEDGER_LOG_LEVEL", "").lower() == "debug"

@@ -29,7 +29,17 @@ def serve(
     """Serve the read API (SPEC §8; OpenAPI at /openapi.json, docs at /docs) until Ctrl-C."""
     import uvicorn
 
-    settings = get_settings()
+    from ledger.config import check_settings
+
+    settings = check_settings(get_settings())  # a bad URL: one line, before the banner
+    _check_listen(host, port)
+    if settings.api_tokens_file.exists():  # a broken tokens file fails closed (missing: 401s)
+        from ledger import tokens
+
+        try:
+            tokens.load(settings.api_tokens_file)
+        except tokens.TokenError as error:
+            _fail(str(error))
     store = "PostgreSQL" if settings.is_postgres else settings.database_url  # no password
     mode = f"projections via Kafka at {settings.kafka_bootstrap}" if settings.kafka_bootstrap \
         else "embedded"  # fmt: skip
@@ -53,6 +63,20 @@ def serve(
     except STORE_UNAVAILABLE as error:
         _fail(f"the database does not answer ({type(error).__name__}: {error})")
     uvicorn.run(api, host=host, port=port, log_level=level)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail in one line when the server could not listen (unknown host, port taken), instead
+    of uvicorn's multi-line log and exit code 3."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except socket.gaierror as error:
+        _usage(f"--host: {host!r} is not an address of this machine ({error.strerror})")
+    except OSError as error:
+        _fail(f"cannot listen on {host}:{port} ({error.strerror})")
 
 
 # SystemExit, not typer.Exit/BadParameter: those are turned into exit codes by the entry

@@ -44,6 +44,12 @@ def demo(
     console = Console(width=160)
     # The demo reports refused messages itself; per-message warnings would only be noise.
     configure_logging(get_settings().log_format, "error")
+    if database.is_dir() or not database.parent.is_dir():  # one usage line, no traceback
+        raise typer.BadParameter(
+            f"{str(database)!r} is a directory" if database.is_dir()
+            else f"the directory {str(database.parent)!r} does not exist",
+            param_hint="--db",
+        )  # fmt: skip
     for leftover in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         leftover.unlink(missing_ok=True)  # every run starts clean
     url = f"sqlite:///{database}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +39,8 @@ def reconcile_command(
     csv_out: Path | None = typer.Option(None, "--csv", help="Write the line-level report here."),
 ) -> None:
     """Import Microsoft's invoice reconciliation file, match it with the ledger's charges,
-    record the invoice (once per file) and report the differences."""
+    record the invoice (once per invoice: the same number and lines again, however the file
+    is formatted, records nothing) and report the differences."""
     if not file.is_file():
         raise typer.BadParameter(f"{str(file)!r} is not a file", param_hint="FILE")
     due_day = parse_day(due_date, "--due-date")
@@ -58,7 +60,8 @@ def reconcile_command(
         f"recorded Microsoft invoice {recon.invoice_number} for {report.billing_period}: "
         f"{fmt(recon.total, recon.currency)} {recon.currency}, due {result.due_date}"
         if result.recorded
-        else f"invoice {recon.invoice_number}: this file was already imported; nothing recorded"
+        else f"invoice {recon.invoice_number}: the same lines were already imported; "
+        "nothing recorded"
     )
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
@@ -151,7 +154,26 @@ def _amount(text: str) -> Decimal:
                                  param_hint="--amount") from None  # fmt: skip
     if value <= 0:
         raise typer.BadParameter(f"{text!r} must be > 0", param_hint="--amount")
+    if value.adjusted() >= MAX_AMOUNT_DIGITS:  # 1e999999 would overflow every sum after it
+        raise typer.BadParameter(
+            f"{text!r} has more than {MAX_AMOUNT_DIGITS} digits before the point",
+            param_hint="--amount",
+        )
     return value
+
+
+MAX_AMOUNT_DIGITS = 15  # what a payment to Microsoft can plausibly be (and NUMERIC holds)
+
+
+def _currency(text: str | None) -> str | None:
+    """An ISO 4217-shaped code (three letters), upper-cased; None: the period's currency."""
+    if text is None:
+        return None
+    code = text.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise typer.BadParameter(f"{text!r} is not a currency code (e.g. USD)",
+                                 param_hint="--currency")  # fmt: skip
+    return code
 
 
 def remittance_table(rows: list[dict[str, Any]], as_of: date) -> list[dict[str, Any]]:
@@ -170,4 +192,3 @@ def register(app: typer.Typer) -> None:
     """Add this area's commands to the `ledger` app."""
     app.command("reconcile")(reconcile_command)
     app.add_typer(remittance_app, name="remittance")
-

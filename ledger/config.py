@@ -69,6 +69,68 @@ def redacted(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
+class ConfigError(Exception):
+    """A configuration mistake (SPEC §9): one line on stderr, exit 1; nothing is done."""
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$")
+
+
+def check_database_url(url: str) -> None:
+    """Fail closed, before any store is opened, on a LEDGER_DATABASE_URL the ledger cannot use:
+    an unsupported scheme, a SQLite file whose directory does not exist, a path that is a
+    directory, or an existing file that is not a SQLite database. Raises ConfigError naming
+    the variable and the reason (the URL without its password)."""
+    shown = redacted(url)
+    if url.startswith("memory://") or url in ("sqlite:///", "sqlite:///:memory:"):
+        return
+    if url.startswith(("postgresql://", "postgres://")):
+        return
+    if not url.startswith("sqlite:///"):
+        raise ConfigError(
+            f"LEDGER_DATABASE_URL: {shown!r} is neither sqlite:///PATH nor postgresql://…"
+        )
+    path = Path(url[len("sqlite:///") :])
+    if path.is_dir():
+        raise ConfigError(f"LEDGER_DATABASE_URL: {str(path)!r} is a directory, not a file")
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"LEDGER_DATABASE_URL: the directory {str(path.parent)!r} of {str(path)!r} does "
+            "not exist"
+        )
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return  # a new ledger: created on first use
+    except OSError as error:
+        raise ConfigError(f"LEDGER_DATABASE_URL: {str(path)!r} cannot be read "
+                          f"({error.strerror})") from None  # fmt: skip
+    if head and head != SQLITE_MAGIC:
+        raise ConfigError(f"LEDGER_DATABASE_URL: {str(path)!r} is not a SQLite database")
+
+
+def check_kafka_bootstrap(bootstrap: str | None) -> None:
+    """LEDGER_KAFKA_BOOTSTRAP, when set, is host:port[,host:port…] (ports 1-65535)."""
+    if bootstrap is None:
+        return
+    servers = [part.strip() for part in bootstrap.split(",")]
+    for server in servers:
+        found = _HOST_PORT.match(server)
+        if not found or not 1 <= int(found.group(2)) <= 65535:
+            raise ConfigError(
+                f"LEDGER_KAFKA_BOOTSTRAP: {server!r} is not host:port (e.g. localhost:9092)"
+            )
+
+
+def check_settings(settings: Settings) -> Settings:
+    """The settings a command is about to use, checked (ConfigError)."""
+    check_database_url(settings.database_url)
+    check_kafka_bootstrap(settings.kafka_bootstrap)
+    return settings
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()

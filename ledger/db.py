@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ledger.config import check_database_url
 from ledger.storage import eventsourcing_env
 
 SCHEMA_LOCK_ID = 0x1ED65C  # shared by every process that creates the ledger's own tables
@@ -14,6 +15,7 @@ SCHEMA_LOCK_ID = 0x1ED65C  # shared by every process that creates the ledger's o
 class Database:
     def __init__(self, database_url: str) -> None:
         self.url = database_url
+        check_database_url(database_url)  # one clear ConfigError, not a driver traceback
         env = eventsourcing_env(database_url)
         self.is_postgres = env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
         if self.is_postgres:

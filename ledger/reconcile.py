@@ -26,8 +26,9 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import Conflict, InvalidMessage, LedgerError
 from ledger.domain.events import LedgerEvent
+from ledger.domain.hashchain import canonical_json
 from ledger.domain.ids import normalize_id
 from ledger.domain.money import check_currency, decimals_of, fmt, minor_unit
 
@@ -84,7 +85,8 @@ class ReconFileError(LedgerError):
 
     def __init__(self, message: str, *, line: int | None = None, column: str | None = None):
         where = ", ".join(
-            part for part in (f"line {line}" if line else "", f"column {column}" if column else "")
+            part
+            for part in (f"line {line}" if line else "", f"column {column}" if column else "")
             if part
         )
         super().__init__(f"{where}: {message}" if where else message, field=column)
@@ -140,7 +142,18 @@ class ReconFile:
     invoice_number: str
     currency: str
     lines: list[ReconLine]
-    sha256: str
+    sha256: str  # of the file's bytes (what imports before content identity recorded)
+
+    @property
+    def line_digests(self) -> list[str]:
+        """Each line's content digest (`line_digest`), in file order."""
+        return [line_digest(line) for line in self.lines]
+
+    @property
+    def content_sha256(self) -> str:
+        """The identity of the import (SPEC §7): invoice number, currency and the multiset
+        of its lines' content; never the bytes, column order, quoting or line order."""
+        return content_sha256(self.invoice_number, self.currency, self.lines)
 
     @property
     def total(self) -> Decimal:
@@ -152,6 +165,95 @@ class ReconFile:
         months = Counter(line.charge_start.strftime("%Y-%m") for line in self.lines)
         best = max(months.values())
         return min(month for month, count in months.items() if count == best)
+
+
+# ---- the identity of an import ------------------------------------------------------------
+# What the ledger reads of a line, normalised, is its content: two files that differ only in
+# column order, extra columns, BOM, line endings, quoting, date form (1/31/2025 = 2025-01-31),
+# ChargeType spelling ("Cycle charge" = cycleCharge) or number form ("1.5" = "1.50") are the same
+# invoice. Fixed list, fixed form: a stored identity must not change when the parser grows.
+LINE_DIGEST_CHARS = 12  # 48 bits: names a differing line; the full content hash decides
+
+
+def _canonical_decimal(value: Decimal) -> str:
+    """One text per value: 1.5, 1.50 and +1.500 are "1.5"; 0 and -0.00 are "0"."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def line_content(line: ReconLine) -> list[str]:
+    """The normalised content of a line: the columns the ledger reads."""
+    return [
+        normalize_id(line.customer_id), normalize_id(line.subscription_id), line.product_id,
+        line.sku_id, re.sub(r"[\s_-]+", "", line.ms_charge_type).lower(),
+        line.charge_start.isoformat(), line.charge_end.isoformat(),
+        _canonical_decimal(line.subtotal),
+    ]  # fmt: skip
+
+
+def _line_sha256(line: ReconLine) -> str:
+    return hashlib.sha256(canonical_json(line_content(line)).encode("utf-8")).hexdigest()
+
+
+def line_digest(line: ReconLine) -> str:
+    """A short digest of a line's content (stored per line to name the first one that
+    differs when the same invoice number comes back with other lines)."""
+    return _line_sha256(line)[:LINE_DIGEST_CHARS]
+
+
+def content_sha256(invoice_number: str, currency: str, lines: Iterable[ReconLine]) -> str:
+    """sha256 of the invoice number, currency and the sorted digests of every line."""
+    body = {"invoice_number": invoice_number, "currency": currency,
+            "lines": sorted(_line_sha256(line) for line in lines)}  # fmt: skip
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def describe_line(line: ReconLine) -> str:
+    return (
+        f"line {line.line} (CustomerId {line.customer_id}, SubscriptionId "
+        f"{line.subscription_id}, ChargeType {line.ms_charge_type}, {line.charge_start} to "
+        f"{line.charge_end}, Subtotal {line.subtotal})"
+    )
+
+
+def check_same_import(known: dict[str, Any], recon: ReconFile) -> None:
+    """Return when `recon` is the invoice `known` recorded (its MicrosoftInvoiceRecorded
+    data); else raise Conflict naming the first line of the file that the recorded import
+    does not have (or how many of its lines the file lacks).
+
+    Imports recorded before content identity (only `file_sha256`) are recognised by their
+    exact bytes only: failing closed, a reformatted file of such an invoice is refused."""
+    number = recon.invoice_number
+    if "content_sha256" not in known:
+        if known["file_sha256"] == recon.sha256:
+            return
+        raise Conflict(
+            f"invoice_number: {number} was imported from another file (sha256 "
+            f"{known['file_sha256'][:12]}…, period {known['billing_period']}) before imports "
+            "were identified by content; only that exact file is the same import",
+            field="invoice_number",
+        )
+    if known["content_sha256"] == recon.content_sha256:
+        return
+    prefix = f"invoice_number: {number} was already imported with other lines"
+    if known.get("currency") not in (None, recon.currency):
+        raise Conflict(f"{prefix}: its currency was {known['currency']}, this file's is "
+                       f"{recon.currency}", field="Currency")  # fmt: skip
+    recorded = Counter(known.get("line_digests") or ())
+    for line in recon.lines:
+        digest = line_digest(line)
+        if recorded[digest] > 0:
+            recorded[digest] -= 1
+            continue
+        raise Conflict(f"{prefix}: {describe_line(line)} is not on the recorded import",
+                       field="invoice_number")  # fmt: skip
+    lacking = sum(recorded.values())
+    raise Conflict(
+        f"{prefix}: this file has {len(recon.lines)} lines and lacks {lacking} of the "
+        f"{known.get('line_count', '?')} recorded",
+        field="invoice_number",
+    )
 
 
 def _parse_number(
@@ -514,6 +616,8 @@ def invoice_record(
         "due_date": due_date.isoformat(),
         "file_sha256": recon.sha256,
         "line_count": len(recon.lines),
+        "content_sha256": recon.content_sha256,
+        "line_digests": recon.line_digests,
     }
 
 
@@ -543,14 +647,26 @@ def import_recon_file(
     """Parse, match and record one reconciliation file (`ledger reconcile`).
 
     Invoice date: the first day after the billing period unless given; due date: invoice
-    date + `payment_terms_days` unless given. The same file again records nothing. Raises
-    ReconFileError (malformed file: nothing recorded) and Conflict (the invoice number was
-    imported before from another file).
+    date + `payment_terms_days` unless given. The same invoice again (same number and line
+    content, whatever the bytes) records nothing. Raises ReconFileError (malformed file:
+    nothing recorded) and Conflict (the invoice number was imported before with other
+    lines; the message names the first line that differs).
     """
     recon = parse_recon_file(raw)
     report = reconcile(recon, ledger_charges(app.charge_events()), billing_period)
-    invoice_day = invoice_date or day_after(report.billing_period)
-    due_day = due_date or invoice_day + timedelta(days=payment_terms_days)
+    try:
+        invoice_day = invoice_date or day_after(report.billing_period)
+        due_day = due_date or invoice_day + timedelta(days=payment_terms_days)
+    except (OverflowError, ValueError):  # past 9999-12-31: a refusal, never a traceback
+        raise InvalidMessage(
+            f"invoice_date: the invoice or due date of period {report.billing_period} falls "
+            "after 9999-12-31",
+            field="invoice_date",
+        ) from None
+    known = app.recorded_microsoft_invoice(recon.invoice_number)
+    if known is not None:  # the same invoice again: nothing to record, or a conflict
+        check_same_import(known, recon)
+        return ImportResult(recon, report, invoice_day, due_day, recorded=False)
     recorded = app.record_microsoft_invoice(
         invoice_record(recon, report, invoice_day, due_day), report.summary(), invoice_day
     )

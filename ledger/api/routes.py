@@ -28,6 +28,7 @@ from ledger.api.models import (
 from ledger.api.pagination import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    STREAM_POSITION,
     decode_cursor,
     encode_cursor,
     paginate,
@@ -200,7 +201,7 @@ def list_events(
     """The customer's audit history: every stored event in stream order (SPEC §5 shape, with
     each event's hash-chain link). Needs the `auditor` or `admin` role."""
     scope = f"events:{customer_id}"
-    after = decode_cursor(scope, cursor, (int,))[0] if cursor is not None else 0
+    after = decode_cursor(scope, cursor, (STREAM_POSITION,))[0] if cursor is not None else 0
     found = reader.events(customer_id, after, limit + 1)
     items = found[:limit]
     more = len(found) > limit

@@ -1,4 +1,17 @@
-"""Tamper evidence: every event carries the hash of its content chained to the previous event."""
+"""Tamper evidence: every event carries the hash of its content chained to the previous event.
+
+Two rules, each event verified under the one it was written with:
+
+- version 1 (`chain_hash`, events written before version 2): stream name, position, event
+  type, occurred_at, recorded_at, data and the previous hash. It left `message_id`, the
+  stream's id and the aggregate topic of a stream's first event outside the chain: editing a
+  stored message id went unnoticed and let the original message apply a second time.
+- version 2 (`chain_hash_v2`, every event written now): every stored field that carries
+  meaning. `HASHED_FIELDS` lists them; the stored state holds nothing else but `hash` itself.
+
+The two bodies differ (version 2 has a `"v":2` member), so an event written under version 2
+never verifies under version 1, and `verify_link` tells which rule an event verifies under.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +19,7 @@ import hashlib
 import json
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 GENESIS = "0" * 64
 
@@ -57,3 +71,106 @@ def chain_hash(
         }
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+HASH_VERSION = 2  # the rule of the events written now
+# The stored fields that version 2 covers (with the stream id and position, which the store
+# keeps in columns). Everything an event stores is here, but `hash` itself.
+HASHED_FIELDS = frozenset({
+    "originator_id", "originator_version", "originator_topic", "timestamp", "customer_id",
+    "occurred_at", "message_id", "data", "prev_hash",
+})  # fmt: skip
+
+
+def chain_hash_v2(
+    *,
+    stream_id: UUID,
+    position: int,
+    event_type: str,
+    customer_id: str,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    message_id: str | None,
+    originator_topic: str | None,
+    data: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """sha256 hex of the canonical JSON of every stored field of an event (version 2).
+
+    `originator_topic` is the aggregate class a stream's first event names (None for the
+    events after it); `event_type` is the event's class name (its stored topic's class)."""
+    if type(customer_id) is str and type(prev_hash) is str and type(position) is int and (
+        type(message_id) in (str, type(None)) and type(originator_topic) in (str, type(None))
+    ):
+        # canonical_json of the dict below, written out in sorted key order (the hot path of
+        # every ingest batch: no dict built and sorted per event; the same bytes).
+        body = (
+            '{"customer_id":' + _string(customer_id)
+            + ',"data":' + _CANONICAL.encode(data)
+            + ',"event_type":' + _string(event_type)
+            + ',"message_id":' + _nullable(message_id)
+            + ',"occurred_at":' + _string(occurred_at.isoformat())
+            + ',"originator_topic":' + _nullable(originator_topic)
+            + ',"position":' + str(position)
+            + ',"prev_hash":' + _string(prev_hash)
+            + ',"recorded_at":' + _string(recorded_at.isoformat())
+            + ',"stream_id":' + _string(str(stream_id))
+            + ',"v":2}'
+        )  # fmt: skip
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    body = canonical_json(
+        {
+            "v": 2,
+            "stream_id": str(stream_id),
+            "position": position,
+            "event_type": event_type,
+            "customer_id": customer_id,
+            "occurred_at": occurred_at.isoformat(),
+            "recorded_at": recorded_at.isoformat(),
+            "message_id": message_id,
+            "originator_topic": originator_topic,
+            "data": data,
+            "prev_hash": prev_hash,
+        }
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _nullable(text: str | None) -> str:
+    return "null" if text is None else _string(text)
+
+
+def event_hash(event: Any, version: int = HASH_VERSION) -> str:
+    """The hash a stored event (a LedgerEvent as the store gives it back) should carry under
+    rule `version` (1 or 2)."""
+    if version == 1:
+        return chain_hash(
+            customer_id=event.customer_id,
+            position=event.originator_version,
+            event_type=type(event).__name__,
+            occurred_at=event.occurred_at,
+            recorded_at=event.timestamp,
+            data=event.data,
+            prev_hash=event.prev_hash,
+        )
+    return chain_hash_v2(
+        stream_id=event.originator_id,
+        position=event.originator_version,
+        event_type=type(event).__name__,
+        customer_id=event.customer_id,
+        occurred_at=event.occurred_at,
+        recorded_at=event.timestamp,
+        message_id=event.message_id,
+        originator_topic=getattr(event, "originator_topic", None),
+        data=event.data,
+        prev_hash=event.prev_hash,
+    )
+
+
+def hash_version_of(event: Any) -> int | None:
+    """The rule `event.hash` verifies under (2, else 1), or None when it verifies under none:
+    its stored content was changed."""
+    for version in (2, 1):
+        if event_hash(event, version) == event.hash:
+            return version
+    return None

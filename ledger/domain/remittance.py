@@ -40,6 +40,18 @@ def remittance_id(billing_period: str, currency: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"csp-ledger:microsoft-remittance:{billing_period}:{currency}")
 
 
+def same_import(known: dict[str, Any], invoice: dict[str, Any]) -> bool:
+    """Whether `invoice` (MicrosoftInvoiceRecorded data) is the import `known` recorded.
+
+    The identity of an import is its content (`content_sha256`: invoice number, currency and
+    the lines' normalised content, SPEC §7), never its bytes. Imports recorded before content
+    identity carry only `file_sha256`: for them only the exact same file is the same import.
+    """
+    if known.get("content_sha256") is not None:
+        return bool(known["content_sha256"] == invoice.get("content_sha256"))
+    return bool(known["file_sha256"] == invoice["file_sha256"])
+
+
 class MicrosoftRemittance(ChainedStream):
     @classmethod
     def open(cls, billing_period: str, currency: str, meta: Meta) -> MicrosoftRemittance:
@@ -57,7 +69,8 @@ class MicrosoftRemittance(ChainedStream):
         self.billing_period = ""
         self.currency = ""
         self.head_hash = GENESIS
-        # invoice number -> {"amount", "due_date", "invoice_date", "file_sha256"}
+        # invoice number -> {"amount", "due_date", "invoice_date", "file_sha256",
+        # "content_sha256" (None for imports recorded before content identity)}
         self.invoices: dict[str, dict[str, Any]] = {}
         # payment reference -> {"amount", "paid_on"}
         self.payments: dict[str, dict[str, Any]] = {}
@@ -91,18 +104,18 @@ class MicrosoftRemittance(ChainedStream):
     def record_invoice(self, invoice: dict[str, Any], report: dict[str, Any], meta: Meta) -> bool:
         """Record Microsoft's invoice and the reconciliation that came with it.
 
-        Idempotent: the same file (same invoice number and sha256) again changes nothing.
-        Raises Conflict when the invoice number was recorded from a different file, and
+        Idempotent: the same invoice (same number and line content, `same_import`) again
+        changes nothing. Raises Conflict when the invoice number was recorded with other
+        content, and
         InvalidMessage when the invoice is not of this stream's period and currency.
         """
         number = invoice["invoice_number"]
         known = self.invoices.get(number)
         if known is not None:
-            if known["file_sha256"] == invoice["file_sha256"]:
+            if same_import(known, invoice):
                 return False
             raise Conflict(
-                f"invoice_number: {number} was already imported from another file "
-                f"(sha256 {known['file_sha256'][:12]}…)",
+                f"invoice_number: {number} was already imported with other content",
                 field="invoice_number",
             )
         self._check_stream(invoice["billing_period"], invoice["currency"])
@@ -197,6 +210,7 @@ class MicrosoftRemittance(ChainedStream):
             "due_date": data["due_date"],
             "invoice_date": data["invoice_date"],
             "file_sha256": data["file_sha256"],
+            "content_sha256": data.get("content_sha256"),
         }
 
     def _when_ReconciliationRecorded(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:

@@ -1,7 +1,8 @@
 """What every stream of the ledger shares: events chained by hash, time passed in.
 
 `Meta` says where a command comes from; `ChainedStream` starts a stream and appends to it so
-that each event carries the hash of its content and of the event before it.
+that each event carries the hash of every stored field and of the event before it (hash rule
+version 2, ledger/domain/hashchain.py).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any, Self
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from ledger.domain import events as ev
-from ledger.domain.hashchain import GENESIS, chain_hash
+from ledger.domain.hashchain import GENESIS, chain_hash_v2
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +43,15 @@ class ChainedStream(Aggregate):
         meta: Meta,
     ) -> Self:
         """Create the stream with its first event, chained to the genesis hash."""
-        digest = chain_hash(
-            customer_id=stream_name,
+        digest = chain_hash_v2(
+            stream_id=stream_id,
             position=cls.INITIAL_VERSION,
             event_type=event_class.__name__,
+            customer_id=stream_name,
             occurred_at=meta.occurred_at,
             recorded_at=meta.recorded_at,
+            message_id=meta.message_id,
+            originator_topic=get_topic(cls),  # what _create stores in the event
             data=data,
             prev_hash=GENESIS,
         )
@@ -76,12 +81,15 @@ class ChainedStream(Aggregate):
         message_id = meta.message_id if caused_by_message else None
         if caused_by_message and meta.fingerprint is not None:
             data = dict(data, fingerprint=meta.fingerprint)
-        digest = chain_hash(
-            customer_id=self.customer_id,
+        digest = chain_hash_v2(
+            stream_id=self.id,
             position=self.version + 1,
             event_type=event_class.__name__,
+            customer_id=self.customer_id,
             occurred_at=occurred,
             recorded_at=meta.recorded_at,
+            message_id=message_id,
+            originator_topic=None,
             data=data,
             prev_hash=self.head_hash,
         )

@@ -139,3 +139,31 @@ def test_a_history_is_read_by_its_stream_key_never_by_scanning_the_log(
     monkeypatch.setattr(history, "_scan", no_scan)
     items = api.all_pages("/customers/contoso/events", limit=4)[0]
     assert [e["stream_position"] for e in items] == list(range(1, len(items) + 1))
+
+
+def test_forged_cursors_and_calendar_ends_on_postgresql(
+    stored: tuple[Api, str, LedgerApplication],
+) -> None:
+    """A position beyond a BIGINT once reached PostgreSQL (500); now every decoded cursor
+    part is checked first. Dates at the ends of the calendar answer, never 500."""
+    import base64
+    import json
+
+    api, _, _ = stored
+
+    def cursor(scope: str, key: list[Any]) -> str:
+        raw = json.dumps({"s": scope, "k": key}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    for key in ([2**63], [2**64], [-1], [1.5], [True]):
+        response = api.get("/customers/fabrikam/events", cursor=cursor("events:fabrikam", key))
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "bad_cursor"
+    last = api.ok("/customers/fabrikam/events", cursor=cursor("events:fabrikam", [2**63 - 1]))
+    assert last == {"items": [], "next_cursor": None}
+    forged = cursor("delinquency", [2**70, "late-1"])
+    assert api.get("/delinquency", cursor=forged).status_code == 400
+    for as_of in ("0001-01-01", "9999-12-31"):
+        for path in [*ONE, *LISTS]:
+            params = {} if path.endswith(("/events", "/contoso", "/late-1")) else {"as_of": as_of}
+            assert api.get(path, **params).status_code in (200, 404), (path, as_of)

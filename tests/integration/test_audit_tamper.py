@@ -4,13 +4,15 @@ broken event (exit 1); an untouched store verifies (exit 0) and says how many ev
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 from subprocess import CompletedProcess
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 import pytest
@@ -209,3 +211,51 @@ def test_restoring_the_original_bytes_verifies_again(built: Ledger) -> None:
     table.set_state(VICTIM, 5, original)
 
     assert verify(url).returncode == 0
+
+
+# ---- every stored field is in the chain (hash rule 2) ------------------------------------
+
+
+def edit_state(table: EventTable, position: int, change: Callable[[dict[str, Any]], None]) -> None:
+    """Decode the stored JSON state of the victim's event, change it, store it back."""
+    state = json.loads(table.states(VICTIM)[position])
+    change(state)
+    table.set_state(VICTIM, position, json.dumps(state, separators=(",", ":")).encode())
+
+
+def later(stamp: dict[str, str]) -> None:
+    """A transcoded datetime one second later."""
+    moment = datetime.fromisoformat(stamp["_data_"])
+    stamp["_data_"] = (moment + timedelta(seconds=1)).isoformat()
+
+
+# field -> how to change it (the victim's events: 2 ChargePosted F-1 caused by a message,
+# 1 CustomerRegistered, the first of the stream).
+FIELD_EDITS: dict[str, tuple[int, Callable[[dict[str, Any]], None]]] = {
+    "message_id": (2, lambda s: s.update(message_id=s["message_id"] + "-again")),
+    "message_id (null)": (5, lambda s: s.update(message_id="chg-F-1")),
+    "timestamp": (2, lambda s: later(s["timestamp"])),
+    "occurred_at": (2, lambda s: later(s["occurred_at"])),
+    "customer_id": (2, lambda s: s.update(customer_id="contoso")),
+    "data": (2, lambda s: s["data"].update(charge_id="F-9")),
+    "prev_hash": (2, lambda s: s.update(prev_hash="0" * 64)),
+    "hash": (2, lambda s: s.update(hash="f" * 64)),
+    "originator_topic": (1, lambda s: s.update(
+        originator_topic="ledger.domain.remittance:MicrosoftRemittance")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("field", sorted(FIELD_EDITS))
+def test_an_edited_stored_field_is_named(built: Ledger, field: str) -> None:
+    url, table = built
+    position, change = FIELD_EDITS[field]
+    edit_state(table, position, change)
+
+    assert_broken_at(url, VICTIM, position)
+
+
+def test_every_stored_field_has_an_edit_above(built: Ledger) -> None:
+    _, table = built
+    stored = {key for state in table.states(VICTIM).values() for key in json.loads(state)}
+    assert stored == {f.split(" ")[0] for f in FIELD_EDITS}, stored
+

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+from contextlib import closing
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from ledger.application import LedgerApplication
 from ledger.demo import run_demo
+from ledger.domain.hashchain import HASHED_FIELDS, hash_version_of
 from ledger.messages import ENVELOPE_FIELDS, Envelope, parse_message
+from ledger.storage import eventsourcing_env
 from tests import helpers as h
+
+V1_STORE = Path(__file__).parent.parent / "fixtures" / "v1_store.jsonl"
 
 FINGERPRINTS = {
     "customer_registered": "b89c1aca2c195da80a43c495f66e5ff135853087f9f4ac2abed3d6ac7814a142",
@@ -84,10 +93,15 @@ def test_a_fingerprint_ignores_the_offset_of_the_timestamp() -> None:
 
 
 # ---- chain hashes over a whole demo ledger --------------------------------
+# Events are hashed under rule 2 now (every stored field, ledger/domain/hashchain.py); the
+# events of stores written before it (rule 1) still verify under the rule they were written
+# with. tests/fixtures/v1_store.jsonl holds the stored events of a small ledger written by the
+# code before rule 2 (main at 4ab05a0): customers, charges, payments, a credit note, a
+# support ticket, an invoice run, a Microsoft invoice import and a payment to Microsoft.
 
 
 def reference_chain_hash(event: Any) -> str:
-    """The original chain_hash: canonical JSON of the whole dict."""
+    """The original chain_hash (rule 1): canonical JSON of the whole dict."""
     body = json.dumps(
         {
             "customer_id": event.customer_id,
@@ -105,6 +119,30 @@ def reference_chain_hash(event: Any) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+def reference_chain_hash_v2(event: Any) -> str:
+    """Rule 2, written out from the stored fields: what the stored hashes must keep being."""
+    fields = vars(event)
+    body = json.dumps(
+        {
+            "v": 2,
+            "stream_id": str(fields["originator_id"]),
+            "position": fields["originator_version"],
+            "event_type": type(event).__name__,
+            "customer_id": fields["customer_id"],
+            "occurred_at": fields["occurred_at"].isoformat(),
+            "recorded_at": fields["timestamp"].isoformat(),
+            "message_id": fields["message_id"],
+            "originator_topic": fields.get("originator_topic"),
+            "data": fields["data"],
+            "prev_hash": fields["prev_hash"],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def demo_events() -> list[Any]:
     app = LedgerApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"})
@@ -113,7 +151,75 @@ def demo_events() -> list[Any]:
     return [app.mapper.to_domain_event(n) for n in app.notifications()]
 
 
-def test_chain_hashes_are_the_original_ones(demo_events: list[Any]) -> None:
+def test_new_events_are_hashed_under_rule_2(demo_events: list[Any]) -> None:
     assert len(demo_events) > 500
     for event in demo_events:
+        assert event.hash == reference_chain_hash_v2(event)
+        assert event.hash != reference_chain_hash(event)
+
+
+def test_rule_2_covers_every_stored_field(demo_events: list[Any]) -> None:
+    """A field added to the events later must be added to the hash (a rule 3), or it would
+    be stored outside the chain."""
+    stored = {name for event in demo_events for name in vars(event)}
+    assert stored - {"hash"} == HASHED_FIELDS
+
+
+def v1_store() -> LedgerApplication:
+    app = LedgerApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    rows = [json.loads(text) for text in V1_STORE.read_text(encoding="utf-8").splitlines()]
+    app.recorder.insert_events([
+        StoredEvent(originator_id=UUID(r["originator_id"]),
+                    originator_version=r["originator_version"], topic=r["topic"],
+                    state=r["state"].encode("utf-8"))
+        for r in rows
+    ])  # fmt: skip
+    return app
+
+
+def test_a_store_written_before_rule_2_loads_and_verifies() -> None:
+    app = v1_store()
+    events = [app.mapper.to_domain_event(n) for n in app.notifications()]
+    assert len(events) == 54
+    for event in events:
         assert event.hash == reference_chain_hash(event)
+        assert hash_version_of(event) == 1
+    assert app.verify_chains() == (54, None)
+    fabrikam = app.get("fabrikam")
+    assert fabrikam.version == len(app.stream("fabrikam"))
+
+
+def test_a_store_written_before_rule_2_grows_under_rule_2() -> None:
+    """New events of an old stream chain on its old head under rule 2; it still verifies."""
+    app = v1_store()
+    done = app.handle(parse_message(h.charge("fabrikam", "F-NEW", "12.00")))
+    assert done.status == "applied", done.error
+    last = app.stream("fabrikam")[-1]
+    assert (hash_version_of(last), last.hash) == (2, reference_chain_hash_v2(last))
+    assert app.verify_chains()[1] is None
+
+
+def test_an_old_rule_after_a_new_one_is_named(tmp_path: Path) -> None:
+    """Editing a rule 2 event's message id and re-hashing it under rule 1 (which ignores
+    message ids) is named: a stream never goes back to an older rule."""
+    db = tmp_path / "ledger.db"
+    app = LedgerApplication(eventsourcing_env(f"sqlite:///{db}"))
+    app.handle_batch([parse_message(h.customer_registered("c1")),
+                      parse_message(h.charge("c1", "CH-1", "10.00"))])  # fmt: skip
+    second = app.stream("c1")[1]
+    with closing(sqlite3.connect(db)) as conn, conn:
+        (state,) = conn.execute(
+            "SELECT state FROM stored_events WHERE originator_id = ? AND originator_version = 2",
+            (second.originator_id.hex,),
+        ).fetchone()
+        fields = json.loads(state)
+        fields.update(message_id="forged", hash=reference_chain_hash(second))
+        conn.execute(
+            "UPDATE stored_events SET state = ? WHERE originator_id = ? AND originator_version = 2",
+            (json.dumps(fields).encode(), second.originator_id.hex),
+        )
+
+    _, broken = LedgerApplication(eventsourcing_env(f"sqlite:///{db}")).verify_chains()
+
+    assert broken is not None and (broken.customer_id, broken.position) == ("c1", 2)
+    assert "rule 1 after an event of rule 2" in broken.reason
