@@ -129,7 +129,9 @@ def test_the_checks_accept_what_the_ledger_uses(tmp_path: Path) -> None:
     ("args", "code", "says"),
     [
         (["remittance", "pay", "--period", "2025-01", "--amount", "1e999999", "--reference", "R",
-          "--currency", "USD"], 2, "more than 15 digits"),
+          "--currency", "USD"], 2, "is not a decimal number"),
+        (["remittance", "pay", "--period", "2025-01", "--amount", "1234567890123456", "--reference",
+          "R", "--currency", "USD"], 2, "has 16 digits before the decimal point, at most 15"),
         (["remittance", "pay", "--period", "2025-01", "--amount", "10", "--reference", "R",
           "--currency", "usdd"], 2, "not a currency code"),
         (["reconcile", "{recon}", "--period", "9999-12"], 1, "after 9999-12-31"),
