@@ -83,14 +83,13 @@ def ingest(
         raise typer.BadParameter(f"{source!r} is not a file", param_hint="SOURCE")
     settings = get_settings()
     ledger = build_app(settings)
-    store = deadletter_store(settings)
     total = IngestCounts()
     batch: list[RawRecord] = []
 
     def flush() -> None:
-        counts = process_records(ledger, batch)
-        if counts.dead_letters:
-            store.add(counts.dead_letters)
+        # Dead letters go into the batch's own transaction (a crash cannot separate a
+        # refusal from its dead letter); a line refused before is not decided again.
+        counts = process_records(ledger, batch, store_dead_letters=True)
         total.add(counts)
         batch.clear()
         typer.echo(f"… {total.applied + total.duplicate + total.deadlettered} lines", err=True)
@@ -103,6 +102,7 @@ def ingest(
         flush()
     typer.echo(
         f"applied {total.applied}, duplicate {total.duplicate}, dead-lettered {total.deadlettered}"
+        f", refused before {total.refused_before}"
     )
     for letter in total.dead_letters:
         typer.echo(f"  line {letter.offset}: {letter.code}: {letter.message}")
@@ -167,6 +167,7 @@ def deadletters_replay(code: str | None = typer.Option(None, help="Only this err
             partition=letter.partition,
             offset=letter.offset,
             key=letter.key,
+            replay=True,  # decided again, on purpose (not "refused before")
         )
         counts = process_records(ledger, [record])
         if counts.dead_letters:
