@@ -220,6 +220,12 @@ class LedgerApplication(Application[UUID]):
         self._cache_max_events = int(self.env.get("INGEST_CACHE_MAX_EVENTS", "300000"))
         self._cache_sizes: dict[str, int] = {}  # events of each cached account when cached
         self._cache_events = 0
+        if not hasattr(self.recorder, "select_decisions"):
+            log.warning(
+                "ledger.recorder_without_decisions",
+                recorder=type(self.recorder).__name__,
+                effect="refusals re-decided on redelivery; message_id unique per stream",
+            )
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """The library's save. For the ledger's own aggregates it skips the per-object
@@ -255,8 +261,11 @@ class LedgerApplication(Application[UUID]):
         return recorder
 
     def select_decisions(self, keys: Sequence[str]) -> dict[str, Decision]:
-        """Recorded decisions of these message keys (see ledger.decisions)."""
-        return self.recorder.select_decisions(keys)  # type: ignore[attr-defined, no-any-return]
+        """Recorded decisions of these message keys (see ledger.decisions). A recorder
+        without them (only when APPLICATION_RECORDER_TOPIC names the library's own, for
+        comparisons) has none: idempotency is then per stream only (logged at start)."""
+        select = getattr(self.recorder, "select_decisions", None)
+        return select(keys) if select is not None else {}
 
     # ---- ingest -----------------------------------------------------------------------
 
@@ -356,9 +365,7 @@ class LedgerApplication(Application[UUID]):
                 if prior.outcome == APPLIED:
                     result.outcomes.append(Outcome("duplicate"))
                 else:
-                    result.outcomes.append(
-                        Outcome("refused_before", PriorRefusal(prior), prior)
-                    )
+                    result.outcomes.append(Outcome("refused_before", PriorRefusal(prior), prior))
                 continue
             if error is None and isinstance(message, Refused):
                 error = message.error

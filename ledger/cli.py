@@ -447,6 +447,9 @@ def main() -> None:
     except (LedgerError, CliError) as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(1)
+    except OverflowError as error:  # a date computed from input beyond the calendar
+        typer.echo(f"error: a date is out of range ({error})", err=True)
+        sys.exit(1)
     except Exception as error:  # click usage errors carry exit code 2
         import click
 
