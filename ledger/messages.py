@@ -221,9 +221,7 @@ def _in_range(value: datetime) -> datetime:
     except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in UTC year 10000
         year = value.year + (1 if value.year >= MAX_YEAR else -1)
     if not MIN_YEAR <= year <= MAX_YEAR:
-        raise _fail(
-            f"{value.isoformat()} is out of range (UTC years {MIN_YEAR} to {MAX_YEAR})"
-        )
+        raise _fail(f"{value.isoformat()} is out of range (UTC years {MIN_YEAR} to {MAX_YEAR})")
     return value
 
 

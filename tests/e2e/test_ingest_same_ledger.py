@@ -78,7 +78,16 @@ def test_ingest_killed_at_random_points_ends_in_the_state_of_a_clean_run(tmp_pat
     killed = 0
     for _ in range(6):
         proc = start_ingest(url, source, tmp_path, "--batch-size", "9")
-        time.sleep(rng.uniform(0.8, 3.0))  # the CLI needs ~1 s to start: kills land mid-file
+        # Kill after a random number of committed batches (it prints "… N lines" after
+        # each), plus a random moment inside the next one.
+        batches = rng.randint(1, 12)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("…"):
+                batches -= 1
+                if batches == 0:
+                    break
+        time.sleep(rng.uniform(0.0, 0.05))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
