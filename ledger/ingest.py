@@ -21,6 +21,7 @@ from ledger.application import (
     LedgerApplication,
     Refused,
     Source,
+    StoreBusy,
     with_backoff,
 )
 from ledger.deadletters import DeadLetter
@@ -75,6 +76,7 @@ class Unprocessable(LedgerError):
 # Failures of the store itself, not of a message: never dead-lettered (the consumer waits
 # them out; `ledger ingest` reports them in one line).
 _STORE_ERRORS: tuple[type[BaseException], ...] = (
+    StoreBusy,  # other writers kept winning: not the message's fault
     PersistenceError,
     sqlite3.Error,
     psycopg.Error,
