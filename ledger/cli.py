@@ -189,11 +189,14 @@ def consume(
 ) -> None:
     """Ingest from Kafka (SPEC §3 topics) until SIGTERM/SIGINT; scale out by running more."""
     from consumers.ingest import IngestConsumer
-    from consumers.kafka_support import StopFlag
+    from consumers.kafka_support import StopFlag, wait_for_store
 
     settings = _kafka_settings("consume")
     _serve_metrics(metrics_port)
-    IngestConsumer(build_app(settings), settings, StopFlag().install(), max_batch=max_batch).run()
+    stop = StopFlag().install()
+    ledger = wait_for_store(lambda: build_app(settings), stop, "consume")
+    if ledger is not None:  # (None: stopped before the database came back)
+        IngestConsumer(ledger, settings, stop, max_batch=max_batch).run()
 
 
 @app.command()

@@ -174,3 +174,25 @@ def test_commands_refuse_out_of_range_dates_in_one_line(
     assert result.returncode in (1, 2), result.stdout
     assert "Traceback" not in result.stderr
     assert "out of range" in result.stderr
+
+
+def test_invoice_and_collections_runs_during_an_ingest_take_turns_with_it(tmp_path: Path) -> None:
+    """Other writers on the same SQLite file as a running ingest: every process waits its
+    turn (backoff) and exits 0; none dies of a lost race."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    source = tmp_path / "input.jsonl"
+    source.write_text(jsonl(workload(60)), encoding="utf-8")
+    ingest = start_ingest(url, source, tmp_path, "--batch-size", "3")
+    runs = [
+        ("invoice", "run", "--period", "2025-01"),
+        ("collections", "run", "--as-of", "2025-03-01"),
+        ("invoice", "run", "--period", "2025-02"),
+    ]
+    results = [run_cli(url, *args, cwd=tmp_path, timeout=300) for args in runs]
+    _out, err = ingest.communicate(timeout=300)
+
+    assert ingest.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    for args, result in zip(runs, results, strict=True):
+        assert result.returncode == 0, (args, result.stderr[-3000:])
+        assert "Traceback" not in result.stderr
