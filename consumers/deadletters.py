@@ -12,6 +12,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from consumers.ingest import REPLAY_HEADER
 from consumers.kafka_support import make_producer
 from ledger.config import Settings
 from ledger.db import Database
@@ -26,6 +27,11 @@ class KafkaDeadLetter:
     partition: int
     offset: int
     record: dict[str, Any]
+
+    def record_key(self) -> bytes:
+        """Which source record this letter is about (the dead-letter topic's key)."""
+        r = self.record
+        return f"{r.get('source_topic')}:{r.get('partition')}:{r.get('offset')}".encode()
 
     def raw_bytes(self) -> bytes:
         raw = self.record.get("raw", "")
@@ -54,7 +60,12 @@ def read_dead_letters(settings: Settings) -> list[KafkaDeadLetter]:
                 found.extend(
                     KafkaDeadLetter(tp.partition, r.offset, json.loads(r.value)) for r in records
                 )
-        return sorted(found, key=lambda d: (d.partition, d.offset))
+        # The topic is at-least-once: a crash after sending a batch's dead letters and
+        # before committing its offsets sends them again. One letter per source record.
+        unique: dict[bytes, KafkaDeadLetter] = {}
+        for letter in sorted(found, key=lambda d: (d.partition, d.offset)):
+            unique.setdefault(letter.record_key(), letter)
+        return list(unique.values())
     finally:
         consumer.close()
 
@@ -83,6 +94,8 @@ def replay_dead_letters(settings: Settings, code: str | None = None) -> tuple[in
                 d.record["source_topic"],
                 key=(d.record.get("key") or "").encode("utf-8") or None,
                 value=d.raw_bytes(),
+                # Re-submitted on purpose: `ledger consume` decides it again.
+                headers=[(REPLAY_HEADER, d.record_key())],
             )
             for d in todo
         ]

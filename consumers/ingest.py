@@ -2,7 +2,8 @@
 
 Per batch: poll → apply in one database transaction (ledger.ingest) → send dead letters and
 wait for their acks → commit the Kafka offsets. A crash anywhere replays the batch; the
-aggregate's message-id and business-id idempotency makes the replay a no-op. A database
+store-wide record of decided messages (ledger.decisions) makes the replay a no-op: an
+applied message is a duplicate, a refused one is refused again without a new decision. A database
 outage is waited out with backoff; it never dead-letters a good message.
 """
 
@@ -124,6 +125,16 @@ def send_dead_letters(
     return producer
 
 
+# Header `ledger deadletters replay` puts on a re-sent dead letter: decide it again on purpose
+# (any other delivery of a message refused before gets the same refusal, not a new decision).
+REPLAY_HEADER = "ledger-replay"
+
+
+def _is_replay(record: object) -> bool:
+    headers = getattr(record, "headers", None) or []
+    return any(name == REPLAY_HEADER for name, _ in headers)
+
+
 class IngestConsumer:
     def __init__(
         self,
@@ -177,6 +188,7 @@ class IngestConsumer:
                 partition=tp.partition,
                 offset=r.offset,  # type: ignore[attr-defined]
                 key=r.key,  # type: ignore[attr-defined]
+                replay=_is_replay(r),
             )
             for tp, batch in polled.items()
             for r in batch
@@ -216,7 +228,9 @@ class IngestConsumer:
         delay = 0.5
         while True:
             try:
-                return process_records(self.app, records)
+                # A record refused before at the same offset comes back after a crash that
+                # may have come before its dead letter was sent: send it again (same key).
+                return process_records(self.app, records, resend_refused=True)
             except TRANSIENT_DB_ERRORS as error:
                 log.warning("consume.database_unavailable", error=str(error), retry_in=delay)
                 if self.stop.wait(delay):

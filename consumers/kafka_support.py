@@ -7,8 +7,8 @@ import contextlib
 import json
 import signal
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
@@ -130,3 +130,22 @@ def unconsumed(bootstrap: str, topic: str, next_offsets: dict[int, int]) -> int:
         return sum(max(end - next_offsets.get(tp.partition, 0), 0) for tp, end in ends.items())
     finally:
         consumer.close()
+
+
+T = TypeVar("T")
+
+
+def wait_for_store(connect: Callable[[], T], stop: StopFlag, what: str) -> T | None:
+    """connect() (e.g. build the application, which creates its tables), again with backoff
+    while the database is unreachable or restarting: a service started during an outage
+    waits instead of dying with a traceback (and a supervisor's crash loop). None when
+    stopped meanwhile."""
+    delay = 0.5
+    while True:
+        try:
+            return connect()
+        except TRANSIENT_DB_ERRORS as error:
+            log.warning(f"{what}.database_unavailable", error=str(error), retry_in=delay)
+            if stop.wait(delay):
+                return None
+            delay = min(delay * 2, 10.0)

@@ -3,6 +3,9 @@ collections runs, tamper audit. Knows the store only through the library."""
 
 from __future__ import annotations
 
+import os
+import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -11,15 +14,18 @@ from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import structlog
 from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
     ProcessingEvent,
     project_aggregate,
 )
-from eventsourcing.persistence import IntegrityError, Notification, Recording
+from eventsourcing.persistence import IntegrityError, Notification, OperationalError, Recording
 from eventsourcing.utils import Environment, EnvType, get_topic
 
+from ledger.deadletters import DeadLetter
+from ledger.decisions import APPLIED, REFUSED, Decision, LedgerPOPORecorder
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, Meta, account_id, end_of, start_of
 from ledger.domain.errors import (
@@ -36,13 +42,68 @@ from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
 from ledger.domain.remittance import MicrosoftRemittance, remittance_id, same_import
 from ledger.messages import Message, differing_fields
 
+log = structlog.get_logger(__name__)
+
 Clock = Callable[[], datetime]
 PG_RECORDER_TOPIC = "ledger.pgrecorder:LedgerPostgresRecorder"
+SQLITE_RECORDER_TOPIC = "ledger.decisions:LedgerSQLiteRecorder"
 T = TypeVar("T")
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class StoreBusy(LedgerError):
+    """Other writers kept winning the store for longer than the retry budget."""
+
+    code = "store_busy"
+
+
+# How long a writer keeps retrying when other writers get in first (seconds, in all).
+WRITE_RETRY_TIMEOUT = float(os.environ.get("LEDGER_WRITE_RETRY_TIMEOUT", "600"))
+
+
+def _lost_to_another_writer(error: BaseException) -> bool:
+    if isinstance(error, IntegrityError):  # same stream version / message decided first
+        return True
+    # SQLite: the other writer held the file lock for longer than the lock timeout.
+    return isinstance(error, OperationalError) and "locked" in str(error).lower()
+
+
+def with_backoff(
+    attempt: Callable[[], T],
+    *,
+    what: str,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """attempt(), again each time another writer got in first (IntegrityError, SQLite
+    locked), after an exponential backoff with full jitter (0.05 s doubling up to 2 s), so
+    concurrent writers (two `ledger ingest`, an invoice run during `ledger consume`) take
+    turns instead of failing. Raises StoreBusy after `timeout` seconds in all (default
+    LEDGER_WRITE_RETRY_TIMEOUT, 600 s); any other error at once."""
+    budget = WRITE_RETRY_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    cap = 0.05
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return attempt()
+        except (IntegrityError, OperationalError) as error:
+            if not _lost_to_another_writer(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreBusy(
+                    f"{what}: other writers kept changing the same data for {budget:.0f} s "
+                    f"({tries} tries); try again when they are done"
+                ) from error
+            delay = random.uniform(0, cap)  # jitter, not security
+            log.info("store.retry_concurrent_write", what=what, attempt=tries,
+                     retry_in=round(delay, 3))  # fmt: skip
+            sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            cap = min(cap * 2, 2.0)
 
 
 REGISTERED_TOPIC = get_topic(ev.CustomerRegistered)
@@ -79,10 +140,47 @@ class CollectionsIncomplete(UnknownPolicy):
 
 @dataclass
 class Outcome:
-    """What happened to one message: applied, duplicate, or rejected with a typed error."""
+    """What happened to one message: `applied`, `duplicate`, `rejected` (decided now, with
+    a typed error) or `refused_before` (decided and refused on an earlier delivery: `error`
+    is that refusal, `prior` its record; nothing is decided again)."""
 
     status: str
     error: LedgerError | None = None
+    prior: Decision | None = None
+
+
+class PriorRefusal(LedgerError):
+    """A refusal recorded earlier, returned again: its code is the recorded one."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason or "", field=None)
+        self.code = decision.code or "ledger_error"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A record refused before any aggregate saw it (unparseable, or it broke processing):
+    recorded as a decision like a message. `key` is its message_id when one was readable,
+    else ledger.decisions.raw_key(...)."""
+
+    key: str
+    fingerprint: str
+    error: LedgerError
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an item of a batch came from, and whether it is re-submitted on purpose
+    (`ledger deadletters replay`): only then is an earlier refusal decided again."""
+
+    source: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    replay: bool = False
+
+
+Item = Message | Refused
 
 
 @dataclass
@@ -137,14 +235,21 @@ class LedgerApplication(Application[UUID]):
         self._cache_sizes: dict[str, int] = {}  # events of each cached account when cached
         self._cache_events = 0
         self._legacy_streams: dict[str, UUID] | None = None  # see stream_id
+        if not hasattr(self.recorder, "select_decisions"):
+            log.warning(
+                "ledger.recorder_without_decisions",
+                recorder=type(self.recorder).__name__,
+                effect="refusals re-decided on redelivery; message_id unique per stream",
+            )
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """The library's save. For the ledger's own aggregates it skips the per-object
         checks against runtime-checkable Protocols (typing's isinstance on a Protocol is
         slow: 6 % of an ingest batch); anything else goes through the library's code."""
-        if kwargs or not all(type(obj) in (CustomerAccount, MicrosoftRemittance) for obj in objs):
+        if not all(type(obj) in (CustomerAccount, MicrosoftRemittance) for obj in objs):
             return super().save(*objs, **kwargs)
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        processing_event.saved_kwargs.update(kwargs)  # e.g. decisions (ledger.decisions)
         for obj in objs:  # = ProcessingEvent.collect_events for an aggregate
             processing_event.events.extend(obj.collect_events())
             processing_event.aggregates[obj.id] = obj
@@ -159,18 +264,47 @@ class LedgerApplication(Application[UUID]):
         if environment.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
             # The library's recorder, with cheaper inserts and multi-stream reads.
             environment.setdefault("APPLICATION_RECORDER_TOPIC", PG_RECORDER_TOPIC)
+        elif environment.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
+            # The library's recorder plus ledger_messages in the events' transaction.
+            environment.setdefault("APPLICATION_RECORDER_TOPIC", SQLITE_RECORDER_TOPIC)
         return environment
+
+    def construct_recorder(self) -> Any:
+        recorder = super().construct_recorder()
+        if type(recorder).__module__ == "eventsourcing.popo":  # memory:// (tests)
+            return LedgerPOPORecorder()
+        return recorder
+
+    def select_decisions(self, keys: Sequence[str]) -> dict[str, Decision]:
+        """Recorded decisions of these message keys (see ledger.decisions). A recorder
+        without them (only when APPLICATION_RECORDER_TOPIC names the library's own, for
+        comparisons) has none: idempotency is then per stream only (logged at start)."""
+        select = getattr(self.recorder, "select_decisions", None)
+        return select(keys) if select is not None else {}
 
     # ---- ingest -----------------------------------------------------------------------
 
     def handle(self, message: Message) -> Outcome:
         return self.handle_batch([message]).outcomes[0]
 
-    def handle_batch(self, messages: Sequence[Message]) -> BatchResult:
-        """Apply messages in order; save every touched stream in ONE transaction.
+    def handle_batch(
+        self,
+        messages: Sequence[Item],
+        *,
+        sources: Sequence[Source] | None = None,
+        dead_letters: Callable[[BatchResult], list[DeadLetter]] | None = None,
+    ) -> BatchResult:
+        """Decide messages in order; save every touched stream, the decisions (every message
+        decided now, store-wide: ledger.decisions) and, when `dead_letters` is given, the
+        dead letters it makes of the result, in ONE transaction.
 
-        A message that is refused (LedgerError) triggers no event and does not stop the
-        batch. Raises IntegrityError when another writer got in first: retry the batch.
+        A message decided before gets that decision again: `duplicate` when it was applied,
+        `refused_before` when it was refused (unless its Source says `replay`: decided
+        again, the new decision replaces the old). A message_id already decided with another
+        payload (any customer) is refused as a `conflict` naming message_id. A message that
+        is refused (LedgerError) triggers no event and does not stop the batch. Raises
+        IntegrityError when another writer got in first (a stream version, or the same
+        message decided at the same time): retry the batch.
 
         The accounts of the last batches stay in memory (the batch cache) and are changed in
         place, without the reload from the store or the copy the library's repository cache
@@ -185,17 +319,28 @@ class LedgerApplication(Application[UUID]):
           it only refused messages with it (e.g. insufficient_credit against an old
           balance), the stream is checked for newer events, and the batch is decided
           again on fresh state before anything is refused.
+        The decisions are read from the store on every pass (never cached).
         """
+        where = list(sources) if sources is not None else [Source()] * len(messages)
         for _ in range(2):
             loaded: dict[str, _Loaded] = {}
             try:
-                self._preload({m.customer_id for m in messages}, loaded)
-                result, accounts = self._decide(messages, loaded)
+                self._preload(
+                    {m.customer_id for m in messages if not isinstance(m, Refused)}, loaded
+                )
+                result, accounts, new, renewed = self._decide(messages, where, loaded)
                 if self._refused_on_stale_state(messages, result, loaded):
                     self._evict(loaded)
                     continue  # the second pass loads every account fresh
-                if accounts:
-                    self.save(*accounts.values())
+                letters = dead_letters(result) if dead_letters is not None else []
+                if accounts or new or renewed or letters:
+                    self.save(
+                        *accounts.values(),
+                        decisions=new,
+                        redecisions=renewed,
+                        dead_letters=letters,
+                        decided_at=self.clock().isoformat(),
+                    )
                     for customer_id, account in accounts.items():
                         self._cache_put(customer_id, account)
             except BaseException:
@@ -205,25 +350,71 @@ class LedgerApplication(Application[UUID]):
         raise AssertionError("unreachable: the second pass has no cached accounts")
 
     def _decide(
-        self, messages: Sequence[Message], loaded: dict[str, _Loaded]
-    ) -> tuple[BatchResult, dict[str, CustomerAccount]]:
+        self, messages: Sequence[Item], where: Sequence[Source], loaded: dict[str, _Loaded]
+    ) -> tuple[BatchResult, dict[str, CustomerAccount], list[Decision], list[Decision]]:
         accounts: dict[str, CustomerAccount] = {}
         result = BatchResult()
         now = self.clock()
-        for message in messages:
-            meta = Meta(
-                occurred_at=message.occurred_at,
-                recorded_at=now,
-                message_id=message.message_id,
-                fingerprint=message.fingerprint(),
-            )
-            try:
-                applied = self._apply(message, meta, accounts, loaded)
-            except LedgerError as error:
-                result.outcomes.append(Outcome("rejected", error))
+        decided_at = now.isoformat()
+        keyed = [
+            (m.key, m.fingerprint) if isinstance(m, Refused) else (m.message_id, m.fingerprint())
+            for m in messages
+        ]
+        known = self.select_decisions([k for key, fp in keyed for k in (key, f"{key}#{fp}")])
+        new: dict[str, Decision] = {}
+        renewed: dict[str, Decision] = {}
+        for message, (key, fingerprint), source in zip(messages, keyed, where, strict=True):
+            customer_id = message.customer_id
+            prior = known.get(key)
+            error: LedgerError | None = None
+            if prior is not None and prior.fingerprint != fingerprint:
+                # SPEC §3: a message_id is unique per message, across customers.
+                error = Conflict(
+                    f"message_id: {key!r} was already used by another message (customer "
+                    f"{prior.customer_id!r}, a different payload)",
+                    field="message_id",
+                )
+                key = f"{key}#{fingerprint}"
+                prior = known.get(key)
+            if prior is not None and not (source.replay and prior.outcome == REFUSED):
+                if prior.outcome == APPLIED:
+                    result.outcomes.append(Outcome("duplicate"))
+                else:
+                    result.outcomes.append(Outcome("refused_before", PriorRefusal(prior), prior))
                 continue
-            result.outcomes.append(Outcome("applied" if applied else "duplicate"))
-        return result, accounts
+            if error is None and isinstance(message, Refused):
+                error = message.error
+            if error is None:
+                assert not isinstance(message, Refused)
+                meta = Meta(
+                    occurred_at=message.occurred_at,
+                    recorded_at=now,
+                    message_id=message.message_id,
+                    fingerprint=fingerprint,
+                )
+                try:
+                    applied = self._apply(message, meta, accounts, loaded)
+                except LedgerError as refusal:
+                    error = refusal
+                else:
+                    result.outcomes.append(Outcome("applied" if applied else "duplicate"))
+            if error is not None:
+                result.outcomes.append(Outcome("rejected", error))
+            decision = Decision(
+                key=key,
+                fingerprint=fingerprint,
+                customer_id=customer_id,
+                outcome=APPLIED if error is None else REFUSED,
+                code=error.code if error is not None else None,
+                reason=error.message if error is not None else None,
+                source=source.source,
+                partition=source.partition,
+                offset=source.offset,
+                decided_at=decided_at,
+            )
+            known[key] = decision
+            (renewed if prior is not None else new)[key] = decision
+        return result, accounts, list(new.values()), list(renewed.values())
 
     def _apply(
         self,
@@ -356,7 +547,7 @@ class LedgerApplication(Application[UUID]):
             self._cache_pop(customer_id)
 
     def _refused_on_stale_state(
-        self, messages: Sequence[Message], result: BatchResult, loaded: dict[str, _Loaded]
+        self, messages: Sequence[Item], result: BatchResult, loaded: dict[str, _Loaded]
     ) -> bool:
         """True when a message was refused against a cached account that another writer
         has appended to since (it must be decided again, on fresh state)."""
@@ -486,7 +677,7 @@ class LedgerApplication(Application[UUID]):
                 return account, [f"INV-{account.customer_id}-{period}"]
             return None, []
 
-        return self._for_each_customer(decide, progress=progress)
+        return self._for_each_customer(decide, progress=progress, what="invoice run")
 
     def run_collections(self, as_of: date, *, dry_run: bool = False) -> list[dict[str, Any]]:
         """Apply each customer's policy as of `as_of`; returns the events it fired.
@@ -524,7 +715,7 @@ class LedgerApplication(Application[UUID]):
             ]
             return account, fired
 
-        done = self._for_each_customer(decide, save=not dry_run)
+        done = self._for_each_customer(decide, save=not dry_run, what="collections run")
         if skipped:
             # decide() may run twice for a chunk (a retry): name each customer once.
             unique = list({error.message: error for error in skipped}.values())
@@ -537,23 +728,22 @@ class LedgerApplication(Application[UUID]):
         *,
         save: bool = True,
         progress: Callable[[int], None] | None = None,
-        attempts: int = 5,
+        what: str = "run",
     ) -> list[T]:
         """Decide for every customer, saving 200 streams per transaction. When another
         writer (e.g. `ledger consume`) appended to one of them first, the chunk is decided
-        again on fresh state."""
+        again on fresh state, with backoff (with_backoff: StoreBusy when it never gets in)."""
         results: list[T] = []
         for chunk in _chunks(self.customer_ids(), 200):
-            for attempt in range(1, attempts + 1):
+
+            def attempt(chunk: Sequence[str] = chunk) -> list[tuple[Any, list[T]]]:
                 decided = [decide(customer_id) for customer_id in chunk]
                 touched = [account for account, _ in decided if account is not None]
-                try:
-                    if save and touched:
-                        self.save(*touched)
-                    break
-                except IntegrityError:
-                    if attempt == attempts:
-                        raise
+                if save and touched:
+                    self.save(*touched)
+                return decided
+
+            decided = with_backoff(attempt, what=what)
             results.extend(item for _, items in decided for item in items)
             if progress:
                 progress(len(chunk))
@@ -725,5 +915,5 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 __all__ = [
     "BatchResult", "BrokenLink", "CollectionsIncomplete", "IntegrityError", "LedgerApplication",
-    "Outcome",
+    "Outcome", "Refused", "Source", "StoreBusy", "with_backoff",
 ]  # fmt: skip

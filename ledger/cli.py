@@ -83,14 +83,13 @@ def ingest(
         raise typer.BadParameter(f"{source!r} is not a file", param_hint="SOURCE")
     settings = get_settings()
     ledger = build_app(settings)
-    store = deadletter_store(settings)
     total = IngestCounts()
     batch: list[RawRecord] = []
 
     def flush() -> None:
-        counts = process_records(ledger, batch)
-        if counts.dead_letters:
-            store.add(counts.dead_letters)
+        # Dead letters go into the batch's own transaction (a crash cannot separate a
+        # refusal from its dead letter); a line refused before is not decided again.
+        counts = process_records(ledger, batch, store_dead_letters=True)
         total.add(counts)
         batch.clear()
         typer.echo(f"… {total.applied + total.duplicate + total.deadlettered} lines", err=True)
@@ -103,6 +102,7 @@ def ingest(
         flush()
     typer.echo(
         f"applied {total.applied}, duplicate {total.duplicate}, dead-lettered {total.deadlettered}"
+        f", refused before {total.refused_before}"
     )
     for letter in total.dead_letters:
         typer.echo(f"  line {letter.offset}: {letter.code}: {letter.message}")
@@ -167,6 +167,7 @@ def deadletters_replay(code: str | None = typer.Option(None, help="Only this err
             partition=letter.partition,
             offset=letter.offset,
             key=letter.key,
+            replay=True,  # decided again, on purpose (not "refused before")
         )
         counts = process_records(ledger, [record])
         if counts.dead_letters:
@@ -188,11 +189,14 @@ def consume(
 ) -> None:
     """Ingest from Kafka (SPEC §3 topics) until SIGTERM/SIGINT; scale out by running more."""
     from consumers.ingest import IngestConsumer
-    from consumers.kafka_support import StopFlag
+    from consumers.kafka_support import StopFlag, wait_for_store
 
     settings = _kafka_settings("consume")
     _serve_metrics(metrics_port)
-    IngestConsumer(build_app(settings), settings, StopFlag().install(), max_batch=max_batch).run()
+    stop = StopFlag().install()
+    ledger = wait_for_store(lambda: build_app(settings), stop, "consume")
+    if ledger is not None:  # (None: stopped before the database came back)
+        IngestConsumer(ledger, settings, stop, max_batch=max_batch).run()
 
 
 @app.command()
@@ -460,6 +464,9 @@ def main() -> None:
         sys.exit(1)
     except (LedgerError, CliError, ConfigError) as error:
         typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except OverflowError as error:  # a date computed from input beyond the calendar
+        typer.echo(f"error: a date is out of range ({error})", err=True)
         sys.exit(1)
     except Exception as error:  # click usage errors carry exit code 2
         import click

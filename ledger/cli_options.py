@@ -20,17 +20,31 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
+# Dates a command accepts (as ingest accepts business times: ledger.messages MIN/MAX_YEAR):
+# far from datetime's limits, so a due date (+ terms) or the day after a period never overflows.
+MIN_DAY, MAX_DAY = date(1900, 1, 1), date(9000, 12, 31)
+
+
+def _in_range(day: date, value: str, option: str) -> date:
+    if not MIN_DAY <= day <= MAX_DAY:
+        raise typer.BadParameter(
+            f"{value!r} is out of range ({MIN_DAY} to {MAX_DAY})", param_hint=option
+        )
+    return day
+
+
 def parse_day(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
         if not _DAY_RE.fullmatch(value):
             raise ValueError(value)
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(
             f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
         ) from None
+    return _in_range(day, value, option)
 
 
 def parse_period(value: str) -> str:
@@ -38,6 +52,7 @@ def parse_period(value: str) -> str:
         raise typer.BadParameter(
             f"{value!r} is not a period (YYYY-MM, month 01-12)", param_hint="--period"
         )
+    _in_range(date(int(value[:4]), int(value[5:7]), 1), value, "--period")
     return value
 
 

@@ -227,7 +227,7 @@ def _timestamp(value: object) -> object:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise _fail("must be a timestamp with an offset (naive timestamps are refused)")
-        return value
+        return _in_range(value)
     if not isinstance(value, str):
         raise _fail(f"must be an RFC 3339 timestamp string, got {_short(value)}")
     if not _RFC3339_RE.fullmatch(value):
@@ -235,9 +235,25 @@ def _timestamp(value: object) -> object:
             raise _fail(f"{_short(value)} has no offset (use Z or +HH:MM)")
         raise _fail(f"{_short(value)} is not an RFC 3339 timestamp")
     try:
-        return datetime.fromisoformat(value.upper())
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError as exc:
         raise _fail(f"{_short(value)} is not a valid timestamp ({exc})") from None
+    return _in_range(parsed)
+
+
+# Business time the ledger accepts (UTC years): far enough from datetime's limits that dates
+# derived from it (UTC day, due date = day + terms, periods) can never overflow.
+MIN_YEAR, MAX_YEAR = 1900, 9000
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in UTC year 10000
+        year = value.year + (1 if value.year >= MAX_YEAR else -1)
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise _fail(f"{value.isoformat()} is out of range (UTC years {MIN_YEAR} to {MAX_YEAR})")
+    return value
 
 
 def _date(value: object) -> object:

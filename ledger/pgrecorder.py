@@ -17,6 +17,10 @@ NOTIFY; only how rows travel changes:
   table was never vacuumed; an anti-wraparound vacuum, which is not cancelled, would have
   stopped ingest for its whole run.
 
+It also keeps `ledger_messages` (see ledger.decisions) and, embedded, the dead letters in
+the same transaction as the events (`insert_events(..., decisions=, redecisions=,
+dead_letters=)`), also when a batch stores no event at all (only refusals).
+
 The ledger's application selects it through the library's APPLICATION_RECORDER_TOPIC.
 """
 
@@ -35,6 +39,10 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.db import SCHEMA_LOCK_ID
+from ledger.deadletters import SCHEMA as DEADLETTER_SCHEMA
+from ledger.decisions import SCHEMA as DECISIONS_SCHEMA
+from ledger.decisions import SELECT as SELECT_DECISIONS
+from ledger.decisions import Decision, write_side_tables
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -43,6 +51,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # race on CREATE TABLE IF NOT EXISTS (a unique violation in the catalog): take turns.
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,), prepare=False)
         super()._create_table(curs)
+        curs.execute(DECISIONS_SCHEMA, prepare=False)  # type: ignore[call-overload]
+        curs.execute(DEADLETTER_SCHEMA.format(serial="BIGSERIAL"), prepare=False)  # type: ignore[call-overload]
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -71,6 +81,34 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         """Serialise the writers, as the library's table lock does (see the module doc)."""
         curs.execute(self.lock_table_statements[0], prepare=True)  # SET LOCAL lock_timeout
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.writers_lock_id,), prepare=True)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The events, then the batch's decisions and dead letters, in one transaction (a
+        batch of refusals only still writes its decisions). Raises IntegrityError when
+        another writer stored a stream version or decided a message first."""
+        notification_ids: Sequence[int] | None = None
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            if stored_events:
+                self._insert_stored_events(curs, stored_events)
+                notification_ids = self._fetch_ids_after_insert_events(curs, stored_events)
+            write_side_tables(curs, kwargs)
+        return notification_ids
+
+    def select_decisions(self, keys: Sequence[str]) -> dict[str, Decision]:
+        """The recorded decisions of these message keys (absent: never decided)."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(SELECT_DECISIONS + "(SELECT unnest(%s::text[]))", (unique,))  # type: ignore[call-overload]
+            return {row[0]: Decision(*row) for row in curs.fetchall()}
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any

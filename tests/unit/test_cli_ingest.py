@@ -110,10 +110,14 @@ def test_ingesting_the_same_file_again_has_no_second_effect(db: Path, mixed_file
     ok(run_ledger(db, "ingest", str(mixed_file)))
     before = show_json(db, "balances"), show_json(db, "trial-balance")
 
+    letters = json.loads(ok(run_ledger(db, "deadletters", "list", "--json")))
+
     out = ok(run_ledger(db, "ingest", str(mixed_file)))
 
-    assert f"applied 0, duplicate {GOOD}, dead-lettered {len(BAD)}" in out
+    # Issue #14: each refused line is recognised as refused before: no second dead letter.
+    assert f"applied 0, duplicate {GOOD}, dead-lettered 0, refused before {len(BAD)}" in out
     assert (show_json(db, "balances"), show_json(db, "trial-balance")) == before
+    assert json.loads(ok(run_ledger(db, "deadletters", "list", "--json"))) == letters
 
 
 def test_line_that_is_not_utf8_is_kept_as_base64(db: Path, tmp_path: Path) -> None:
