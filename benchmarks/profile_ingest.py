@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import scratch_database  # noqa: E402
 from benchmarks.workload import Activity, registrations  # noqa: E402
-from ledger.application import LedgerApplication  # noqa: E402
-from ledger.ingest import RawRecord, process_records  # noqa: E402
-from ledger.storage import eventsourcing_env  # noqa: E402
+from ledger.app.application import LedgerApplication  # noqa: E402
+from ledger.app.ingest import RawRecord, process_records  # noqa: E402
+from ledger.store.eventstore import eventsourcing_env  # noqa: E402
 
 
 def main() -> None:

@@ -165,11 +165,11 @@ def naive(args: argparse.Namespace) -> None:
     library's own recorder."""
     from eventsourcing.application import AggregateNotFoundError
 
-    from ledger.application import COMMANDS, LedgerApplication
+    from ledger.app.application import COMMANDS, LedgerApplication
     from ledger.domain.account import CustomerAccount, Meta, account_id
     from ledger.domain.errors import LedgerError
     from ledger.messages import parse_message
-    from ledger.storage import eventsourcing_env
+    from ledger.store.eventstore import eventsourcing_env
 
     app = LedgerApplication({**eventsourcing_env(args.url), "INGEST_CACHE_MAXSIZE": "0",
                              "APPLICATION_RECORDER_TOPIC": LIBRARY_RECORDER})  # fmt: skip
@@ -219,9 +219,9 @@ def generate(args: argparse.Namespace) -> None:
     month closed by an invoice run (so payments settle invoices, as in real life)."""
     from datetime import date
 
-    from ledger.application import LedgerApplication
-    from ledger.ingest import RawRecord, process_records
-    from ledger.storage import eventsourcing_env
+    from ledger.app.application import LedgerApplication
+    from ledger.app.ingest import RawRecord, process_records
+    from ledger.store.eventstore import eventsourcing_env
 
     # A data-building tool, not a ledger process: the whole store stays in its cache (the
     # ledger's default budget would evict and reload accounts all the time here).

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from consumers.ingest import REPLAY_HEADER
 from consumers.kafka_support import make_producer
 from ledger.config import Settings
-from ledger.db import Database
+from ledger.store.db import Database
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS ledger_deadletters_replayed (
     topic TEXT NOT NULL, partition_no INTEGER NOT NULL, offset_no BIGINT NOT NULL,

@@ -1,8 +1,8 @@
 """`ledger consume`: ingest topics → events on customer streams, effectively once.
 
-Per batch: poll → apply in one database transaction (ledger.ingest) → send dead letters and
+Per batch: poll → apply in one database transaction (ledger.app.ingest) → send dead letters and
 wait for their acks → commit the Kafka offsets. A crash anywhere replays the batch; the
-store-wide record of decided messages (ledger.decisions) makes the replay a no-op: an
+store-wide record of decided messages (ledger.store.decisions) makes the replay a no-op: an
 applied message is a duplicate, a refused one is refused again without a new decision. A database
 outage is waited out with backoff; it never dead-letters a good message.
 """
@@ -27,11 +27,11 @@ from consumers.kafka_support import (
     make_producer,
     to_json_bytes,
 )
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
+from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.config import Settings
-from ledger.deadletters import DeadLetter
-from ledger.ingest import IngestCounts, RawRecord, process_records
 from ledger.metrics import count_ingest
+from ledger.store.deadletters import DeadLetter
 
 log = structlog.get_logger(__name__)
 

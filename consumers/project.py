@@ -18,10 +18,10 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.kafka_support import TRANSIENT_DB_ERRORS, StopFlag, ensure_topics, make_consumer
+from ledger.app.views import PROJECTIONS
 from ledger.config import Settings
-from ledger.db import Database
 from ledger.metrics import PROJECTION_POSITION
-from ledger.views import PROJECTIONS
+from ledger.store.db import Database
 from projections.store import RowStore, apply_projections
 
 log = structlog.get_logger(__name__)

@@ -27,12 +27,12 @@ from consumers.kafka_support import (
     make_producer,
     to_json_bytes,
 )
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
 from ledger.config import Settings
-from ledger.db import Database
 from ledger.metrics import EVENTS_PUBLISHED, LOG_HEAD, PUBLISH_POSITION
-from ledger.positions import PositionStore
-from ledger.wire import Decoder
+from ledger.store.db import Database
+from ledger.store.positions import PositionStore
+from ledger.store.wire import Decoder
 
 log = structlog.get_logger(__name__)
 

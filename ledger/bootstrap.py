@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ledger.application import Clock, LedgerApplication, utc_now
+from ledger.app.application import Clock, LedgerApplication, utc_now
 from ledger.config import Settings, check_settings
-from ledger.db import Database
-from ledger.deadletters import DeadLetterStore
-from ledger.policies import load_policies
-from ledger.storage import eventsourcing_env
+from ledger.store.db import Database
+from ledger.store.deadletters import DeadLetterStore
+from ledger.store.eventstore import eventsourcing_env
+from ledger.store.policy_file import load_policies
 
 
 def build_app(settings: Settings, clock: Clock = utc_now) -> LedgerApplication:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ledger.db import Database
+from ledger.store.db import Database
 from projections.base import Event, Projection, Rows, prepare
 
 SCHEMA = (

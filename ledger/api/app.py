@@ -20,12 +20,12 @@ from ledger.api import errors, routes
 from ledger.api.data import Reader
 from ledger.api.errors import Problem, problem_responses
 from ledger.api.models import Health
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
 from ledger.config import Settings
 from ledger.metrics import API_LATENCY, LOG_HEAD, PUBLISH_POSITION
-from ledger.positions import PositionStore
-from ledger.readmodels import status
-from ledger.tokens import TokenFile
+from ledger.store.positions import PositionStore
+from ledger.store.readmodels import status
+from ledger.store.tokens import TokenFile
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.api.errors import ApiError
-from ledger.tokens import TokenFile, TokenRecord
+from ledger.store.tokens import TokenFile, TokenRecord
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -15,12 +15,12 @@ from datetime import date
 from typing import Any
 
 from ledger.api.history import stream_events
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
+from ledger.app.views import VIEW_SOURCE, compute_view, render_view
 from ledger.config import Settings
-from ledger.db import Database
 from ledger.domain.account import end_of, utc_day
 from ledger.domain.errors import UnknownCustomer
-from ledger.views import VIEW_SOURCE, compute_view, render_view
+from ledger.store.db import Database
 from projections.accounts import AccountsProjection
 from projections.base import Row, fold, occurred_by
 from projections.store import RowStore

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
 from ledger.domain.events import LedgerEvent
 from ledger.published import to_published
 

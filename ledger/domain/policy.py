@@ -1,6 +1,6 @@
 """Collections policies (SPEC §4 "Collections") as pure code: parse, describe, and plan.
 
-Nothing here reads files or clocks: the TOML is read by `ledger.policies`, and every
+Nothing here reads files or clocks: the TOML is read by `ledger.store.policy_file`, and every
 planning function takes the as-of date, so a run is deterministic for a given date.
 """
 

@@ -428,7 +428,7 @@ class EventStore:
 
     def events(self) -> list[dict[str, Any]]:
         """Every stored event (SPEC §5 shape plus `message_id`), in global order."""
-        from ledger.views import published_events
+        from ledger.app.views import published_events
 
         return list(published_events(self.app))
 

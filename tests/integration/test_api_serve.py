@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 def ledger_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from ledger.cli import main; main()", *args]
+    return [sys.executable, "-c", "from ledger.cli.main import main; main()", *args]
 
 
 @pytest.fixture

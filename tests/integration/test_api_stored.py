@@ -1,5 +1,5 @@
 """The read API in production shape: PostgreSQL event store, Kafka configured, so the views
-come from the stored projection rows (filled here by `ledger.readmodels.rebuild`) and one
+come from the stored projection rows (filled here by `ledger.store.readmodels.rebuild`) and one
 customer is one keyed row. The answers equal the embedded ones for the same history."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from ledger.api.data import Reader
-from ledger.application import LedgerApplication
-from ledger.db import Database
-from ledger.readmodels import rebuild
-from ledger.storage import eventsourcing_env
+from ledger.app.application import LedgerApplication
+from ledger.store.db import Database
+from ledger.store.eventstore import eventsourcing_env
+from ledger.store.readmodels import rebuild
 from projections.store import RowStore
 from tests.helpers import customer_registered, msgs
 from tests.unit.test_api import TODAY, Api, build_api, make_ledger, populate

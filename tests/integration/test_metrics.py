@@ -19,9 +19,9 @@ from consumers.kafka_support import StopFlag
 from consumers.project import Projector
 from consumers.publish import Publisher
 from ledger.api import create_app
+from ledger.app.views import PROJECTIONS
 from ledger.bootstrap import build_app
 from ledger.config import Settings
-from ledger.views import PROJECTIONS
 from tests.helpers import charge, customer_registered, payment
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
 from ledger.domain.account import account_id
-from ledger.pgrecorder import LedgerPostgresRecorder
-from ledger.storage import eventsourcing_env
+from ledger.store.eventstore import eventsourcing_env
+from ledger.store.pgrecorder import LedgerPostgresRecorder
 from tests.helpers import charge, customer_registered, msgs, payment
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ledger.db import Database
+from ledger.store.db import Database
 from projections.base import Event, Row, fold
 from projections.store import RowStore, apply_events
 
@@ -264,10 +264,10 @@ def test_rebuild_keeps_what_a_live_projector_applied_meanwhile(
     """`ledger projections rebuild` while `ledger project` runs: events the projector applies
     after the rebuild has read the event store, but before it writes, must not be lost (the
     projector's offsets are past them: nobody would apply them again)."""
+    from ledger.app.views import PROJECTIONS, published_events
     from ledger.bootstrap import build_app
     from ledger.config import Settings
-    from ledger.readmodels import rebuild
-    from ledger.views import PROJECTIONS, published_events
+    from ledger.store.readmodels import rebuild
     from tests.helpers import charge, customer_registered, msgs, payment
 
     url = fresh_pg_url()

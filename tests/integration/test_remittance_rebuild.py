@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger.application import LedgerApplication
-from ledger.db import Database
-from ledger.reconcile import import_recon_file
-from ledger.storage import eventsourcing_env
-from ledger.views import compute_view, published_events
+from ledger.app.application import LedgerApplication
+from ledger.app.reconcile import import_recon_file
+from ledger.app.views import compute_view, published_events
+from ledger.store.db import Database
+from ledger.store.eventstore import eventsourcing_env
 from projections.remittance import RemittanceProjection, remittance_view
 from projections.store import RowStore, apply_events
 from tests.fixtures.recon_gen import generate

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger.application import LedgerApplication
-from ledger.decisions import REFUSED
+from ledger.app.application import LedgerApplication
+from ledger.app.ingest import RawRecord, process_records
 from ledger.domain.account import CustomerAccount
-from ledger.ingest import RawRecord, process_records
-from ledger.storage import eventsourcing_env
+from ledger.store.decisions import REFUSED
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import charge, customer_registered, payment, refund
 
 

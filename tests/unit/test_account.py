@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from ledger.application import LedgerApplication, Outcome
-from ledger.cli import _day_after
+from ledger.app.application import LedgerApplication, Outcome
+from ledger.app.views import compute_view
+from ledger.cli.main import _day_after
 from ledger.domain import events as ev
-from ledger.storage import eventsourcing_env
-from ledger.views import compute_view
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
     charge,
     credit_note,

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from ledger import tokens
 from ledger.api import create_app
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
 from ledger.config import Settings
-from ledger.storage import eventsourcing_env
+from ledger.store import tokens
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
     charge,
     customer_registered,
@@ -294,7 +294,7 @@ def test_events_are_the_audit_history_in_stream_order_page_by_page(api: Api) -> 
 
 
 def test_event_global_positions_match_the_notification_log(api: Api) -> None:
-    from ledger.views import published_events
+    from ledger.app.views import published_events
 
     ledger = api.client.app.state.reader.app  # type: ignore[attr-defined]
     expected = [e for e in published_events(ledger) if e["customer_id"] == "fabrikam"]

@@ -25,10 +25,10 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
+from ledger.app.views import compute_view
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy, overdue_total
-from ledger.storage import eventsourcing_env
-from ledger.views import compute_view
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
     charge,
     credit_note,

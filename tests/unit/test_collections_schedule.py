@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ledger.schedule import CollectionsSchedule, next_run, parse_at
+from ledger.app.schedule import CollectionsSchedule, next_run, parse_at
 
 AT = time(6, 5, tzinfo=UTC)
 
@@ -258,7 +258,7 @@ def test_an_unknown_policy_is_logged_and_not_retried_all_day() -> None:
     """Issue #13.8: the run did every other customer; retrying cannot define the policy."""
     from structlog.testing import capture_logs
 
-    from ledger.application import CollectionsIncomplete
+    from ledger.app.application import CollectionsIncomplete
     from ledger.domain.errors import UnknownPolicy
 
     fake = FakeTime("2025-03-01T06:00:00")

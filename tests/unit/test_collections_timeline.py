@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ledger.application import LedgerApplication, Outcome
+from ledger.app.application import LedgerApplication, Outcome
+from ledger.app.views import compute_view
 from ledger.domain import events as ev
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy, PolicyStep
-from ledger.storage import eventsourcing_env
-from ledger.views import compute_view
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
     charge,
     credit_note,
@@ -564,7 +564,7 @@ def test_preview_tells_what_a_run_would_do_and_stores_nothing(app: LedgerApplica
 def test_ledger_collections_preview_on_the_command_line_stores_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ledger import cli
+    from ledger.cli import main as cli
     from ledger.config import get_settings
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"

@@ -23,13 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.application import CollectionsIncomplete, LedgerApplication, Outcome
+from ledger.app.application import CollectionsIncomplete, LedgerApplication, Outcome
+from ledger.app.views import compute_view, project_rows
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, utc_day
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy, PolicyStep
 from ledger.domain.stream import Meta
-from ledger.storage import eventsourcing_env
-from ledger.views import compute_view, project_rows
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
     LEDGER_CLI,
     charge,

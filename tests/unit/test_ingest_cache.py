@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from ledger.application import LedgerApplication
-from ledger.ingest import RawRecord, process_records
+from ledger.app.application import LedgerApplication
+from ledger.app.ingest import RawRecord, process_records
 from tests.helpers import (
     charge,
     customer_registered,

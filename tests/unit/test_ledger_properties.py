@@ -16,10 +16,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.application import LedgerApplication
-from ledger.cli import _day_after
-from ledger.storage import eventsourcing_env
-from ledger.views import compute_view
+from ledger.app.application import LedgerApplication
+from ledger.app.views import compute_view
+from ledger.cli.main import _day_after
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
     charge,
     credit_note,

@@ -25,7 +25,7 @@ from ledger.domain.policy import (
     plan_actions,
     reinstatement_met,
 )
-from ledger.policies import EXAMPLE_POLICY_TOML, load_policies
+from ledger.store.policy_file import EXAMPLE_POLICY_TOML, load_policies
 
 DUE = date(2026, 1, 31)
 

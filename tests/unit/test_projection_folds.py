@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ledger.views import PROJECTIONS, published_events
+from ledger.app.views import PROJECTIONS, published_events
 from projections.base import Projection, Rows, folder, prepare
 from tests.unit.test_wire import rich_ledger
 

@@ -20,10 +20,10 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
+from ledger.app.reconcile import import_recon_file, parse_recon_file
 from ledger.domain.remittance import same_import
-from ledger.reconcile import import_recon_file, parse_recon_file
-from ledger.storage import eventsourcing_env
+from ledger.store.eventstore import eventsourcing_env
 from tests.fixtures.cli import Run, run_ledger
 from tests.fixtures.recon_gen import Scenario, generate
 from tests.helpers import msgs

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.application import LedgerApplication
-from ledger.reconcile import import_recon_file, ledger_charges, parse_recon_file, reconcile
-from ledger.storage import eventsourcing_env
+from ledger.app.application import LedgerApplication
+from ledger.app.reconcile import import_recon_file, ledger_charges, parse_recon_file, reconcile
+from ledger.store.eventstore import eventsourcing_env
 from tests.fixtures.recon_gen import Scenario, generate
 from tests.helpers import msgs
 

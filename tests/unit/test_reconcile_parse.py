@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.reconcile import ReconFileError, charge_type_of, parse_recon_file
+from ledger.app.reconcile import ReconFileError, charge_type_of, parse_recon_file
 from tests.fixtures.recon_gen import COLUMNS
 
 BASE = {

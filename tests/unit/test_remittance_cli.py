@@ -1,5 +1,5 @@
 """`ledger reconcile`, `ledger remittance pay` and `ledger show remittance` as a user runs
-them (in-process `ledger.cli:main`, SQLite store): output, exit codes, one-line errors."""
+them (in-process `ledger.cli.main:main`, SQLite store): output, exit codes, one-line errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.application import LedgerApplication
-from ledger.storage import eventsourcing_env
+from ledger.app.application import LedgerApplication
+from ledger.store.eventstore import eventsourcing_env
 from tests.fixtures.cli import Run, run_ledger
 from tests.fixtures.recon_gen import Scenario, generate
 from tests.helpers import msgs

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
+from ledger.app.reconcile import import_recon_file
+from ledger.app.views import compute_view
 from ledger.domain import events as ev
 from ledger.domain.errors import Conflict, CurrencyMismatch, InvalidState
 from ledger.domain.remittance import Overpayment, remittance_stream
 from ledger.published import to_published
-from ledger.reconcile import import_recon_file
-from ledger.storage import eventsourcing_env
-from ledger.views import compute_view
+from ledger.store.eventstore import eventsourcing_env
 from projections.accounts import AccountsProjection
 from projections.remittance import payment_status
 from tests.fixtures.recon_gen import COLUMNS

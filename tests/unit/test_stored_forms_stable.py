@@ -18,11 +18,11 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from ledger.application import LedgerApplication
-from ledger.demo import run_demo
+from ledger.app.application import LedgerApplication
+from ledger.app.demo import run_demo
 from ledger.domain.hashchain import HASHED_FIELDS, hash_version_of
 from ledger.messages import ENVELOPE_FIELDS, Envelope, parse_message
-from ledger.storage import eventsourcing_env
+from ledger.store.eventstore import eventsourcing_env
 from tests import helpers as h
 
 V1_STORE = Path(__file__).parent.parent / "fixtures" / "v1_store.jsonl"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import tokens
+from ledger.store import tokens
 
 
 def test_create_stores_only_the_sha256_and_returns_the_token_once(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def ledger(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LEDGER_API_TOKENS_FILE": str(tmp_path / "tokens.toml"),
            "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}  # fmt: skip
     return subprocess.run(
-        [sys.executable, "-c", "from ledger.cli import main; main()", *args],
+        [sys.executable, "-c", "from ledger.cli.main import main; main()", *args],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 import typer
 
-from ledger.application import LedgerApplication, account_id_as_written
-from ledger.cli_options import parse_customer, parse_day, parse_period
+from ledger.app.application import LedgerApplication, account_id_as_written
+from ledger.app.reconcile import ReconFileError, ledger_charges, parse_recon_file, reconcile
+from ledger.app.schedule import parse_at
+from ledger.app.views import compute_view
+from ledger.cli.options import parse_customer, parse_day, parse_period
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, account_id
 from ledger.domain.errors import InvalidMessage, LedgerError
@@ -24,10 +27,7 @@ from ledger.domain.money import check_currency, minor_unit, parse_decimal
 from ledger.domain.policy import PolicyError, parse_policies
 from ledger.domain.stream import Meta
 from ledger.messages import parse_message
-from ledger.reconcile import ReconFileError, ledger_charges, parse_recon_file, reconcile
-from ledger.schedule import parse_at
-from ledger.storage import eventsourcing_env
-from ledger.views import compute_view
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import charge, customer_registered, msgs, payment
 
 UPPER = "74221236-D09C-4870-AC1D-33E155E9AEBE"

@@ -1,4 +1,4 @@
-"""ledger.wire reads stored events straight into their SPEC §5 form: exactly what decoding
+"""ledger.store.wire reads stored events straight into their SPEC §5 form: exactly what decoding
 them into domain events and calling to_published gives, for every event type."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from datetime import date
 
 from eventsourcing.persistence import Notification
 
-from ledger.application import LedgerApplication
-from ledger.demo import run_demo
+from ledger.app.application import LedgerApplication
+from ledger.app.demo import run_demo
 from ledger.domain.events import EVENT_TYPES
 from ledger.published import event_id, to_published
-from ledger.wire import Decoder
-from ledger.wire import event_id as fast_event_id
+from ledger.store.wire import Decoder
+from ledger.store.wire import event_id as fast_event_id
 from tests.helpers import (
     charge,
     credit_note,

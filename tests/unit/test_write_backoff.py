@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from ledger.application import LedgerApplication, StoreBusy, with_backoff
-from ledger.ingest import RawRecord, process_records
-from ledger.storage import eventsourcing_env
+from ledger.app.application import LedgerApplication, StoreBusy, with_backoff
+from ledger.app.ingest import RawRecord, process_records
+from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import customer_registered
 
 

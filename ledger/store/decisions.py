@@ -9,7 +9,7 @@ in between (a refused refund stays refused after a later payment, until `ledger 
 replay` re-submits it on purpose), and a `message_id` is unique across the whole store (SPEC
 §3), not only within one customer's stream.
 
-The recorders here (SQLite, and in-memory for tests; PostgreSQL is in ledger.pgrecorder) take
+The recorders here (SQLite, and in-memory for tests; PostgreSQL is in ledger.store.pgrecorder) take
 three extra keyword arguments of `insert_events` (what `Application.save(**kwargs)` passes on):
 - `decisions`: new rows, plain INSERT: a second writer deciding the same message at the same
   time fails on the primary key (an IntegrityError: the batch is retried on fresh state);
@@ -29,8 +29,8 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.deadletters import SCHEMA as DEADLETTER_SCHEMA
-from ledger.deadletters import DeadLetter
+from ledger.store.deadletters import SCHEMA as DEADLETTER_SCHEMA
+from ledger.store.deadletters import DeadLetter
 
 APPLIED, REFUSED = "applied", "refused"
 

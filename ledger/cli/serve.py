@@ -34,7 +34,7 @@ def serve(
     settings = check_settings(get_settings())  # a bad URL: one line, before the banner
     _check_listen(host, port)
     if settings.api_tokens_file.exists():  # a broken tokens file fails closed (missing: 401s)
-        from ledger import tokens
+        from ledger.store import tokens
 
         try:
             tokens.load(settings.api_tokens_file)
@@ -97,7 +97,7 @@ def tokens_create(
     role: str = typer.Option(..., "--role", help="reader, auditor or admin."),
 ) -> None:
     """Make a token and print it once; only its SHA-256 is kept in the tokens file."""
-    from ledger import tokens
+    from ledger.store import tokens
 
     try:
         tokens.check_role(role)
@@ -122,8 +122,8 @@ def tokens_list(
     as_json: bool = typer.Option(False, "--json", help="Rows as a JSON array."),
 ) -> None:
     """Token names and roles (never the tokens, never their digests)."""
-    from ledger import tokens
-    from ledger.tables import print_rows
+    from ledger.cli.tables import print_rows
+    from ledger.store import tokens
 
     path = get_settings().api_tokens_file
     try:
@@ -140,7 +140,7 @@ def tokens_list(
 @tokens_app.command("revoke")
 def tokens_revoke(name: str = typer.Argument(..., help="The token's name.")) -> None:
     """Remove a token; a running `ledger serve` refuses it from its next request."""
-    from ledger import tokens
+    from ledger.store import tokens
 
     path = get_settings().api_tokens_file
     try:

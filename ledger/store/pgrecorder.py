@@ -17,7 +17,7 @@ NOTIFY; only how rows travel changes:
   table was never vacuumed; an anti-wraparound vacuum, which is not cancelled, would have
   stopped ingest for its whole run.
 
-It also keeps `ledger_messages` (see ledger.decisions) and, embedded, the dead letters in
+It also keeps `ledger_messages` (see ledger.store.decisions) and, embedded, the dead letters in
 the same transaction as the events (`insert_events(..., decisions=, redecisions=,
 dead_letters=)`), also when a batch stores no event at all (only refusals).
 
@@ -38,11 +38,11 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.db import SCHEMA_LOCK_ID
-from ledger.deadletters import SCHEMA as DEADLETTER_SCHEMA
-from ledger.decisions import SCHEMA as DECISIONS_SCHEMA
-from ledger.decisions import SELECT as SELECT_DECISIONS
-from ledger.decisions import Decision, write_side_tables
+from ledger.store.db import SCHEMA_LOCK_ID
+from ledger.store.deadletters import SCHEMA as DEADLETTER_SCHEMA
+from ledger.store.decisions import SCHEMA as DECISIONS_SCHEMA
+from ledger.store.decisions import SELECT as SELECT_DECISIONS
+from ledger.store.decisions import Decision, write_side_tables
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):

@@ -11,15 +11,15 @@ from pathlib import Path
 import typer
 
 from ledger import __version__
+from ledger.app.ingest import IngestCounts, RawRecord, process_records
+from ledger.app.reconcile import day_after as _day_after
 from ledger.bootstrap import build_app, deadletter_store
-from ledger.cli_options import parse_customer, parse_day, parse_period, today
+from ledger.cli.options import parse_customer, parse_day, parse_period, today
+from ledger.cli.tables import print_rows
 from ledger.config import ConfigError, Settings, check_settings, get_settings
 from ledger.domain.errors import LedgerError
 from ledger.domain.policy import describe
-from ledger.ingest import IngestCounts, RawRecord, process_records
 from ledger.logs import configure_logging
-from ledger.reconcile import day_after as _day_after
-from ledger.tables import print_rows
 
 app = typer.Typer(
     add_completion=False, help="Event-sourced billing ledger for Microsoft CSP partners."
@@ -274,7 +274,7 @@ def collections_preview(as_of: str | None = typer.Option(None, "--as-of")) -> No
 
 
 def _check_at(value: str) -> str:
-    from ledger.schedule import parse_at
+    from ledger.app.schedule import parse_at
 
     try:
         parse_at(value)
@@ -297,7 +297,7 @@ def collections_schedule(
     day. Runs are idempotent and catch up on every step due, so a missed or repeated run is
     harmless. The cron equivalent: `5 6 * * * ledger collections run` (cron in UTC)."""
     from consumers.kafka_support import StopFlag
-    from ledger.schedule import CollectionsSchedule, parse_at
+    from ledger.app.schedule import CollectionsSchedule, parse_at
 
     ledger = build_app(get_settings())
     schedule = CollectionsSchedule(ledger.run_collections, parse_at(at), StopFlag().install())
@@ -305,7 +305,7 @@ def collections_schedule(
 
 
 def _collections(as_of: date, dry_run: bool) -> None:
-    from ledger.application import CollectionsIncomplete
+    from ledger.app.application import CollectionsIncomplete
 
     ledger = build_app(get_settings())
     incomplete: CollectionsIncomplete | None = None
@@ -350,8 +350,8 @@ def show(
     period: str | None = typer.Option(None, help="remittance: one billing period."),
 ) -> None:
     """Print a view of SPEC §6 as a table, or as JSON rows with --json."""
-    from ledger.readmodels import view_rows
-    from ledger.views import VIEWS
+    from ledger.app.views import VIEWS
+    from ledger.store.readmodels import view_rows
 
     if view not in VIEWS:
         raise typer.BadParameter(f"{view!r} is not one of {VIEW_NAMES}", param_hint="VIEW")
@@ -366,7 +366,7 @@ def show(
         typer.echo(json.dumps(rows, indent=2))
     else:
         if view == "remittance":  # the table marks periods overdue or due within 7 days
-            from ledger.cli_remittance import remittance_table
+            from ledger.cli.remittance import remittance_table
 
             rows = remittance_table(rows, day or today())
         print_rows(rows, title=f"{view} as of {day or today()}")
@@ -379,8 +379,8 @@ def projections_rebuild(
     """Rebuild stored projections from the event store (rows equal the live ones)."""
     from rich.progress import Progress
 
-    from ledger.db import Database
-    from ledger.readmodels import rebuild
+    from ledger.store.db import Database
+    from ledger.store.readmodels import rebuild
 
     settings = get_settings()
     ledger = build_app(settings)
@@ -401,8 +401,8 @@ def projections_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Each projection's last applied global position, the log head and the lag; with
     Kafka also `unconsumed`: records on ledger.events that `ledger project` has not applied
     (the exact catch-up test: positions of different partitions move independently)."""
-    from ledger.db import Database
-    from ledger.readmodels import status
+    from ledger.store.db import Database
+    from ledger.store.readmodels import status
     from projections.store import RowStore
 
     settings = get_settings()
@@ -440,7 +440,9 @@ def audit_verify() -> None:
 
 def _register_areas() -> None:
     """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger import cli_api, cli_demo, cli_remittance
+    from ledger.cli import demo as cli_demo
+    from ledger.cli import remittance as cli_remittance
+    from ledger.cli import serve as cli_api
 
     for area in (cli_remittance, cli_api, cli_demo):
         area.register(app)
@@ -489,8 +491,8 @@ def _one_line(error: BaseException) -> str:
     from eventsourcing.persistence import PersistenceError
 
     from ledger.config import redacted
-    from ledger.storage import UnsupportedDatabaseUrl
-    from ledger.tokens import TokenError
+    from ledger.store.eventstore import UnsupportedDatabaseUrl
+    from ledger.store.tokens import TokenError
 
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if isinstance(error, UnsupportedDatabaseUrl | TokenError):

@@ -24,8 +24,6 @@ from eventsourcing.application import (
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError, Recording
 from eventsourcing.utils import Environment, EnvType, get_topic
 
-from ledger.deadletters import DeadLetter
-from ledger.decisions import APPLIED, REFUSED, Decision, LedgerPOPORecorder
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, Meta, account_id, end_of, start_of
 from ledger.domain.errors import (
@@ -41,12 +39,14 @@ from ledger.domain.ids import is_guid, normalize_id
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
 from ledger.domain.remittance import MicrosoftRemittance, remittance_id, same_import
 from ledger.messages import Message, differing_fields
+from ledger.store.deadletters import DeadLetter
+from ledger.store.decisions import APPLIED, REFUSED, Decision, LedgerPOPORecorder
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-PG_RECORDER_TOPIC = "ledger.pgrecorder:LedgerPostgresRecorder"
-SQLITE_RECORDER_TOPIC = "ledger.decisions:LedgerSQLiteRecorder"
+PG_RECORDER_TOPIC = "ledger.store.pgrecorder:LedgerPostgresRecorder"
+SQLITE_RECORDER_TOPIC = "ledger.store.decisions:LedgerSQLiteRecorder"
 T = TypeVar("T")
 
 
@@ -161,7 +161,7 @@ class PriorRefusal(LedgerError):
 class Refused:
     """A record refused before any aggregate saw it (unparseable, or it broke processing):
     recorded as a decision like a message. `key` is its message_id when one was readable,
-    else ledger.decisions.raw_key(...)."""
+    else ledger.store.decisions.raw_key(...)."""
 
     key: str
     fingerprint: str
@@ -249,7 +249,7 @@ class LedgerApplication(Application[UUID]):
         if not all(type(obj) in (CustomerAccount, MicrosoftRemittance) for obj in objs):
             return super().save(*objs, **kwargs)
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        processing_event.saved_kwargs.update(kwargs)  # e.g. decisions (ledger.decisions)
+        processing_event.saved_kwargs.update(kwargs)  # e.g. decisions (ledger.store.decisions)
         for obj in objs:  # = ProcessingEvent.collect_events for an aggregate
             processing_event.events.extend(obj.collect_events())
             processing_event.aggregates[obj.id] = obj
@@ -276,7 +276,7 @@ class LedgerApplication(Application[UUID]):
         return recorder
 
     def select_decisions(self, keys: Sequence[str]) -> dict[str, Decision]:
-        """Recorded decisions of these message keys (see ledger.decisions). A recorder
+        """Recorded decisions of these message keys (see ledger.store.decisions). A recorder
         without them (only when APPLICATION_RECORDER_TOPIC names the library's own, for
         comparisons) has none: idempotency is then per stream only (logged at start)."""
         select = getattr(self.recorder, "select_decisions", None)
@@ -295,7 +295,7 @@ class LedgerApplication(Application[UUID]):
         dead_letters: Callable[[BatchResult], list[DeadLetter]] | None = None,
     ) -> BatchResult:
         """Decide messages in order; save every touched stream, the decisions (every message
-        decided now, store-wide: ledger.decisions) and, when `dead_letters` is given, the
+        decided now, store-wide: ledger.store.decisions) and, when `dead_letters` is given, the
         dead letters it makes of the result, in ONE transaction.
 
         A message decided before gets that decision again: `duplicate` when it was applied,

@@ -15,7 +15,7 @@ import psycopg_pool
 import structlog
 from eventsourcing.persistence import PersistenceError
 
-from ledger.application import (
+from ledger.app.application import (
     BatchResult,
     Item,
     LedgerApplication,
@@ -24,10 +24,10 @@ from ledger.application import (
     StoreBusy,
     with_backoff,
 )
-from ledger.deadletters import DeadLetter
-from ledger.decisions import raw_fingerprint, raw_key
 from ledger.domain.errors import LedgerError
 from ledger.messages import parse_message
+from ledger.store.deadletters import DeadLetter
+from ledger.store.decisions import raw_fingerprint, raw_key
 
 log = structlog.get_logger(__name__)
 
@@ -116,7 +116,7 @@ def process_records(
 ) -> IngestCounts:
     """Apply a batch of raw records in one transaction; bad ones become dead letters.
 
-    Every record is decided once (ledger.decisions): delivered again, it gets the same
+    Every record is decided once (ledger.store.decisions): delivered again, it gets the same
     outcome (`duplicate`; `refused_before` when it was refused) unless its
     RawRecord says `replay`. With `store_dead_letters` (embedded mode) the dead letters are
     written in the batch's transaction; otherwise the caller stores (or sends) the returned

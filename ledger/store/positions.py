@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.db import Database
+from ledger.store.db import Database
 
 
 class PositionStore:

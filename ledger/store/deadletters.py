@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.db import Database
+from ledger.store.db import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_deadletters (

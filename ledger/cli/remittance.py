@@ -12,13 +12,13 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from ledger.app.reconcile import ReconReport, import_recon_file, write_csv
 from ledger.bootstrap import build_app
-from ledger.cli_options import parse_day, parse_period, today
+from ledger.cli.options import parse_day, parse_period, today
+from ledger.cli.tables import print_rows
 from ledger.config import get_settings
 from ledger.domain.errors import InvalidMessage
 from ledger.domain.money import check_currency, fmt, parse_decimal
-from ledger.reconcile import ReconReport, import_recon_file, write_csv
-from ledger.tables import print_rows
 from projections.remittance import payment_status
 
 remittance_app = typer.Typer(help="What the partner owes and pays Microsoft.")

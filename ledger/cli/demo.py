@@ -36,10 +36,10 @@ def demo(
     ),
 ) -> None:
     """Run two months of a CSP partner's billing through the ledger and show the views."""
+    from ledger.app.demo import DEMO_DAY, microsoft_invoice_csv, run_demo
+    from ledger.app.views import compute_view
     from ledger.bootstrap import build_app, deadletter_store
-    from ledger.demo import DEMO_DAY, microsoft_invoice_csv, run_demo
-    from ledger.tables import print_rows
-    from ledger.views import compute_view
+    from ledger.cli.tables import print_rows
 
     console = Console(width=160)
     # The demo reports refused messages itself; per-message warnings would only be noise.

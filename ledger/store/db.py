@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from ledger.config import check_database_url
-from ledger.storage import eventsourcing_env
+from ledger.store.eventstore import eventsourcing_env
 
 SCHEMA_LOCK_ID = 0x1ED65C  # shared by every process that creates the ledger's own tables
 

@@ -14,11 +14,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.application import LedgerApplication
-from ledger.deadletters import DeadLetterStore
+from ledger.app.application import LedgerApplication
+from ledger.app.ingest import IngestCounts, RawRecord, process_records
+from ledger.app.reconcile import import_recon_file
 from ledger.domain.money import quantize
-from ledger.ingest import IngestCounts, RawRecord, process_records
-from ledger.reconcile import import_recon_file
+from ledger.store.deadletters import DeadLetterStore
 
 PRODUCTS = [
     # (product, sku, description, unit price per month, Microsoft cost share)

@@ -33,7 +33,7 @@ from ledger.domain.ids import normalize_id
 from ledger.domain.money import check_currency, decimals_of, fmt, minor_unit
 
 if TYPE_CHECKING:
-    from ledger.application import LedgerApplication
+    from ledger.app.application import LedgerApplication
 
 # Microsoft's ChargeType values (compared case-, space-, '_' and '-'-insensitively) → the
 # ledger's charge_type (SPEC §3). Partner Center writes them as "new", "renew",

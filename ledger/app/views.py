@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from ledger.application import LedgerApplication
+from ledger.app.application import LedgerApplication
 from ledger.domain.account import end_of
 from ledger.domain.events import LedgerEvent
 from ledger.domain.ids import normalize_id

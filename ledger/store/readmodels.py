@@ -10,18 +10,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ledger.application import LedgerApplication
-from ledger.config import Settings
-from ledger.db import Database
-from ledger.metrics import LOG_HEAD, PROJECTION_LAG, PROJECTION_POSITION
-from ledger.views import (
+from ledger.app.application import LedgerApplication
+from ledger.app.views import (
     PROJECTIONS,
     VIEW_SOURCE,
     UnknownView,
     compute_view,
     render_view,
 )
-from ledger.wire import Decoder
+from ledger.config import Settings
+from ledger.metrics import LOG_HEAD, PROJECTION_LAG, PROJECTION_POSITION
+from ledger.store.db import Database
+from ledger.store.wire import Decoder
 from projections.base import folder
 from projections.store import RowStore
 
@@ -74,7 +74,7 @@ def rebuild(
     rows: dict[str, Any] = {name: {} for name in chosen}
     positions: dict[str, int] = {}
     count = last = 0
-    # Stored events are read straight into their SPEC §5 form (ledger.wire: the same dicts
+    # Stored events are read straight into their SPEC §5 form (ledger.store.wire: the same dicts
     # as published_events, without decoding domain objects; without the event_id, which no
     # projection reads), in pages of 5000, and each is folded into every projection while
     # it is at hand (projections.base.Folder; the journal sums postings until the end).
