@@ -165,7 +165,8 @@ def naive(args: argparse.Namespace) -> None:
     library's own recorder."""
     from eventsourcing.application import AggregateNotFoundError
 
-    from ledger.app.application import COMMANDS, LedgerApplication
+    from ledger.app.application import LedgerApplication
+    from ledger.app.batching import COMMANDS
     from ledger.domain.account import CustomerAccount, Meta, account_id
     from ledger.domain.errors import LedgerError
     from ledger.messages import parse_message

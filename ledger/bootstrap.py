@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ledger.app.application import Clock, LedgerApplication, utc_now
+from ledger.app.application import LedgerApplication
+from ledger.app.base import Clock, utc_now
 from ledger.config import Settings, check_settings
 from ledger.store.db import Database
 from ledger.store.deadletters import DeadLetterStore

@@ -15,15 +15,9 @@ import psycopg_pool
 import structlog
 from eventsourcing.persistence import PersistenceError
 
-from ledger.app.application import (
-    BatchResult,
-    Item,
-    LedgerApplication,
-    Refused,
-    Source,
-    StoreBusy,
-    with_backoff,
-)
+from ledger.app.application import LedgerApplication
+from ledger.app.backoff import StoreBusy, with_backoff
+from ledger.app.batching import BatchResult, Item, Refused, Source
 from ledger.domain.errors import LedgerError
 from ledger.messages import parse_message
 from ledger.store.deadletters import DeadLetter

@@ -305,7 +305,7 @@ def collections_schedule(
 
 
 def _collections(as_of: date, dry_run: bool) -> None:
-    from ledger.app.application import CollectionsIncomplete
+    from ledger.app.collections import CollectionsIncomplete
 
     ledger = build_app(get_settings())
     incomplete: CollectionsIncomplete | None = None

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ledger.app.application import LedgerApplication, Outcome
+from ledger.app.application import LedgerApplication
+from ledger.app.batching import Outcome
 from ledger.app.views import compute_view
 from ledger.cli.main import _day_after
 from ledger.domain import events as ev

@@ -258,7 +258,7 @@ def test_an_unknown_policy_is_logged_and_not_retried_all_day() -> None:
     """Issue #13.8: the run did every other customer; retrying cannot define the policy."""
     from structlog.testing import capture_logs
 
-    from ledger.app.application import CollectionsIncomplete
+    from ledger.app.collections import CollectionsIncomplete
     from ledger.domain.errors import UnknownPolicy
 
     fake = FakeTime("2025-03-01T06:00:00")

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ledger.app.application import LedgerApplication, Outcome
+from ledger.app.application import LedgerApplication
+from ledger.app.batching import Outcome
 from ledger.app.views import compute_view
 from ledger.domain import events as ev
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy, PolicyStep

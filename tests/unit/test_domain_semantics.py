@@ -23,7 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.app.application import CollectionsIncomplete, LedgerApplication, Outcome
+from ledger.app.application import LedgerApplication
+from ledger.app.batching import Outcome
+from ledger.app.collections import CollectionsIncomplete
 from ledger.app.views import compute_view, project_rows
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, utc_day

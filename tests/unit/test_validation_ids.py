@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import typer
 
-from ledger.app.application import LedgerApplication, account_id_as_written
+from ledger.app.application import LedgerApplication
+from ledger.app.base import account_id_as_written
 from ledger.app.reconcile import ReconFileError, ledger_charges, parse_recon_file, reconcile
 from ledger.app.schedule import parse_at
 from ledger.app.views import compute_view

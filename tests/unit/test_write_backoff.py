@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from ledger.app.application import LedgerApplication, StoreBusy, with_backoff
+from ledger.app.application import LedgerApplication
+from ledger.app.backoff import StoreBusy, with_backoff
 from ledger.app.ingest import RawRecord, process_records
 from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import customer_registered
