@@ -1,48 +1,22 @@
-"""The `ledger` command line. Exit codes: 0 success, 1 failure, 2 bad usage."""
+"""The `ledger` command line: the root command and `main` (the `ledger` entry point). Each
+command group is a module of this package that adds itself here. Exit codes: 0 success,
+1 failure, 2 bad usage."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from datetime import date
-from pathlib import Path
 
 import typer
 
 from ledger import __version__
-from ledger.app.ingest import IngestCounts, RawRecord, process_records
-from ledger.app.reconcile import day_after as _day_after
-from ledger.bootstrap import build_app, deadletter_store
-from ledger.cli.options import parse_customer, parse_day, parse_period, today
-from ledger.cli.tables import print_rows
-from ledger.config import ConfigError, Settings, check_settings, get_settings
+from ledger.cli.options import CliError
+from ledger.config import ConfigError, check_settings, get_settings
 from ledger.domain.errors import LedgerError
-from ledger.domain.policy import describe
 from ledger.logs import configure_logging
 
 app = typer.Typer(
     add_completion=False, help="Event-sourced billing ledger for Microsoft CSP partners."
 )
-invoice_app = typer.Typer(help="Invoice runs.")
-deadletters_app = typer.Typer(help="Messages that could not be applied.")
-audit_app = typer.Typer(help="Tamper evidence.")
-collections_app = typer.Typer(help="Dunning, suspension and reinstatement.")
-policy_app = typer.Typer(help="Collections policies.")
-projections_app = typer.Typer(help="Stored read models.")
-app.add_typer(invoice_app, name="invoice")
-app.add_typer(deadletters_app, name="deadletters")
-app.add_typer(audit_app, name="audit")
-app.add_typer(collections_app, name="collections")
-app.add_typer(policy_app, name="policy")
-app.add_typer(projections_app, name="projections")
-
-VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance"
-METRICS_HELP = "Serve this process's Prometheus counters on 127.0.0.1:PORT/metrics."
-
-
-class CliError(Exception):
-    """A failure to report in one line on stderr, exit 1."""
 
 
 @app.callback(invoke_without_command=True)
@@ -60,395 +34,31 @@ def info() -> None:
     typer.echo(f"ledger {__version__}: {check_settings(get_settings()).store_description()}")
 
 
-# ---- ingest and dead letters ---------------------------------------------------------------
-
-
-def _lines(source: str) -> Iterator[RawRecord]:
-    handle = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
-    name = "stdin" if source == "-" else source
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip(b"\r\n")
-            if line.strip():
-                yield RawRecord(value=line, source=name, offset=number)
-
-
-@app.command()
-def ingest(
-    source: str = typer.Argument(..., help="A JSONL file of SPEC §3 messages, or - for stdin."),
-    batch_size: int = typer.Option(500, min=1, help="Messages per database transaction."),
-) -> None:
-    """Feed messages without Kafka: same validation, idempotency and dead letters."""
-    if source != "-" and not Path(source).is_file():
-        raise typer.BadParameter(f"{source!r} is not a file", param_hint="SOURCE")
-    settings = get_settings()
-    ledger = build_app(settings)
-    total = IngestCounts()
-    batch: list[RawRecord] = []
-
-    def flush() -> None:
-        # Dead letters go into the batch's own transaction (a crash cannot separate a
-        # refusal from its dead letter); a line refused before is not decided again.
-        counts = process_records(ledger, batch, store_dead_letters=True)
-        total.add(counts)
-        batch.clear()
-        typer.echo(f"… {total.applied + total.duplicate + total.deadlettered} lines", err=True)
-
-    for record in _lines(source):
-        batch.append(record)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
-    typer.echo(
-        f"applied {total.applied}, duplicate {total.duplicate}, dead-lettered {total.deadlettered}"
-        f", refused before {total.refused_before}"
+def _register_groups() -> None:
+    """Each command group lives in its own module and adds itself to `app`. The order is the
+    order of `ledger --help` (commands, then groups, each in the order they are added)."""
+    from ledger.cli import (
+        audit,
+        collections,
+        deadletters,
+        demo,
+        ingest,
+        invoice,
+        pipeline,
+        policy,
+        projections,
+        remittance,
+        serve,
+        show,
+        tokens,
     )
-    for letter in total.dead_letters:
-        typer.echo(f"  line {letter.offset}: {letter.code}: {letter.message}")
+
+    for group in (invoice, deadletters, audit, collections, policy, projections, ingest,
+                  pipeline, show, remittance, serve, tokens, demo):  # fmt: skip
+        group.register(app)
 
 
-@deadletters_app.command("list")
-def deadletters_list(
-    as_json: bool = typer.Option(False, "--json", help="Rows as a JSON array."),
-    code: str | None = typer.Option(None, help="Only this error code."),
-) -> None:
-    """Dead letters: on `billing.deadletter` with Kafka, in the database without."""
-    settings = get_settings()
-    if settings.kafka_bootstrap:
-        _list_kafka_dead_letters(settings, code, as_json)
-        return
-    letters = deadletter_store(settings).list(code)
-    if as_json:
-        typer.echo(json.dumps([d.to_json() for d in letters], indent=2))
-        return
-    print_rows(
-        [{"id": d.id, "code": d.code, "message": d.message, "source": d.source,
-          "offset": d.offset, "replayed_at": d.replayed_at} for d in letters],
-        title="Dead letters",
-    )  # fmt: skip
-
-
-def _list_kafka_dead_letters(settings: Settings, code: str | None, as_json: bool) -> None:
-    from consumers.deadletters import read_dead_letters
-
-    letters = [d for d in read_dead_letters(settings) if code in (None, d.record.get("code"))]
-    rows = [{"partition": d.partition, "offset": d.offset, **d.record} for d in letters]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    print_rows(
-        [{k: r.get(k) for k in ("partition", "offset", "code", "message", "source_topic")}
-         for r in rows],
-        title=f"Dead letters on {settings.topic_deadletter}",
-    )  # fmt: skip
-
-
-@deadletters_app.command("replay")
-def deadletters_replay(code: str | None = typer.Option(None, help="Only this error code.")) -> None:
-    """Re-submit dead letters (after the cause is fixed). Embedded: applied now, and marked
-    when they apply. With Kafka: re-sent to their source topic for `ledger consume`."""
-    settings = get_settings()
-    if settings.kafka_bootstrap:
-        from consumers.deadletters import replay_dead_letters
-
-        sent, skipped = replay_dead_letters(settings, code)
-        typer.echo(f"re-sent {sent} dead letters to their topics ({skipped} replayed before)")
-        return
-    ledger = build_app(settings)
-    store = deadletter_store(settings)
-    pending = store.list(code, include_replayed=False)
-    fixed: list[int] = []
-    still: list[str] = []
-    for letter in pending:
-        record = RawRecord(
-            value=letter.raw_bytes(),
-            source=letter.source,
-            partition=letter.partition,
-            offset=letter.offset,
-            key=letter.key,
-            replay=True,  # decided again, on purpose (not "refused before")
-        )
-        counts = process_records(ledger, [record])
-        if counts.dead_letters:
-            still.append(f"  #{letter.id}: {counts.dead_letters[0].code}: "
-                         f"{counts.dead_letters[0].message}")  # fmt: skip
-        else:
-            assert letter.id is not None
-            fixed.append(letter.id)
-    store.mark_replayed(fixed)
-    typer.echo(f"replayed {len(fixed)}, still failing {len(still)}")
-    for line in still:
-        typer.echo(line)
-
-
-@app.command()
-def consume(
-    max_batch: int = typer.Option(1000, min=1, help="Records per poll and transaction."),
-    metrics_port: int | None = typer.Option(None, help=METRICS_HELP),
-) -> None:
-    """Ingest from Kafka (SPEC §3 topics) until SIGTERM/SIGINT; scale out by running more."""
-    from consumers.ingest import IngestConsumer
-    from consumers.kafka_support import StopFlag, wait_for_store
-
-    settings = _kafka_settings("consume")
-    _serve_metrics(metrics_port)
-    stop = StopFlag().install()
-    ledger = wait_for_store(lambda: build_app(settings), stop, "consume")
-    if ledger is not None:  # (None: stopped before the database came back)
-        IngestConsumer(ledger, settings, stop, max_batch=max_batch).run()
-
-
-@app.command()
-def publish(
-    batch_size: int = typer.Option(2000, min=1),
-    metrics_port: int | None = typer.Option(None, help=METRICS_HELP),
-) -> None:
-    """Publish stored events to `ledger.events` in global order until SIGTERM/SIGINT."""
-    from consumers.kafka_support import StopFlag
-    from consumers.publish import Publisher
-
-    settings = _kafka_settings("publish")
-    _serve_metrics(metrics_port)
-    Publisher(build_app(settings), settings, StopFlag().install(), batch_size=batch_size).run()
-
-
-@app.command()
-def project(
-    max_batch: int = typer.Option(2000, min=1),
-    metrics_port: int | None = typer.Option(None, help=METRICS_HELP),
-) -> None:
-    """Maintain the read models from `ledger.events` until SIGTERM/SIGINT; scale out by
-    running more (they share partitions through the consumer group)."""
-    from consumers.kafka_support import StopFlag
-    from consumers.project import Projector
-
-    _serve_metrics(metrics_port)
-    Projector(_kafka_settings("project"), StopFlag().install(), max_batch=max_batch).run()
-
-
-def _serve_metrics(port: int | None) -> None:
-    if port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(port, addr="127.0.0.1")
-
-
-def _kafka_settings(command: str) -> Settings:
-    settings = get_settings()
-    if not settings.kafka_bootstrap:
-        raise CliError(f"`ledger {command}` needs LEDGER_KAFKA_BOOTSTRAP (host:port)")
-    return check_settings(settings)
-
-
-# ---- runs ---------------------------------------------------------------------------------
-
-
-@invoice_app.command("run")
-def invoice_run(
-    period: str = typer.Option(..., help="Billing period YYYY-MM."),
-    on: str | None = typer.Option(
-        None, "--date", help="Invoice date (default: day after the period)."
-    ),
-) -> None:
-    """Issue one invoice per customer with unbilled charges of the period or earlier."""
-    period = parse_period(period)
-    invoice_date = parse_day(on, "--date") or _day_after(period)  # periods end by 9000-12
-    ledger = build_app(get_settings())
-    issued = ledger.run_invoices(period, invoice_date)
-    typer.echo(f"issued {len(issued)} invoices for {period} dated {invoice_date}")
-
-
-@collections_app.command("run")
-def collections_run(
-    as_of: str | None = typer.Option(None, "--as-of", help="Default: today (UTC)."),
-) -> None:
-    """Apply every customer's collections policy as of a date. Safe to re-run."""
-    _collections(parse_day(as_of, "--as-of") or today(), dry_run=False)
-
-
-@collections_app.command("preview")
-def collections_preview(as_of: str | None = typer.Option(None, "--as-of")) -> None:
-    """What a run would do, without doing it."""
-    _collections(parse_day(as_of, "--as-of") or today(), dry_run=True)
-
-
-def _check_at(value: str) -> str:
-    from ledger.app.schedule import parse_at
-
-    try:
-        parse_at(value)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--at") from None
-    return value
-
-
-@collections_app.command("schedule")
-def collections_schedule(
-    at: str = typer.Option(
-        ..., "--at", callback=_check_at, help="Time of day to run, HH:MM in UTC (e.g. 06:05)."
-    ),
-    once_now: bool = typer.Option(
-        False, "--once-now", help="Also run once right away at start (catch up after downtime)."
-    ),
-) -> None:
-    """Service mode: run `collections run` for today (UTC) every day at --at, until
-    SIGTERM/SIGINT. Each run is logged (JSON); a failed run is retried every minute for that
-    day. Runs are idempotent and catch up on every step due, so a missed or repeated run is
-    harmless. The cron equivalent: `5 6 * * * ledger collections run` (cron in UTC)."""
-    from consumers.kafka_support import StopFlag
-    from ledger.app.schedule import CollectionsSchedule, parse_at
-
-    ledger = build_app(get_settings())
-    schedule = CollectionsSchedule(ledger.run_collections, parse_at(at), StopFlag().install())
-    schedule.loop(once_now=once_now)
-
-
-def _collections(as_of: date, dry_run: bool) -> None:
-    from ledger.app.collections import CollectionsIncomplete
-
-    ledger = build_app(get_settings())
-    incomplete: CollectionsIncomplete | None = None
-    try:
-        fired = ledger.run_collections(as_of, dry_run=dry_run)
-    except CollectionsIncomplete as error:
-        # The others were done: say what was, then name every customer left out (exit 1).
-        incomplete, fired = error, error.fired
-    verb = "would fire" if dry_run else "fired"
-    typer.echo(f"{verb} {len(fired)} events as of {as_of}")
-    for item in fired:
-        what = item.get("action") or item["event_type"]
-        target = item.get("subscription_id") or item.get("invoice_id")
-        typer.echo(f"  {item['customer_id']}: {what} {target}")
-    if incomplete is not None:
-        for skipped in incomplete.skipped:
-            typer.echo(f"error: {skipped.message}", err=True)
-        raise typer.Exit(1)
-
-
-@policy_app.command("show")
-def policy_show(name: str | None = typer.Argument(None)) -> None:
-    """Print a policy (or all) in words a customer could read."""
-    ledger = build_app(get_settings())
-    names = [name] if name else sorted(ledger.policies)
-    for policy_name in names:
-        if policy_name not in ledger.policies:
-            raise CliError(f"policy: {policy_name!r} is not defined")
-        typer.echo(describe(ledger.policies[policy_name]))
-
-
-# ---- reading ------------------------------------------------------------------------------
-
-
-@app.command()
-def show(
-    view: str = typer.Argument(..., help=VIEW_NAMES),
-    customer: str | None = typer.Option(None, "--customer"),
-    as_of: str | None = typer.Option(None, "--as-of", help="Date; a past date replays history."),
-    as_json: bool = typer.Option(False, "--json"),
-    status: str | None = typer.Option(None, help="support: open, escalated or resolved."),
-    period: str | None = typer.Option(None, help="remittance: one billing period."),
-) -> None:
-    """Print a view of SPEC §6 as a table, or as JSON rows with --json."""
-    from ledger.app.views import VIEWS
-    from ledger.store.readmodels import view_rows
-
-    if view not in VIEWS:
-        raise typer.BadParameter(f"{view!r} is not one of {VIEW_NAMES}", param_hint="VIEW")
-    day = parse_day(as_of, "--as-of")
-    settings = get_settings()
-    historical = day is not None and day < today()
-    rows = view_rows(
-        build_app(settings), settings, view, day or today(), historical=historical,
-        customer_id=parse_customer(customer), status=status, period=period,
-    )  # fmt: skip
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-    else:
-        if view == "remittance":  # the table marks periods overdue or due within 7 days
-            from ledger.cli.remittance import remittance_table
-
-            rows = remittance_table(rows, day or today())
-        print_rows(rows, title=f"{view} as of {day or today()}")
-
-
-@projections_app.command("rebuild")
-def projections_rebuild(
-    name: str | None = typer.Argument(None, help="One projection, or all."),
-) -> None:
-    """Rebuild stored projections from the event store (rows equal the live ones)."""
-    from rich.progress import Progress
-
-    from ledger.store.db import Database
-    from ledger.store.readmodels import rebuild
-
-    settings = get_settings()
-    ledger = build_app(settings)
-    head = ledger.head_position()
-    with Progress(transient=True) as bar:
-        task = bar.add_task("rebuilding", total=head)
-        count = rebuild(
-            ledger,
-            Database(settings.database_url),
-            [name] if name else None,
-            progress=lambda n: bar.advance(task, n),
-        )
-    typer.echo(f"rebuilt {name or 'all projections'} from {count} events")
-
-
-@projections_app.command("status")
-def projections_status(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Each projection's last applied global position, the log head and the lag; with
-    Kafka also `unconsumed`: records on ledger.events that `ledger project` has not applied
-    (the exact catch-up test: positions of different partitions move independently)."""
-    from ledger.store.db import Database
-    from ledger.store.readmodels import status
-    from projections.store import RowStore
-
-    settings = get_settings()
-    db = Database(settings.database_url)
-    rows: list[dict[str, object]] = [
-        {"projection": s.projection, "position": s.position, "head": s.head, "lag": s.lag}
-        for s in status(build_app(settings), db)
-    ]
-    if settings.kafka_bootstrap:
-        from consumers.kafka_support import unconsumed
-
-        offsets = RowStore(db).offsets(settings.consumer_group_project, settings.topic_events)
-        behind = unconsumed(settings.kafka_bootstrap, settings.topic_events, offsets)
-        for row in rows:
-            row["unconsumed"] = behind
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-    else:
-        print_rows(rows, title="projections")
-
-
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute every stream's hash chain; name the first broken event."""
-    ledger = build_app(get_settings())
-    checked, broken = ledger.verify_chains()
-    if broken:
-        typer.echo(
-            f"BROKEN: customer {broken.customer_id} position {broken.position}: {broken.reason} "
-            f"({checked} events verified before it)",
-        )
-        raise typer.Exit(1)
-    typer.echo(f"OK: {checked} events verified, every chain intact")
-
-
-def _register_areas() -> None:
-    """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger.cli import demo as cli_demo
-    from ledger.cli import remittance as cli_remittance
-    from ledger.cli import serve as cli_api
-
-    for area in (cli_remittance, cli_api, cli_demo):
-        area.register(app)
-
-
-_register_areas()
+_register_groups()
 
 
 def main() -> None:

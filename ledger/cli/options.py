@@ -1,10 +1,12 @@
-"""Option parsing shared by the CLI modules: dates and billing periods, with usage errors
-(exit 2) that name the option."""
+"""What the CLI modules share: option parsing (dates, billing periods, customers, with usage
+errors (exit 2) that name the option) and the one-line failures (exit 1)."""
 
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, date, datetime
+from typing import NoReturn
 
 import typer
 
@@ -59,3 +61,19 @@ def parse_period(value: str) -> str:
 def parse_customer(value: str | None) -> str | None:
     """A `--customer` option: a GUID in either case names the same customer (SPEC §2)."""
     return None if value is None else normalize_id(value.strip())
+
+
+class CliError(Exception):
+    """A failure to report in one line on stderr, exit 1."""
+
+
+# SystemExit, not typer.Exit/BadParameter: those are turned into exit codes by the entry
+# point's handlers, which a command group should not depend on for its documented 1 and 2.
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def usage_error(message: str) -> NoReturn:
+    typer.echo(f"usage error: {message}", err=True)
+    sys.exit(2)

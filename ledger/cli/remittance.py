@@ -157,7 +157,6 @@ def _amount(text: str) -> Decimal:
     return value
 
 
-
 def _currency(text: str | None) -> str | None:
     """An ISO 4217-shaped code (three letters), upper-cased; None: the period's currency."""
     if text is None:

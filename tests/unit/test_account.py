@@ -12,8 +12,8 @@ import pytest
 
 from ledger.app.application import LedgerApplication
 from ledger.app.batching import Outcome
+from ledger.app.reconcile import day_after as _day_after
 from ledger.app.views import compute_view
-from ledger.cli.main import _day_after
 from ledger.domain import events as ev
 from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.app.application import LedgerApplication
+from ledger.app.reconcile import day_after as _day_after
 from ledger.app.views import compute_view
-from ledger.cli.main import _day_after
 from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
     charge,

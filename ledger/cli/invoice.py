@@ -1,0 +1,35 @@
+"""`ledger invoice run`: issue a billing period's invoices."""
+
+from __future__ import annotations
+
+import typer
+
+from ledger.app.reconcile import day_after as _day_after
+from ledger.bootstrap import build_app
+from ledger.cli.options import (
+    parse_day,
+    parse_period,
+)
+from ledger.config import get_settings
+
+invoice_app = typer.Typer(help="Invoice runs.")
+
+
+@invoice_app.command("run")
+def invoice_run(
+    period: str = typer.Option(..., help="Billing period YYYY-MM."),
+    on: str | None = typer.Option(
+        None, "--date", help="Invoice date (default: day after the period)."
+    ),
+) -> None:
+    """Issue one invoice per customer with unbilled charges of the period or earlier."""
+    period = parse_period(period)
+    invoice_date = parse_day(on, "--date") or _day_after(period)  # periods end by 9000-12
+    ledger = build_app(get_settings())
+    issued = ledger.run_invoices(period, invoice_date)
+    typer.echo(f"issued {len(issued)} invoices for {period} dated {invoice_date}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to the `ledger` app."""
+    app.add_typer(invoice_app, name="invoice")
