@@ -28,10 +28,10 @@ from consumers.kafka_support import (
     to_json_bytes,
 )
 from ledger.app.application import LedgerApplication
+from ledger.app.deadletters import DeadLetter
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.config import Settings
 from ledger.metrics import count_ingest
-from ledger.store.deadletters import DeadLetter
 
 log = structlog.get_logger(__name__)
 

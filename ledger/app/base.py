@@ -16,16 +16,16 @@ from eventsourcing.application import (
     ProcessingEvent,
 )
 from eventsourcing.persistence import Notification, Recording
-from eventsourcing.utils import Environment, EnvType, get_topic
+from eventsourcing.utils import Environment, EnvType, get_topic, resolve_topic
 
 from ledger.app.backoff import with_backoff
+from ledger.app.decisions import Decision
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, account_id, end_of
 from ledger.domain.errors import UnknownCustomer
 from ledger.domain.ids import is_guid, normalize_id
 from ledger.domain.policy import STANDARD_POLICY, CollectionsPolicy
 from ledger.domain.remittance import MicrosoftRemittance
-from ledger.store.decisions import Decision, LedgerPOPORecorder
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 PG_RECORDER_TOPIC = "ledger.store.pgrecorder:LedgerPostgresRecorder"
 SQLITE_RECORDER_TOPIC = "ledger.store.decisions:LedgerSQLiteRecorder"
+# memory:// (tests): named by topic like the others, so this layer imports no store module.
+POPO_RECORDER_TOPIC = "ledger.store.decisions:LedgerPOPORecorder"
 T = TypeVar("T")
 
 
@@ -94,7 +96,7 @@ class LedgerBase(Application[UUID]):
     def construct_recorder(self) -> Any:
         recorder = super().construct_recorder()
         if type(recorder).__module__ == "eventsourcing.popo":  # memory:// (tests)
-            return LedgerPOPORecorder()
+            return resolve_topic(POPO_RECORDER_TOPIC)()
         return recorder
 
     def select_decisions(self, keys: Sequence[str]) -> dict[str, Decision]:

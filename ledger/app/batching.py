@@ -16,6 +16,8 @@ from eventsourcing.application import (
 from eventsourcing.persistence import Recording
 
 from ledger.app.base import Clock, LedgerBase, utc_now
+from ledger.app.deadletters import DeadLetter
+from ledger.app.decisions import APPLIED, REFUSED, Decision
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, Meta
 from ledger.domain.errors import (
@@ -26,8 +28,6 @@ from ledger.domain.errors import (
 from ledger.domain.ids import normalize_id
 from ledger.domain.policy import CollectionsPolicy
 from ledger.messages import Message, differing_fields
-from ledger.store.deadletters import DeadLetter
-from ledger.store.decisions import APPLIED, REFUSED, Decision
 
 COMMANDS: dict[str, str] = {
     "customer_updated": "update",
@@ -66,7 +66,7 @@ class PriorRefusal(LedgerError):
 class Refused:
     """A record refused before any aggregate saw it (unparseable, or it broke processing):
     recorded as a decision like a message. `key` is its message_id when one was readable,
-    else ledger.store.decisions.raw_key(...)."""
+    else ledger.app.decisions.raw_key(...)."""
 
     key: str
     fingerprint: str

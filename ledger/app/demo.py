@@ -12,13 +12,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.app.application import LedgerApplication
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.app.reconcile import import_recon_file
 from ledger.domain.money import quantize
-from ledger.store.deadletters import DeadLetterStore
+
+if TYPE_CHECKING:  # only its type: the app layer does not pull in the database driver
+    from ledger.store.deadletters import DeadLetterStore
 
 PRODUCTS = [
     # (product, sku, description, unit price per month, Microsoft cost share)

@@ -10,18 +10,16 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import psycopg
-import psycopg_pool
 import structlog
 from eventsourcing.persistence import PersistenceError
 
 from ledger.app.application import LedgerApplication
 from ledger.app.backoff import StoreBusy, with_backoff
 from ledger.app.batching import BatchResult, Item, Refused, Source
+from ledger.app.deadletters import DeadLetter
+from ledger.app.decisions import raw_fingerprint, raw_key
 from ledger.domain.errors import LedgerError
 from ledger.messages import parse_message
-from ledger.store.deadletters import DeadLetter
-from ledger.store.decisions import raw_fingerprint, raw_key
 
 log = structlog.get_logger(__name__)
 
@@ -68,14 +66,24 @@ class Unprocessable(LedgerError):
 
 
 # Failures of the store itself, not of a message: never dead-lettered (the consumer waits
-# them out; `ledger ingest` reports them in one line).
+# them out; `ledger ingest` reports them in one line). The driver's own (psycopg.Error,
+# psycopg_pool.PoolTimeout) are known by where their classes come from, so this layer does
+# not import the database driver.
 _STORE_ERRORS: tuple[type[BaseException], ...] = (
     StoreBusy,  # other writers kept winning: not the message's fault
     PersistenceError,
     sqlite3.Error,
-    psycopg.Error,
-    psycopg_pool.PoolTimeout,
 )
+_DRIVER_ERRORS = {("psycopg", "Error"), ("psycopg_pool", "PoolTimeout")}
+
+
+def _store_failure(error: BaseException) -> bool:
+    if isinstance(error, _STORE_ERRORS):
+        return True
+    return any(
+        (cls.__module__.split(".")[0], cls.__name__) in _DRIVER_ERRORS
+        for cls in type(error).__mro__
+    )
 
 
 def _dead(record: RawRecord, error: LedgerError) -> DeadLetter:
@@ -127,9 +135,9 @@ def process_records(
     items = [_item(record) for record in records]
     try:
         result = _write(app, records, items, store_dead_letters, retry_timeout)
-    except _STORE_ERRORS:
-        raise
     except Exception as error:  # one message broke processing: find it, go on
+        if _store_failure(error):
+            raise
         if len(records) == 1:
             log.error("ingest.unprocessable", error=f"{type(error).__name__}: {error}",
                       source=records[0].source, **records[0].where())  # fmt: skip

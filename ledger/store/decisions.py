@@ -9,8 +9,9 @@ in between (a refused refund stays refused after a later payment, until `ledger 
 replay` re-submits it on purpose), and a `message_id` is unique across the whole store (SPEC
 §3), not only within one customer's stream.
 
-The recorders here (SQLite, and in-memory for tests; PostgreSQL is in ledger.store.pgrecorder) take
-three extra keyword arguments of `insert_events` (what `Application.save(**kwargs)` passes on):
+The recorders here (SQLite, and in-memory for tests; PostgreSQL is in ledger.store.pgrecorder;
+the Decision value is in ledger.app.decisions) take three extra keyword arguments of
+`insert_events` (what `Application.save(**kwargs)` passes on):
 - `decisions`: new rows, plain INSERT: a second writer deciding the same message at the same
   time fails on the primary key (an IntegrityError: the batch is retried on fresh state);
 - `redecisions`: rows replacing earlier ones (a replayed dead letter decided again);
@@ -20,19 +21,16 @@ three extra keyword arguments of `insert_events` (what `Application.save(**kwarg
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from ledger.app.deadletters import DeadLetter
+from ledger.app.decisions import APPLIED, REFUSED, Decision, raw_key
 from ledger.store.deadletters import SCHEMA as DEADLETTER_SCHEMA
-from ledger.store.deadletters import DeadLetter
-
-APPLIED, REFUSED = "applied", "refused"
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS ledger_messages (
     message_key TEXT PRIMARY KEY,
@@ -64,41 +62,6 @@ INSERT_DEAD_LETTER = (
     " record_key, raw, raw_encoding, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
 )
 SELECT = f"SELECT {COLUMNS} FROM ledger_messages WHERE message_key IN "
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One row of `ledger_messages`. `outcome` is APPLIED or REFUSED; `code`/`reason` are
-    the dead letter's (REFUSED only); source/partition/offset say where it was decided."""
-
-    key: str
-    fingerprint: str
-    customer_id: str | None
-    outcome: str
-    code: str | None = None
-    reason: str | None = None
-    source: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    decided_at: str = ""
-
-    def row(self) -> tuple[Any, ...]:
-        return (self.key, self.fingerprint, self.customer_id, self.outcome, self.code,
-                self.reason, self.source, self.partition, self.offset, self.decided_at)  # fmt: skip
-
-    def same_position(self, source: str, partition: int | None, offset: int | None) -> bool:
-        return (self.source, self.partition, self.offset) == (source, partition, offset)
-
-
-def raw_key(raw: bytes | str, source: str, partition: int | None, offset: int | None) -> str:
-    """The key of a record that has no readable message_id: where it is, and its bytes."""
-    data = raw.encode("utf-8") if isinstance(raw, str) else raw
-    return f"raw:{source}:{partition}:{offset}:{hashlib.sha256(data).hexdigest()}"
-
-
-def raw_fingerprint(raw: bytes | str) -> str:
-    data = raw.encode("utf-8") if isinstance(raw, str) else raw
-    return hashlib.sha256(data).hexdigest()
 
 
 def dead_letter_row(letter: DeadLetter, now: str) -> tuple[Any, ...]:

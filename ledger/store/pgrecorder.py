@@ -38,11 +38,12 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
+from ledger.app.decisions import Decision
 from ledger.store.db import SCHEMA_LOCK_ID
 from ledger.store.deadletters import SCHEMA as DEADLETTER_SCHEMA
 from ledger.store.decisions import SCHEMA as DECISIONS_SCHEMA
 from ledger.store.decisions import SELECT as SELECT_DECISIONS
-from ledger.store.decisions import Decision, write_side_tables
+from ledger.store.decisions import write_side_tables
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):

@@ -1,0 +1,1 @@
+"""End-to-end tests: `ledger` processes against real Kafka and PostgreSQL."""

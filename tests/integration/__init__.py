@@ -1,0 +1,1 @@
+"""Integration tests on the real services started by deploy/services."""

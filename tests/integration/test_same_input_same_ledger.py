@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ledger.app.application import LedgerApplication
+from ledger.app.decisions import REFUSED
 from ledger.app.ingest import RawRecord, process_records
 from ledger.domain.account import CustomerAccount
-from ledger.store.decisions import REFUSED
 from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import charge, customer_registered, payment, refund
 
