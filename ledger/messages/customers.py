@@ -1,0 +1,48 @@
+"""Customer messages (SPEC §3): customer_registered, customer_updated."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from ledger.messages.envelope import Envelope
+from ledger.messages.fields import (
+    Currency,
+    Email,
+    PaymentTerms,
+    RequiredText,
+    _rule,
+)
+
+
+class CustomerRegisteredMsg(Envelope):
+    type: Literal["customer_registered"] = "customer_registered"
+    name: RequiredText
+    currency: Currency
+    payment_terms_days: PaymentTerms = 30
+    collections_policy: RequiredText = "standard"
+    email: Email | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            defaults = {"payment_terms_days", "collections_policy"}
+            data = {k: v for k, v in data.items() if not (k in defaults and v is None)}
+        return data
+
+
+class CustomerUpdatedMsg(Envelope):
+    type: Literal["customer_updated"] = "customer_updated"
+    name: RequiredText | None = None
+    payment_terms_days: PaymentTerms | None = None
+    collections_policy: RequiredText | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> CustomerUpdatedMsg:
+        names = ("name", "payment_terms_days", "collections_policy", "email")
+        if all(getattr(self, n) is None for n in names):
+            raise _rule("name", "customer_updated needs at least one of " + ", ".join(names))
+        return self
