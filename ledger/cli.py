@@ -37,7 +37,7 @@ app.add_typer(collections_app, name="collections")
 app.add_typer(policy_app, name="policy")
 app.add_typer(projections_app, name="projections")
 
-VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance"
+VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|microsoft"
 METRICS_HELP = "Serve this process's Prometheus counters on 127.0.0.1:PORT/metrics."
 
 
@@ -296,13 +296,19 @@ def collections_schedule(
     from ledger.schedule import CollectionsSchedule, parse_at
 
     ledger = build_app(get_settings())
-    schedule = CollectionsSchedule(ledger.run_collections, parse_at(at), StopFlag().install())
+    from ledger.microsoft import collections_and_microsoft
+
+    schedule = CollectionsSchedule(
+        lambda as_of: collections_and_microsoft(ledger, as_of), parse_at(at), StopFlag().install()
+    )
     schedule.loop(once_now=once_now)
 
 
 def _collections(as_of: date, dry_run: bool) -> None:
     ledger = build_app(get_settings())
-    fired = ledger.run_collections(as_of, dry_run=dry_run)
+    from ledger.microsoft import collections_and_microsoft  # the Microsoft check runs too
+
+    fired = collections_and_microsoft(ledger, as_of, dry_run=dry_run)
     verb = "would fire" if dry_run else "fired"
     typer.echo(f"{verb} {len(fired)} events as of {as_of}")
     for item in fired:
@@ -350,6 +356,11 @@ def show(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
+        if view == "microsoft":  # a row per currency, then its invoices
+            from ledger.cli_microsoft import print_microsoft
+
+            print_microsoft(rows, day or today())
+            return
         if view == "remittance":  # the table marks periods overdue or due within 7 days
             from ledger.cli_remittance import remittance_table
 
@@ -425,9 +436,9 @@ def audit_verify() -> None:
 
 def _register_areas() -> None:
     """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger import cli_api, cli_demo, cli_remittance
+    from ledger import cli_api, cli_demo, cli_microsoft, cli_remittance
 
-    for area in (cli_remittance, cli_api, cli_demo):
+    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft):
         area.register(app)
 
 

@@ -99,22 +99,41 @@ def _print_report(report: ReconReport, line_count: int) -> None:
 
 @remittance_app.command("pay")
 def remittance_pay(
-    period: str = typer.Option(..., "--period", help="Microsoft billing period YYYY-MM."),
     amount: str = typer.Option(..., "--amount", help="Decimal amount paid, e.g. 1250.00."),
     reference: str = typer.Option(..., "--reference", help="Bank reference (idempotency key)."),
-    on: str | None = typer.Option(None, "--date", help="Payment date (default: today, UTC)."),
     currency: str | None = typer.Option(
-        None, "--currency", help="Default: the one currency owed for the period."
+        None, "--currency", help="Microsoft's billing currency (with --period: default the "
+        "one currency owed for the period)."
     ),
-    force: bool = typer.Option(False, "--force", help="Record even beyond what is due."),
+    invoice: str | None = typer.Option(
+        None, "--invoice", help="The Microsoft invoice to settle first (else the oldest due)."
+    ),
+    on: str | None = typer.Option(None, "--date", help="Payment date (default: today, UTC)."),
+    period: str | None = typer.Option(
+        None, "--period", help="Pay for one billing period YYYY-MM (also before its invoice)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Record even beyond what is due (the rest stays unallocated)."
+    ),
 ) -> None:
-    """Record a payment to Microsoft for a billing period (same reference again: no effect)."""
-    chosen = parse_period(period) if period is not None else None
-    assert chosen is not None
+    """Record a payment to Microsoft (same reference again: no effect). It settles the named
+    invoice, else the oldest due first; the rest stays unallocated and settles the next
+    invoice recorded. With --period: a payment for that billing period."""
     value = _amount(amount)
     if not reference.strip():
         raise typer.BadParameter("must not be empty", param_hint="--reference")
     paid_on = parse_day(on, "--date") or today()
+    if period is None:
+        if currency is None:
+            raise typer.BadParameter("is required (or give --period)", param_hint="--currency")
+        if invoice is not None and not invoice.strip():
+            raise typer.BadParameter("must not be empty", param_hint="--invoice")
+        _pay_invoices(value, currency.strip().upper(), reference.strip(), paid_on,
+                      invoice.strip() if invoice else None, force)  # fmt: skip
+        return
+    if invoice is not None:
+        raise typer.BadParameter("give --invoice or --period, not both", param_hint="--invoice")
+    chosen = parse_period(period)
     ledger = build_app(get_settings())
     remittance, applied = ledger.pay_microsoft(
         chosen, value, reference.strip(), paid_on, currency.upper() if currency else None,
@@ -127,6 +146,25 @@ def remittance_pay(
     typer.echo(
         f"recorded payment {reference!r} of {fmt(value, cur)} {cur} to Microsoft for {chosen} "
         f"on {paid_on}; paid so far {fmt(remittance.paid, cur)} {cur}"
+    )
+
+
+def _pay_invoices(amount: Decimal, currency: str, reference: str, paid_on: date,
+                  invoice: str | None, force: bool) -> None:  # fmt: skip
+    from ledger.microsoft import pay
+
+    ledger = build_app(get_settings())
+    account, applied = pay(ledger, amount, currency, reference, paid_on,
+                           invoice_number=invoice, force=force)  # fmt: skip
+    if not applied:
+        typer.echo(f"payment {reference!r} was already recorded; nothing changed")
+        return
+    data = account.payments[reference]
+    parts = [f"{a['invoice_number']} {a['amount']}" for a in data["allocations"]]
+    typer.echo(
+        f"recorded payment {reference!r} of {fmt(amount, currency)} {currency} to Microsoft "
+        f"on {paid_on}: applied to {', '.join(parts) or 'no invoice'}; "
+        f"{data['unallocated']} {currency} unallocated"
     )
 
 

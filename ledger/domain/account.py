@@ -41,6 +41,12 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day, time.max, tzinfo=UTC)
 
 
+def _cost_currency(charge: dict[str, Any], currency: str) -> dict[str, str]:
+    """`cost_currency` for an invoice's charge line, only when it is not the customer's."""
+    other = charge.get("cost_currency")
+    return {"cost_currency": other} if other and other != currency else {}
+
+
 class CustomerAccount(ChainedStream):
     # ---- creation -------------------------------------------------------------------------
 
@@ -146,6 +152,7 @@ class CustomerAccount(ChainedStream):
             "cost": Decimal(data["cost"]),
             "billing_period": data["billing_period"],
             "occurred_at": event.occurred_at,
+            "cost_currency": data.get("cost_currency"),  # Microsoft's, when not the customer's
         }
         self.subscriptions.setdefault(data["subscription_id"], "active")
         self._remember(event, f"charge:{data['charge_id']}")
@@ -180,8 +187,10 @@ class CustomerAccount(ChainedStream):
                     {
                         "charge_id": c,
                         "amount": fmt(self.unbilled[c]["amount"], self.currency),
-                        "cost": fmt(self.unbilled[c]["cost"], self.currency),
+                        "cost": fmt(self.unbilled[c]["cost"],
+                                    self.unbilled[c].get("cost_currency") or self.currency),
                         "billing_period": self.unbilled[c]["billing_period"],
+                        **_cost_currency(self.unbilled[c], self.currency),
                     }
                     for c in charge_ids
                 ],
