@@ -91,10 +91,12 @@ def microsoft_check(
                        f"({alert['open']} open)")  # fmt: skip
 
 
-def print_microsoft(rows: list[dict[str, Any]], as_of: date) -> None:
+def print_microsoft(
+    rows: list[dict[str, Any]], as_of: date, console: Console | None = None
+) -> None:
     """The `ledger show microsoft` table: a row per currency (warnings marked), then the
     invoices of each."""
-    console = Console(width=200)
+    console = console or Console(width=200)
     styles = {"warning_70": "yellow", "warning_85": "bold yellow", "at_limit": "bold red",
               "overdue": "yellow", "suspension_risk": "bold yellow",
               "suspendable": "bold red"}  # fmt: skip

@@ -388,8 +388,8 @@ class MicrosoftAccount(ChainedStream):
 
         Idempotent by reference (same amount again: False). Raises Conflict (same reference,
         other amount), CurrencyMismatch, InvalidMessage (amount not > 0),
-        UnknownMicrosoftInvoice, and MicrosoftOverpayment (more than is open on the named
-        invoice, or than all open invoices, unless `force`: the rest is unallocated).
+        UnknownMicrosoftInvoice, and MicrosoftOverpayment (more than all open invoices, unless
+        `force`: the rest is unallocated).
         """
         known = self.payments.get(reference)
         if known is not None:
@@ -406,31 +406,22 @@ class MicrosoftAccount(ChainedStream):
         if amount <= 0:
             raise InvalidMessage(f"amount: must be > 0, got {amount}", field="amount")
         cur = self.currency
-        if invoice_number is not None:
-            named = next((i for i in items if i.invoice_number == invoice_number), None)
-            if named is None:
-                raise UnknownMicrosoftInvoice(
-                    f"invoice: no Microsoft invoice {invoice_number!r} in {cur}",
-                    field="invoice",
-                )
-            if amount > named.open and not force:
-                raise MicrosoftOverpayment(
-                    f"amount: {fmt(amount, cur)} {cur} exceeds the {fmt(named.open, cur)} {cur} "
-                    f"open on Microsoft invoice {invoice_number}; use --force to keep the rest "
-                    "unallocated",
-                    field="amount",
-                )
-            allocations, rest = allocate(amount, [named], invoice_number)
-        else:
-            allocations, rest = allocate(amount, items)
+        if invoice_number is not None and not any(
+            i.invoice_number == invoice_number for i in items
+        ):
+            raise UnknownMicrosoftInvoice(
+                f"invoice: no Microsoft invoice {invoice_number!r} in {cur}", field="invoice"
+            )
+        # Like a customer's payment (SPEC §4): the named invoice, then the oldest due.
+        allocations, rest = allocate(amount, items, invoice_number)
+        if rest > 0 and not force:
             open_total = sum((max(i.open, ZERO) for i in items), ZERO)
-            if rest > 0 and not force:
-                raise MicrosoftOverpayment(
-                    f"amount: {fmt(amount, cur)} {cur} exceeds the {fmt(open_total, cur)} {cur} "
-                    f"open on Microsoft's invoices in {cur}; use --force to keep the rest "
-                    "unallocated",
-                    field="amount",
-                )
+            raise MicrosoftOverpayment(
+                f"amount: {fmt(amount, cur)} {cur} exceeds the {fmt(open_total, cur)} {cur} "
+                f"open on Microsoft's invoices in {cur}; use --force to keep the rest "
+                "unallocated",
+                field="amount",
+            )
         self._emit(ev.MicrosoftPaymentMade, {
             "currency": cur, "amount": fmt(amount, cur), "reference": reference,
             "paid_on": paid_on.isoformat(), "invoice_number": invoice_number,
