@@ -134,10 +134,11 @@ def remittance_pay(
     if invoice is not None:
         raise typer.BadParameter("give --invoice or --period, not both", param_hint="--invoice")
     chosen = parse_period(period)
-    ledger = build_app(get_settings())
-    remittance, applied = ledger.pay_microsoft(
-        chosen, value, reference.strip(), paid_on, currency.upper() if currency else None,
-        force=force,
+    from ledger.microsoft import pay_period
+
+    remittance, applied = pay_period(
+        build_app(get_settings()), chosen, value, reference.strip(), paid_on,
+        currency.upper() if currency else None, force=force,
     )  # fmt: skip
     cur = remittance.currency
     if not applied:

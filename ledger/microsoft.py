@@ -38,6 +38,7 @@ from ledger.domain.microsoft import (
     overdue_alerts,
     threshold_alerts,
 )
+from ledger.domain.money import fmt
 from ledger.domain.stream import Meta
 from ledger.published import to_published
 
@@ -126,6 +127,40 @@ def pay(
         log.info("microsoft.payment_made", currency=currency, reference=reference,
                  amount=str(amount))  # fmt: skip
     return account, applied
+
+
+def pay_period(
+    app: LedgerApplication,
+    period: str,
+    amount: Decimal,
+    reference: str,
+    paid_on: date,
+    currency: str | None = None,
+    *,
+    force: bool = False,
+) -> tuple[Any, bool]:
+    """`ledger remittance pay --period`: a payment for one billing period (also before its
+    invoice), recorded on the period's stream as before. Once the period is invoiced, what
+    is open on its invoices counts payments applied to them from any payment, so the same
+    money is not paid twice (Overpayment unless `force`)."""
+    from ledger.domain.remittance import Overpayment
+
+    currencies = {currency} if currency else set(app.remittance_currencies(period))
+    if len(currencies) == 1 and app.find_remittance(period, next(iter(currencies))) is not None:
+        cur = next(iter(currencies))
+        row = fold_book(book_events(app)).get(cur)
+        items = [i for i in invoice_items(row)[0] if i.billing_period == period] if row else []
+        open_total = sum((i.open for i in items), Decimal(0))
+        known = app.find_remittance(period, cur)
+        repeated = known is not None and reference in known.payments
+        if items and amount > open_total and not force and not repeated:
+            due = fmt(max(open_total, Decimal(0)), cur)
+            raise Overpayment(
+                f"amount: {fmt(amount, cur)} {cur} exceeds the {due} {cur} due to Microsoft "
+                f"for {period} (invoiced); use --force to record it anyway",
+                field="amount",
+            )
+    return app.pay_microsoft(period, amount, reference, paid_on, currency, force=force)
 
 
 def settle_after_invoice(

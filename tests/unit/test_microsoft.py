@@ -312,10 +312,14 @@ def test_as_of_views_before_and_after_each_event(app: LedgerApplication) -> None
 
 
 def post_cross_currency_charge(app: LedgerApplication, customer: str, charge_id: str,
-                               amount: str, cost: str, rate: str) -> None:  # fmt: skip
+                               amount: str, cost: str, rate: str,
+                               day: date = date(2025, 1, 10)) -> None:  # fmt: skip
     """A charge priced in the customer's EUR whose cost Microsoft bills in USD (the charge
     fields `cost_currency` and `cost_fx_rate` of SPEC §3/§10, posted as ingest would)."""
-    message = msg(period_charge(customer, charge_id, amount, cost, "2025-01", currency="EUR"))
+    message = msg(charge(customer, charge_id, amount, cost=cost, billing_period="2025-01",
+                         subscription_id=f"sub-{customer}", charge_start="2025-01-01",
+                         charge_end="2025-01-28", currency="EUR",
+                         occurred_at=f"{day.isoformat()}T10:00:00Z"))  # fmt: skip
     payload = dict(message.to_payload(), cost_currency="USD", cost_fx_rate=rate)
     account = app.get(customer)
     meta = Meta(occurred_at=message.occurred_at, recorded_at=RECORDED,
@@ -361,6 +365,7 @@ STEP = st.one_of(
     st.tuples(st.just("invoice"), DAYS, st.integers(-50, 50)),
     st.tuples(st.just("pay"), DAYS, st.integers(1, 900)),
     st.tuples(st.just("limit"), DAYS, st.integers(500, 3000)),
+    st.tuples(st.just("eur_charge"), DAYS, st.integers(1, 400)),  # a EUR customer, USD cost
 )
 START = date(2025, 1, 1)
 
@@ -369,7 +374,8 @@ def run_plan(app: LedgerApplication, steps: list[tuple[str, int, int]],
              daily: bool, last: int) -> None:  # fmt: skip
     """Apply the steps in day order (as they would be recorded); with `daily`, run the
     Microsoft check at the end of every day, else once after the last day."""
-    apply_all(app, customer_registered(A, occurred_at="2024-12-01T10:00:00Z"))
+    apply_all(app, customer_registered(A, occurred_at="2024-12-01T10:00:00Z"),
+              customer_registered("eu", currency="EUR", occurred_at="2024-12-01T10:00:00Z"))
     plan = sorted(enumerate(steps), key=lambda s: (s[1][1], s[0]))
     months: dict[str, int] = {}
     for offset in range(last + 1):
@@ -379,6 +385,9 @@ def run_plan(app: LedgerApplication, steps: list[tuple[str, int, int]],
                 continue
             if kind == "charge":
                 accrue(app, f"C-{index}", f"{value}.00", day)
+            elif kind == "eur_charge":
+                post_cross_currency_charge(app, "eu", f"X-{index}", f"{value}.00",
+                                           f"{value * 2}.00", "0.50", day)  # fmt: skip
             elif kind == "limit":
                 set_credit_limit(app, Decimal(value), "USD", day)
             elif kind == "pay":
@@ -456,3 +465,33 @@ def test_the_check_runs_inside_collections(app: LedgerApplication) -> None:
 
 def test_meta_helpers_are_utc_days() -> None:
     assert start_of(date(2025, 1, 1)).tzinfo is UTC
+
+
+def test_a_period_payment_counts_what_other_payments_applied(app: LedgerApplication) -> None:
+    from ledger.domain.remittance import Overpayment
+    from ledger.microsoft import pay_period
+
+    jan_and_feb(app)
+    invoice(app, "G-JAN", "2025-01", "800.00", date(2025, 4, 1))
+    pay(app, Decimal("700.00"), "USD", "W-1", date(2025, 3, 1))
+    with pytest.raises(Overpayment, match=r"exceeds the 100\.00 USD due .* for 2025-01"):
+        pay_period(app, "2025-01", Decimal("150.00"), "W-P", date(2025, 3, 2))
+    pay_period(app, "2025-01", Decimal("100.00"), "W-P", date(2025, 3, 2))
+    row = ms_view(app, date(2025, 3, 3))["USD"]
+    assert (row["invoices"][0]["paid"], row["invoices"][0]["open"]) == ("800.00", "0.00")
+    assert balances(app)[("payable_to_microsoft", "USD")] == Decimal("-600.00")  # Feb accrued
+    assert_balanced(app)
+
+
+def test_payment_terms_are_configurable_and_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from ledger.config import Settings
+
+    monkeypatch.setenv("LEDGER_MICROSOFT_PAYMENT_TERMS_DAYS", "45")
+    assert Settings().microsoft_payment_terms_days == 45
+    monkeypatch.setenv("LEDGER_MICROSOFT_PAYMENT_TERMS_DAYS", "-1")
+    with pytest.raises(ValidationError, match="microsoft_payment_terms_days"):
+        Settings()
+    monkeypatch.delenv("LEDGER_MICROSOFT_PAYMENT_TERMS_DAYS")
+    assert Settings().microsoft_payment_terms_days == 60
