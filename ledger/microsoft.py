@@ -16,7 +16,7 @@ account with Microsoft, over the event store.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -213,8 +213,10 @@ def timeline_alerts(events: list[dict[str, Any]], as_of: date) -> list[tuple[str
     (event type, data). The state of a day is that of the events that occurred by its end;
     only days on which something happened or an invoice reaches 30/45/60 days past due can
     change anything, so only those are evaluated."""
-    ordered = sorted(events, key=lambda e: e["occurred_at_dt"])
-    days = {e["occurred_at_dt"].date() for e in ordered}
+    timed = sorted(((datetime.fromisoformat(e["occurred_at"]), e) for e in events),
+                   key=lambda pair: pair[0])  # stable: global order within an instant
+    ordered = [event for _, event in timed]
+    days = {when.astimezone(UTC).date() for when, _ in timed}
     for row in fold_book(ordered).values():
         for inv in row["invoices"].values():
             due = date.fromisoformat(inv["due_date"])
@@ -225,8 +227,8 @@ def timeline_alerts(events: list[dict[str, Any]], as_of: date) -> list[tuple[str
     index = 0
     for day in sorted(d for d in days if d <= as_of):
         cutoff = end_of(day)
-        while index < len(ordered) and ordered[index]["occurred_at_dt"] <= cutoff:
-            event = ordered[index]
+        while index < len(timed) and timed[index][0] <= cutoff:
+            event = timed[index][1]
             currency = book_currency(event)
             if currency is not None:
                 rows[currency] = apply_to_row(rows.get(currency), event)
@@ -242,10 +244,7 @@ def check(app: LedgerApplication, as_of: date) -> CheckResult:
     """`ledger microsoft check --as-of DATE`: idempotent, deterministic for a date."""
     meta = Meta(occurred_at=end_of(as_of), recorded_at=app.clock())
     settled = _settle(app, fold_book(book_events(app)), meta)
-    events = book_events(app)
-    for event in events:
-        event["occurred_at_dt"] = datetime.fromisoformat(event["occurred_at"])
-    alerts = timeline_alerts(events, as_of)
+    alerts = timeline_alerts(book_events(app), as_of)
     accounts: dict[str, MicrosoftAccount] = {}
     recorded: list[dict[str, Any]] = []
     for kind, data in alerts:
