@@ -37,7 +37,7 @@ app.add_typer(collections_app, name="collections")
 app.add_typer(policy_app, name="policy")
 app.add_typer(projections_app, name="projections")
 
-VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance"
+VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|microsoft"
 METRICS_HELP = "Serve this process's Prometheus counters on 127.0.0.1:PORT/metrics."
 
 
@@ -300,7 +300,11 @@ def collections_schedule(
     from ledger.schedule import CollectionsSchedule, parse_at
 
     ledger = build_app(get_settings())
-    schedule = CollectionsSchedule(ledger.run_collections, parse_at(at), StopFlag().install())
+    from ledger.microsoft import collections_and_microsoft
+
+    schedule = CollectionsSchedule(
+        lambda as_of: collections_and_microsoft(ledger, as_of), parse_at(at), StopFlag().install()
+    )
     schedule.loop(once_now=once_now)
 
 
@@ -308,9 +312,11 @@ def _collections(as_of: date, dry_run: bool) -> None:
     from ledger.application import CollectionsIncomplete
 
     ledger = build_app(get_settings())
+    from ledger.microsoft import collections_and_microsoft  # the Microsoft check runs too
+
     incomplete: CollectionsIncomplete | None = None
     try:
-        fired = ledger.run_collections(as_of, dry_run=dry_run)
+        fired = collections_and_microsoft(ledger, as_of, dry_run=dry_run)
     except CollectionsIncomplete as error:
         # The others were done: say what was, then name every customer left out (exit 1).
         incomplete, fired = error, error.fired
@@ -365,6 +371,11 @@ def show(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
+        if view == "microsoft":  # a row per currency, then its invoices
+            from ledger.cli_microsoft import print_microsoft
+
+            print_microsoft(rows, day or today())
+            return
         if view == "remittance":  # the table marks periods overdue or due within 7 days
             from ledger.cli_remittance import remittance_table
 
@@ -440,9 +451,9 @@ def audit_verify() -> None:
 
 def _register_areas() -> None:
     """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger import cli_api, cli_demo, cli_remittance
+    from ledger import cli_api, cli_demo, cli_microsoft, cli_remittance
 
-    for area in (cli_remittance, cli_api, cli_demo):
+    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft):
         area.register(app)
 
 

@@ -78,6 +78,9 @@ def demo(
     show("delinquency", DELINQUENCY_COLUMNS, "Delinquency")
     show("remittance", None, "Remittance due to Microsoft")
     show("support", SUPPORT_COLUMNS, "Support tickets")
+    from ledger.cli_microsoft import print_microsoft
+
+    print_microsoft(compute_view(app, "microsoft", DEMO_DAY), DEMO_DAY, console)
     recon_file = database.with_name(f"{database.stem}-microsoft-2026-01.csv")
     recon_file.write_bytes(microsoft_invoice_csv(app, "2026-01", "G012345678"))
     checked, broken = app.verify_chains()

@@ -294,4 +294,30 @@ def run_demo(
     half = quantize(imported.recon.total / 2, imported.recon.currency)
     app.pay_microsoft("2026-01", half, "WIRE-2026-0301", date(2026, 3, 1))
     on_step("paid Microsoft half of January's invoice")
+    microsoft_side(app, imported.recon.total, on_step)
     return totals
+
+
+def microsoft_side(
+    app: LedgerApplication, january: Decimal, on_step: Callable[[str], None]
+) -> None:
+    """The partner's account with Microsoft (SPEC §11): the rest of January paid with 1,000.00
+    in advance (unallocated, it settles February's invoice when that is recorded), and a
+    credit limit that the partner's use has run close to: the check records the warnings."""
+    from ledger.domain.microsoft import credit_used, fold_book
+    from ledger.microsoft import book_events, check, pay, set_credit_limit
+
+    rest = january - january / 2
+    pay(app, rest + Decimal("1000.00"), "USD", "WIRE-2026-0305", date(2026, 3, 5), force=True)
+    on_step("paid Microsoft the rest of January and 1000.00 in advance (unallocated)")
+    february = microsoft_invoice_csv(app, "2026-02", "G012345679")
+    import_recon_file(app, february, payment_terms_days=60, invoice_date=date(2026, 3, 8))
+    on_step("reconciled Microsoft invoice G012345679: the advance settled part of it")
+    # A limit the partner uses about 90 % of on the demo day (rounded up to 1,000.00).
+    used = credit_used(fold_book(book_events(app))["USD"])
+    limit = (used / Decimal("0.9") / 1000).to_integral_value(rounding="ROUND_CEILING") * 1000
+    set_credit_limit(app, limit, "USD", date(2026, 1, 1))
+    alerts = check(app, DEMO_DAY).alerts
+    crossed = ", ".join(f"{a['threshold']}%" for a in alerts if "threshold" in a)
+    on_step(f"Microsoft credit limit {limit:.2f} USD; check {DEMO_DAY}: {len(alerts)} alerts "
+            f"(credit use crossed {crossed})")  # fmt: skip

@@ -439,7 +439,7 @@ def ledger_charges(events: Iterable[LedgerEvent]) -> list[LedgerCharge]:
             charge_start=date.fromisoformat(d["charge_start"]),
             charge_end=date.fromisoformat(d["charge_end"]),
             cost=Decimal(d["cost"]),
-            currency=d["currency"],
+            currency=d.get("cost_currency") or d["currency"],  # Microsoft's billing currency
             billing_period=d["billing_period"],
             ms_invoice_number=d.get("ms_invoice_number"),
         )
@@ -670,4 +670,8 @@ def import_recon_file(
     recorded = app.record_microsoft_invoice(
         invoice_record(recon, report, invoice_day, due_day), report.summary(), invoice_day
     )
+    if recorded:  # book the invoice (SPEC §11): cost trued up, unallocated money applied
+        from ledger.microsoft import settle_after_invoice
+
+        settle_after_invoice(app, report.billing_period, recon.currency, invoice_day)
     return ImportResult(recon, report, invoice_day, due_day, recorded)

@@ -14,6 +14,7 @@ from ledger.published import to_published
 from projections.accounts import AccountsProjection, balances_view, delinquency_view
 from projections.base import Projection, Rows, fold, occurred_by
 from projections.journal import JournalProjection, trial_balance_view
+from projections.microsoft import MicrosoftProjection, microsoft_view
 from projections.remittance import RemittanceProjection, remittance_view
 from projections.support import SupportProjection, support_view
 
@@ -24,12 +25,13 @@ PROJECTIONS: dict[str, Projection] = {
         JournalProjection(),
         SupportProjection(),
         RemittanceProjection(),
+        MicrosoftProjection(),
     )
 }
-VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance")
+VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance", "microsoft")
 VIEW_SOURCE = {
     "balances": "accounts", "delinquency": "accounts", "remittance": "remittance",
-    "support": "support", "trial-balance": "journal",
+    "support": "support", "trial-balance": "journal", "microsoft": "microsoft",
 }  # fmt: skip
 
 
@@ -73,6 +75,8 @@ def render_view(
         out = support_view(rows, status)
     elif view == "remittance":
         return remittance_view(rows, period)
+    elif view == "microsoft":
+        return microsoft_view(rows, as_of)
     else:
         raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
     wanted = None if customer_id is None else normalize_id(customer_id)  # SPEC §2

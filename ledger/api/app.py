@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger import __version__
 from ledger.api import errors, routes
+from ledger.api import microsoft as microsoft_api
 from ledger.api.data import Reader
 from ledger.api.errors import Problem, problem_responses
 from ledger.api.models import Health
@@ -99,6 +100,7 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
     errors.install(app)
     app.add_middleware(LatencyMiddleware)
     app.include_router(routes.router)
+    app.include_router(microsoft_api.router)
     _operations(app, reader, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -124,6 +126,7 @@ def _operations(app: FastAPI, reader: Reader, settings: Settings) -> None:
     def metrics(request: Request) -> Response:
         """Open, for scrapers: ingest, publish, projection and API metrics (Prometheus text)."""
         refresh_store_gauges(reader, settings)
+        microsoft_api.refresh_microsoft_gauges(reader)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -15,6 +15,8 @@ REVENUE = "revenue"
 SUPPORT_REVENUE = "support_revenue"
 COST_OF_SALES = "cost_of_sales"
 PAYABLE_MICROSOFT = "payable_to_microsoft"
+# Money paid to Microsoft and not yet applied to one of its invoices (an asset: prepaid).
+UNALLOCATED_MICROSOFT = "unallocated_paid_to_microsoft"
 BAD_DEBT = "bad_debt"
 
 
@@ -59,8 +61,10 @@ def postings_for(
     c = customer_id
     if event_type == "ChargePosted":
         income = SUPPORT_REVENUE if data["charge_type"] == "support" else REVENUE
+        # Cost in Microsoft's billing currency (`cost_currency`, default the charge's).
+        cost_currency = data.get("cost_currency") or currency
         return _entry(unbilled(c), income, Decimal(data["amount"]), currency) + _entry(
-            COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), currency
+            COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), cost_currency
         )
     if event_type == "InvoiceIssued":
         total = Decimal(data["total"])
@@ -84,4 +88,13 @@ def postings_for(
         return _entry(unapplied(c), CASH, Decimal(data["amount"]), currency)
     if event_type == "MicrosoftPaymentRecorded":
         return _entry(PAYABLE_MICROSOFT, CASH, Decimal(data["amount"]), currency)
+    if event_type == "MicrosoftCostAdjusted":  # the accrual trued up to Microsoft's invoice
+        return _entry(COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["adjustment"]), currency)
+    if event_type == "MicrosoftPaymentMade":
+        rest = Decimal(data["unallocated"])
+        return _entry(PAYABLE_MICROSOFT, CASH, Decimal(data["amount"]) - rest, currency) + _entry(
+            UNALLOCATED_MICROSOFT, CASH, rest, currency
+        )
+    if event_type == "MicrosoftPaymentAllocated":
+        return _entry(PAYABLE_MICROSOFT, UNALLOCATED_MICROSOFT, Decimal(data["amount"]), currency)
     return []

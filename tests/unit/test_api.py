@@ -37,6 +37,7 @@ PROTECTED = [
     "/customers/contoso/events",
     "/delinquency",
     "/remittance",
+    "/microsoft",
     "/support/tickets",
     "/trial-balance",
 ]
