@@ -3,50 +3,21 @@ Microsoft's rules (SPEC §11); the `ledger show microsoft` table."""
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import typer
 from rich.console import Console
 
 from ledger.bootstrap import build_app
-from ledger.cli_options import parse_day, today
+from ledger.cli_options import parse_amount, parse_currency, parse_day, today
 from ledger.config import get_settings
-from ledger.domain.errors import LedgerError
-from ledger.domain.money import check_scale, fmt
+from ledger.domain.money import fmt
 from ledger.tables import print_rows
 
 microsoft_app = typer.Typer(help="The partner's account with Microsoft: credit limit, alerts.")
 limit_app = typer.Typer(help="Microsoft's credit limit for the partner.")
 microsoft_app.add_typer(limit_app, name="credit-limit")
-
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-
-def parse_currency(text: str) -> str:
-    value = text.strip().upper()
-    if not _CURRENCY.match(value):
-        raise typer.BadParameter(f"{text!r} is not an ISO 4217 code", param_hint="--currency")
-    return value
-
-
-def parse_amount(text: str, currency: str, option: str, *, allow_zero: bool = False) -> Decimal:
-    """A decimal string within the currency's minor unit; > 0 (>= 0 with allow_zero)."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise typer.BadParameter(f"{text!r} is not a decimal amount", param_hint=option) from None
-    if not value.is_finite() or value < 0 or (value == 0 and not allow_zero):
-        raise typer.BadParameter(f"{text!r} must be {'>=' if allow_zero else '>'} 0",
-                                 param_hint=option)  # fmt: skip
-    try:
-        check_scale(value, currency, option.lstrip("-"))
-    except LedgerError as error:
-        raise typer.BadParameter(error.message, param_hint=option) from None
-    return value
-
 
 @limit_app.command("set")
 def credit_limit_set(
@@ -57,7 +28,7 @@ def credit_limit_set(
     """Record the credit limit Microsoft granted the partner (an event: as-of views know
     the limit in force on any date)."""
     cur = parse_currency(currency)
-    value = parse_amount(amount, cur, "AMOUNT", allow_zero=True)
+    value = parse_amount(amount, "AMOUNT", cur, allow_zero=True)
     effective = parse_day(on, "--date") or today()
     from ledger.microsoft import set_credit_limit
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -13,10 +12,9 @@ import typer
 from rich.console import Console
 
 from ledger.bootstrap import build_app
-from ledger.cli_options import parse_day, parse_period, today
+from ledger.cli_options import parse_amount, parse_currency, parse_day, parse_period, today
 from ledger.config import get_settings
-from ledger.domain.errors import InvalidMessage
-from ledger.domain.money import check_currency, fmt, parse_decimal
+from ledger.domain.money import fmt
 from ledger.reconcile import ReconReport, import_recon_file, write_csv
 from ledger.tables import print_rows
 from projections.remittance import payment_status
@@ -123,7 +121,7 @@ def remittance_pay(
     """Record a payment to Microsoft (same reference again: no effect). It settles the named
     invoice, else the oldest due first; the rest stays unallocated and settles the next
     invoice recorded. With --period: a payment for that billing period."""
-    value = _amount(amount)
+    value = parse_amount(amount, "--amount")
     if not reference.strip():
         raise typer.BadParameter("must not be empty", param_hint="--reference")
     paid_on = parse_day(on, "--date") or today()
@@ -174,33 +172,9 @@ def _pay_invoices(amount: Decimal, currency: str, reference: str, paid_on: date,
     )
 
 
-def _amount(text: str) -> Decimal:
-    # The same reading as message amounts: ASCII digits, no exponent, no NaN (Decimal()
-    # alone takes "1e3", "NaN" and Arabic-Indic digits).
-    try:
-        value = parse_decimal(text, "--amount", max_decimals=None)
-    except InvalidMessage as exc:
-        raise typer.BadParameter(exc.message.removeprefix("--amount: "),
-                                 param_hint="--amount") from None  # fmt: skip
-    if value <= 0:
-        raise typer.BadParameter(f"{text!r} must be > 0", param_hint="--amount")
-    return value
-
-
-
 def _currency(text: str | None) -> str | None:
-    """An ISO 4217 code, upper-cased; None: the period's currency."""
-    if text is None:
-        return None
-    code = text.strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", code):
-        raise typer.BadParameter(f"{text!r} is not a currency code (e.g. USD)",
-                                 param_hint="--currency")  # fmt: skip
-    try:
-        return check_currency(code, "--currency")  # a real ISO 4217 code, not only its shape
-    except InvalidMessage as exc:
-        raise typer.BadParameter(exc.message.removeprefix("--currency: "),
-                                 param_hint="--currency") from None  # fmt: skip
+    """--currency when given; None: the period's currency."""
+    return None if text is None else parse_currency(text)
 
 
 def remittance_table(rows: list[dict[str, Any]], as_of: date) -> list[dict[str, Any]]:

@@ -158,7 +158,7 @@ def test_credit_limit_warning_and_bad_input(ledger: Ledger, tmp_path: Path) -> N
     )  # fmt: skip
     assert "warning_85" in ok(ledger("show", "microsoft", "--as-of", "2025-03-01"))
     bad = ledger("microsoft", "credit-limit", "set", "1.001", "--currency", "USD")
-    assert bad.code == 2 and "more decimals than USD allows" in bad.err
+    assert bad.code == 2 and "1.001 has 3 decimals, at most 2 for USD" in bad.err
     assert ledger("microsoft", "credit-limit", "set", "10", "--currency", "US").code == 2
 
 
