@@ -9,7 +9,7 @@ from time import perf_counter
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
@@ -21,6 +21,7 @@ from ledger.api import microsoft as microsoft_api
 from ledger.api.data import Reader
 from ledger.api.errors import Problem, problem_responses
 from ledger.api.models import Health
+from ledger.api.strict import reject_unknown_query
 from ledger.application import LedgerApplication
 from ledger.config import Settings
 from ledger.metrics import API_LATENCY, LOG_HEAD, PUBLISH_POSITION
@@ -93,6 +94,7 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.reader = reader
     app.state.tokens = tokens
