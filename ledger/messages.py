@@ -79,7 +79,7 @@ from ledger.domain.errors import (
     MessageTooLarge,
     UnknownType,
 )
-from ledger.domain.ids import normalize_id
+from ledger.domain.ids import normalize_id, normalize_invoice_id
 from ledger.domain.money import MAX_PLAIN_DECIMALS, check_currency, check_scale, parse_decimal
 
 __all__ = [
@@ -196,6 +196,11 @@ def _customer_id(value: str) -> str:
     return normalize_id(value)
 
 
+def _invoice_ref(value: str) -> str:
+    """An `invoice_id` a message names: `INV-<GUID>-…` in either case is one invoice."""
+    return normalize_invoice_id(_business_id(value))
+
+
 def _partner_center_id(value: str) -> str:
     """A business id that Partner Center writes as a GUID (subscription_id)."""
     return normalize_id(_business_id(value))
@@ -304,6 +309,7 @@ RequiredText = Annotated[str, AfterValidator(_required_text)]
 Text = Annotated[str, AfterValidator(_unicode)]
 CustomerId = Annotated[str, AfterValidator(_customer_id)]
 PartnerCenterId = Annotated[str, AfterValidator(_partner_center_id)]
+InvoiceRef = Annotated[str, AfterValidator(_invoice_ref)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 Email = Annotated[str, AfterValidator(_email)]
 BillingPeriod = Annotated[str, BeforeValidator(_billing_period)]
@@ -537,7 +543,7 @@ class PaymentMsg(_PositiveAmount):
     payment_id: BusinessId
     method: PaymentMethod
     reference: RequiredText
-    invoice_id: BusinessId | None = None
+    invoice_id: InvoiceRef | None = None
 
 
 class PaymentReversedMsg(Envelope):
@@ -553,7 +559,7 @@ class CreditNoteMsg(_PositiveAmount):
 
     credit_id: BusinessId
     reason: RequiredText
-    invoice_id: BusinessId | None = None
+    invoice_id: InvoiceRef | None = None
 
 
 class RefundMsg(_PositiveAmount):
