@@ -34,7 +34,10 @@ class RemittanceProjection:
 
     def keys(self, event: Event) -> list[str]:
         kind, data = event["event_type"], event["data"]
-        if kind == "ChargePosted" or kind in MICROSOFT_EVENTS:
+        if kind == "ChargePosted":  # owed to Microsoft in its currency (SPEC §10)
+            currency = data.get("cost_currency") or data["currency"]
+            return [f"period|{data['billing_period']}|{currency}"]
+        if kind in MICROSOFT_EVENTS:
             return [f"period|{data['billing_period']}|{data['currency']}"]
         if kind == "InvoiceIssued" or (
             kind in ("PaymentApplied", "PaymentUnapplied")

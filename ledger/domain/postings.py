@@ -1,7 +1,8 @@
 """Double-entry posting rules: each money event becomes balanced journal lines.
 
 Accounts receivable, unbilled receivable and unapplied cash/credits are kept per customer;
-the others are the partner's. A negative amount (a `cancel_refund` charge) swaps sides.
+the others are the partner's. A negative amount (a credit-bearing charge) swaps sides. A
+charge's cost posts in its `cost_currency` (Microsoft's), its revenue in the customer's.
 """
 
 from __future__ import annotations
@@ -59,8 +60,11 @@ def postings_for(
     c = customer_id
     if event_type == "ChargePosted":
         income = SUPPORT_REVENUE if data["charge_type"] == "support" else REVENUE
+        # Cost is owed to Microsoft in its billing currency (SPEC §10), revenue is in the
+        # customer's: each side balances within its own currency.
+        cost_currency = data.get("cost_currency") or currency
         return _entry(unbilled(c), income, Decimal(data["amount"]), currency) + _entry(
-            COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), currency
+            COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), cost_currency
         )
     if event_type == "InvoiceIssued":
         total = Decimal(data["total"])
