@@ -425,9 +425,9 @@ def audit_verify() -> None:
 
 def _register_areas() -> None:
     """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger import cli_api, cli_demo, cli_remittance
+    from ledger import cli_api, cli_bill, cli_demo, cli_remittance
 
-    for area in (cli_remittance, cli_api, cli_demo):
+    for area in (cli_remittance, cli_api, cli_demo, cli_bill):
         area.register(app)
 
 
