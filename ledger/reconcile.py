@@ -98,6 +98,15 @@ class ReconFileError(LedgerError):
         self.column = column
 
 
+_GUID_RE = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+
+
+def canonical_id(value: str) -> str:
+    """A Partner Center GUID in lower case (SPEC §2: the same id in either case); any other id
+    as written."""
+    return value.lower() if _GUID_RE.match(value) else value
+
+
 def charge_type_of(ms_charge_type: str, subtotal: Decimal) -> str | None:
     """The ledger's charge_type for a Microsoft ChargeType value (None when unknown)."""
     normal = re.sub(r"[\s_-]+", "", ms_charge_type).lower()
@@ -277,8 +286,8 @@ def parse_recon_file(raw: bytes) -> ReconFile:
         lines.append(
             ReconLine(
                 line=line,
-                customer_id=cell("CustomerId"),
-                subscription_id=cell("SubscriptionId"),
+                customer_id=canonical_id(cell("CustomerId")),
+                subscription_id=canonical_id(cell("SubscriptionId")),
                 product_id=cell("ProductId", required=False),
                 sku_id=cell("SkuId", required=False),
                 ms_charge_type=ms_type,
@@ -321,8 +330,8 @@ def ledger_charges(events: Iterable[LedgerEvent]) -> list[LedgerCharge]:
     return [
         LedgerCharge(
             charge_id=d["charge_id"],
-            customer_id=e.customer_id,
-            subscription_id=d["subscription_id"],
+            customer_id=canonical_id(e.customer_id),
+            subscription_id=canonical_id(d["subscription_id"]),
             charge_type=d["charge_type"],
             charge_start=date.fromisoformat(d["charge_start"]),
             charge_end=date.fromisoformat(d["charge_end"]),

@@ -46,14 +46,13 @@ from ledger.domain.pricebook import (
     annual_billing,
 )
 from ledger.ingest import IngestCounts, RawRecord
-from ledger.reconcile import ReconFile, ReconLine, parse_recon_file
+from ledger.reconcile import ReconFile, ReconLine, canonical_id, parse_recon_file
 
 if TYPE_CHECKING:
     from ledger.domain.account import CustomerAccount
 
 log = structlog.get_logger(__name__)
 
-_GUID_RE = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 BATCH = 1000  # messages per `send` (one ingest transaction)
 # The columns that make a line's identity (SPEC §7 names), besides the parsed key fields.
 IDENTITY_TEXT = ("OrderId", "AvailabilityId", "MeterDescription", "ReservationOrderId",
@@ -95,11 +94,6 @@ def lookup_from_accounts(find: Callable[[str], CustomerAccount | None]) -> Custo
     return lookup
 
 
-def canonical_id(value: str) -> str:
-    """A Partner Center GUID in lower case (SPEC §2); any other id as written."""
-    return value.lower() if _GUID_RE.match(value) else value
-
-
 def _number(text: str) -> Decimal | None:
     """A number of the file ('12', "'12.50": a leading apostrophe is Excel's text marker)."""
     value = text.strip().lstrip("'").strip()
@@ -121,6 +115,11 @@ def _canon_number(text: str) -> str:
         return text.strip()
     if number is None:
         return ""
+    return "0" if number.is_zero() else format(number.normalize(), "f")
+
+
+def _plain(number: Decimal) -> str:
+    """'6.9' for 6.900000 (no exponent, no trailing zeros)."""
     return "0" if number.is_zero() else format(number.normalize(), "f")
 
 
@@ -321,7 +320,7 @@ def plan(
             "description": _description(line),
             "charge_type": line.charge_type,
             "quantity": format(quantity, "f"),
-            "unit_price": format(priced.unit_price, "f"),
+            "unit_price": _plain(priced.unit_price),
             "amount": format(priced.amount, "f"),
             "currency": currency,
             "cost": format(line.subtotal, "f"),  # Microsoft's Subtotal as written
@@ -386,7 +385,7 @@ def bill_file(
             # event store as it is now.
             for item in chunk:
                 if not item.known:
-                    dead[item.line] = (f"dead letter unknown_customer: customer "
+                    dead[item.line] = (f"dead letter unknown_customer: customer_id: "
                                        f"{item.customer_id!r} is not registered")  # fmt: skip
                 elif item.duplicate:
                     report.duplicates += 1
