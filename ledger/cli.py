@@ -37,7 +37,7 @@ app.add_typer(collections_app, name="collections")
 app.add_typer(policy_app, name="policy")
 app.add_typer(projections_app, name="projections")
 
-VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance"
+VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|margin"
 METRICS_HELP = "Serve this process's Prometheus counters on 127.0.0.1:PORT/metrics."
 
 
@@ -332,7 +332,7 @@ def show(
     as_of: str | None = typer.Option(None, "--as-of", help="Date; a past date replays history."),
     as_json: bool = typer.Option(False, "--json"),
     status: str | None = typer.Option(None, help="support: open, escalated or resolved."),
-    period: str | None = typer.Option(None, help="remittance: one billing period."),
+    period: str | None = typer.Option(None, help="remittance, margin: one billing period."),
 ) -> None:
     """Print a view of SPEC §6 as a table, or as JSON rows with --json."""
     from ledger.readmodels import view_rows

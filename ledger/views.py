@@ -13,6 +13,7 @@ from ledger.published import to_published
 from projections.accounts import AccountsProjection, balances_view, delinquency_view
 from projections.base import Projection, Rows, fold, occurred_by
 from projections.journal import JournalProjection, trial_balance_view
+from projections.margin import MarginProjection, margin_view
 from projections.remittance import RemittanceProjection, remittance_view
 from projections.support import SupportProjection, support_view
 
@@ -23,12 +24,13 @@ PROJECTIONS: dict[str, Projection] = {
         JournalProjection(),
         SupportProjection(),
         RemittanceProjection(),
+        MarginProjection(),
     )
 }
-VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance")
+VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance", "margin")
 VIEW_SOURCE = {
     "balances": "accounts", "delinquency": "accounts", "remittance": "remittance",
-    "support": "support", "trial-balance": "journal",
+    "support": "support", "trial-balance": "journal", "margin": "margin",
 }  # fmt: skip
 
 
@@ -72,6 +74,8 @@ def render_view(
         out = support_view(rows, status)
     elif view == "remittance":
         return remittance_view(rows, period)
+    elif view == "margin":
+        return margin_view(rows, period, customer_id)
     else:
         raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
     return [r for r in out if customer_id is None or r["customer_id"] == customer_id]

@@ -46,7 +46,7 @@ from tests.e2e.procs import (
 
 pytestmark = pytest.mark.e2e
 
-VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance")
+VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance", "margin")
 PROJECTION_NAMES = ("accounts", "journal", "support", "remittance")
 MONTHS = ("2026-01", "2026-02", "2026-03")
 MONTH_END = {"2026-01": "2026-01-31", "2026-02": "2026-02-28", "2026-03": "2026-03-31"}
