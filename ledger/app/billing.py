@@ -124,20 +124,18 @@ def _plain(number: Decimal) -> str:
 
 
 def line_identity(invoice_number: str, line: ReconLine) -> str:
-    """The canonical JSON of what makes a line itself (see the module docstring)."""
+    """The canonical text of what makes a line itself (see the module docstring): its fields
+    in a fixed order, separated by the ASCII unit separator (never in a CSV cell we read)."""
     extra = line.extra
-    doc = {
-        "invoice": invoice_number,
-        "customer": canonical_id(line.customer_id),
-        "subscription": canonical_id(line.subscription_id),
-        "product": line.product_id, "sku": line.sku_id,
-        "type": re.sub(r"[\s_-]+", "", line.ms_charge_type).lower(),
-        "start": line.charge_start.isoformat(), "end": line.charge_end.isoformat(),
-        "subtotal": _canon_number(str(line.subtotal)),
-        **{name: canonical_id(extra.get(name, "")) for name in IDENTITY_TEXT},
-        **{name: _canon_number(extra.get(name, "")) for name in IDENTITY_NUMBERS},
-    }  # fmt: skip
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    parts = [
+        invoice_number, canonical_id(line.customer_id), canonical_id(line.subscription_id),
+        line.product_id, line.sku_id, re.sub(r"[\s_-]+", "", line.ms_charge_type).lower(),
+        line.charge_start.isoformat(), line.charge_end.isoformat(),
+        _canon_number(str(line.subtotal)),
+        *(canonical_id(extra.get(name, "")) for name in IDENTITY_TEXT),
+        *(_canon_number(extra.get(name, "")) for name in IDENTITY_NUMBERS),
+    ]  # fmt: skip
+    return "\x1f".join(parts)
 
 
 def charge_ids(recon: ReconFile) -> list[str]:
