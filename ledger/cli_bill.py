@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -21,6 +22,9 @@ from ledger.config import Settings, get_settings
 from ledger.domain.pricebook import PriceBook, PriceBookError, load_price_book
 from ledger.ingest import IngestCounts, RawRecord, process_records
 from ledger.tables import print_rows
+
+if TYPE_CHECKING:
+    from ledger.application import LedgerApplication
 
 bill_app = typer.Typer(help="Bill customers from Microsoft's data (price book, SPEC §10).")
 PROGRESS_FROM = 2000  # lines: shorter files bill in a blink, no bar
@@ -44,10 +48,9 @@ def read_price_book(path: Path | None, settings: Settings) -> PriceBook:
     return load_price_book(text, str(chosen))
 
 
-def _ingest_send(settings: Settings) -> Send:
-    from ledger.bootstrap import build_app, deadletter_store
+def _ingest_send(settings: Settings, ledger: LedgerApplication) -> Send:
+    from ledger.bootstrap import deadletter_store
 
-    ledger = build_app(settings)
     store = deadletter_store(settings)
 
     def send(records: list[RawRecord]) -> IngestCounts:
@@ -121,7 +124,11 @@ def partner_center(
     book = read_price_book(price_book, settings)  # before anything is read or posted
     from ledger.bootstrap import build_app
 
-    customers = lookup_from_accounts(build_app(settings).find)
+    ledger = build_app(settings)
+    # Embedded, ingest itself tells duplicates; a dry run and Kafka need the known charges.
+    customers = lookup_from_accounts(
+        ledger.find, charges=dry_run or bool(settings.kafka_bootstrap)
+    )
     raw = file.read_bytes()
     with _progress_bar() as progress:
         if dry_run:
@@ -133,7 +140,8 @@ def partner_center(
                                    billing_period=chosen_period, progress=progress,
                                    delivered=False)  # fmt: skip
         else:
-            report = bill_file(raw, book, customers, _ingest_send(settings), source=str(file),
+            report = bill_file(raw, book, customers, _ingest_send(settings, ledger),
+                               source=str(file),
                                billing_period=chosen_period, progress=progress)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))

@@ -72,23 +72,24 @@ CustomerLookup = Callable[[str], CustomerInfo | None]
 Send = Callable[[list[RawRecord]], IngestCounts]
 
 
-def lookup_from_accounts(find: Callable[[str], CustomerAccount | None]) -> CustomerLookup:
-    """A CustomerLookup over the event store (`LedgerApplication.find`), cached per customer."""
+def lookup_from_accounts(
+    find: Callable[[str], CustomerAccount | None], *, charges: bool = True
+) -> CustomerLookup:
+    """A CustomerLookup over the event store (`LedgerApplication.find`), cached per customer.
+    `charges`: also remember the charge ids each customer has (to report duplicates without
+    ingesting: a dry run, or publishing to Kafka); only the ids are kept, not the accounts."""
     cache: dict[str, CustomerInfo | None] = {}
-
-    class _Charges:
-        def __init__(self, account: CustomerAccount) -> None:
-            self.facts = account.facts
-
-        def __contains__(self, charge_id: object) -> bool:
-            return f"charge:{charge_id}" in self.facts
 
     def lookup(customer_id: str) -> CustomerInfo | None:
         if customer_id not in cache:
             account = find(customer_id)
-            cache[customer_id] = (
-                None if account is None else CustomerInfo(account.currency, _Charges(account))
-            )
+            if account is None:
+                cache[customer_id] = None
+            else:
+                known = frozenset(
+                    key[7:] for key in account.facts if key.startswith("charge:")
+                ) if charges else frozenset()  # fmt: skip
+                cache[customer_id] = CustomerInfo(account.currency, known)
         return cache[customer_id]
 
     return lookup
