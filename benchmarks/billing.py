@@ -125,14 +125,18 @@ def main() -> None:
         }
         (work / "charges.jsonl").write_text(charges_jsonl(scenario.csv_bytes, "USD"))
         count = scenario.line_count
+        print(json.dumps(results), file=sys.stderr, flush=True)  # partial results as they come
         results["sqlite"] = bill(f"sqlite:///{work / 'ledger.db'}", work, count)
+        print(json.dumps(results["sqlite"]), file=sys.stderr, flush=True)
         results["sqlite_ingest_only"] = ingest_only(f"sqlite:///{work / 'ingest.db'}", work,
                                                     count)  # fmt: skip
+        print(json.dumps(results["sqlite_ingest_only"]), file=sys.stderr, flush=True)
         if not options.skip_postgres:
             for label, run in (("postgresql", bill), ("postgresql_ingest_only", ingest_only)):
                 url = create_database("billing")
                 try:
                     results[label] = run(url, work, count)
+                    print(json.dumps({label: results[label]}), file=sys.stderr, flush=True)
                 finally:
                     drop_database(url)
         print(json.dumps(results, indent=2))
