@@ -129,18 +129,17 @@ def partner_center(
     customers = lookup_from_accounts(
         ledger.find, charges=dry_run or bool(settings.kafka_bootstrap)
     )
-    raw = file.read_bytes()
     with _progress_bar() as progress:
         if dry_run:
-            report = bill_file(raw, book, customers, None, source=str(file),
+            report = bill_file(file.read_bytes(), book, customers, None, source=str(file),
                                billing_period=chosen_period, progress=progress)  # fmt: skip
         elif settings.kafka_bootstrap:
             with _kafka_send(settings) as send:
-                report = bill_file(raw, book, customers, send, source=str(file),
+                report = bill_file(file.read_bytes(), book, customers, send, source=str(file),
                                    billing_period=chosen_period, progress=progress,
                                    delivered=False)  # fmt: skip
         else:
-            report = bill_file(raw, book, customers, _ingest_send(settings, ledger),
+            report = bill_file(file.read_bytes(), book, customers, _ingest_send(settings, ledger),
                                source=str(file),
                                billing_period=chosen_period, progress=progress)  # fmt: skip
     if as_json:

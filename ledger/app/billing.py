@@ -275,16 +275,17 @@ def plan(
     *,
     billing_period: str | None = None,
     not_billed: list[dict[str, Any]] | None = None,
-    lines: slice = slice(None),
+    lines: Sequence[ReconLine] | None = None,
     ids: Sequence[str] | None = None,
 ) -> tuple[str, list[PlannedCharge], list[dict[str, Any]]]:
     """(billing period, the charge of every billable line, not_billed [{line, reason}]) of
-    the file, or of `lines` of it (a slice; `ids`: the file's charge_ids, computed once)."""
+    the file, or of some of its `lines` (with their `ids`, from charge_ids of the file)."""
     period = billing_period or recon.billing_period()
     skipped: list[dict[str, Any]] = [] if not_billed is None else not_billed
     planned: list[PlannedCharge] = []
-    every_id = charge_ids(recon) if ids is None else ids
-    for line, charge_id in zip(recon.lines[lines], every_id[lines], strict=True):
+    chosen = recon.lines if lines is None else lines
+    chosen_ids = charge_ids(recon) if ids is None else ids
+    for line, charge_id in zip(chosen, chosen_ids, strict=True):
         if line.charge_type is None:
             skipped.append({"line": line.line, "reason": (
                 f"unknown ChargeType {line.ms_charge_type!r}: not one the ledger knows (SPEC "
@@ -398,16 +399,20 @@ def bill_file(
     `billed` counts what was published and dead letters appear on `billing.deadletter`.
     Raises ReconFileError for a malformed file (nothing sent)."""
     recon = parse_recon_file(raw)
+    del raw  # the caller passes the file's bytes only to us: 50 MB for 100,000 lines
     period = billing_period or recon.billing_period()
     ids = charge_ids(recon)
-    report = BillingReport(recon.invoice_number, period, len(recon.lines),
+    total = len(recon.lines)
+    report = BillingReport(recon.invoice_number, period, total,
                            dry_run=send is None, published=not delivered)  # fmt: skip
-    # One batch of lines at a time, priced, sent and summed: the messages of a whole file
-    # are never held at once (a 100,000-line file bills in well under 300 MB).
-    for start in range(0, len(recon.lines), BATCH):
-        window = slice(start, start + BATCH)
+    # One batch of lines at a time, priced, sent, summed and let go: neither the messages
+    # nor the parsed lines of a whole file are held longer than needed.
+    pending = recon.lines
+    while pending:
+        batch, batch_ids = pending[:BATCH], ids[:BATCH]
+        del pending[:BATCH], ids[:BATCH]
         _, planned, _ = plan(recon, book, customers, billing_period=period,
-                             not_billed=report.not_billed, lines=window, ids=ids)  # fmt: skip
+                             not_billed=report.not_billed, lines=batch, ids=batch_ids)  # fmt: skip
         dead = _deliver(planned, send, delivered, source, report)
         for item in planned:
             if item.line in dead:
@@ -422,7 +427,7 @@ def bill_file(
             if item.below_min_margin:
                 totals.below_min_margin.append(item.line)
         if progress:
-            progress(len(recon.lines[window]), len(recon.lines))
+            progress(len(batch), total)
     log.info("billing.done", invoice_number=recon.invoice_number, billing_period=period,
              lines=report.lines, billed=report.billed, duplicates=report.duplicates,
              not_billed=len(report.not_billed), dry_run=send is None)  # fmt: skip
