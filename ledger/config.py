@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./ledger.db"
     kafka_bootstrap: str | None = None
     policy_file: Path | None = None
+    price_book: Path | None = None  # `ledger bill partner-center` (SPEC §10)
     api_tokens_file: Path = Path("./ledger-tokens.toml")
     log_format: str = Field(default="auto", description="json, console or auto (tty)")
     log_level: str = "info"
@@ -33,7 +34,9 @@ class Settings(BaseSettings):
     topic_events: str = "ledger.events"
     consumer_group_ingest: str = "ledger-ingest"
     consumer_group_project: str = "ledger-project"
-    microsoft_payment_terms_days: int = 60
+    # Microsoft's payment terms for the partner (SPEC §11: net 60 unless agreed otherwise):
+    # the due date of a reconciled invoice. A negative value is refused at start.
+    microsoft_payment_terms_days: int = Field(default=60, ge=0, le=365)
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.domain.account import CASH_SOURCES
+from ledger.domain.microsoft import cost_currency
 from ledger.domain.money import fmt, quantize
 from projections.base import Event, Row, Rows, dec
 
@@ -35,7 +36,14 @@ class RemittanceProjection:
 
     def keys(self, event: Event) -> list[str]:
         kind, data = event["event_type"], event["data"]
-        if kind == "ChargePosted" or kind in MICROSOFT_EVENTS:
+        if kind == "ChargePosted":  # keyed by Microsoft's billing currency of the cost
+            return [f"period|{data['billing_period']}|{cost_currency(data)}"]
+        if kind in MICROSOFT_EVENTS:
+            return [f"period|{data['billing_period']}|{data['currency']}"]
+        if kind == "MicrosoftPaymentMade":  # a payment applied to invoices of these periods
+            return sorted({f"period|{a['billing_period']}|{data['currency']}"
+                           for a in data["allocations"]})  # fmt: skip
+        if kind == "MicrosoftPaymentAllocated":
             return [f"period|{data['billing_period']}|{data['currency']}"]
         if kind == "InvoiceIssued" or (
             kind in ("PaymentApplied", "PaymentUnapplied")
@@ -58,6 +66,11 @@ class RemittanceProjection:
             elif kind == "MicrosoftPaymentRecorded":
                 row["payments"][data["reference"]] = data["amount"]
                 row["paid_to_microsoft"] = str(dec(row["paid_to_microsoft"]) + dec(data["amount"]))
+            elif kind in ("MicrosoftPaymentMade", "MicrosoftPaymentAllocated"):
+                items = data["allocations"] if kind == "MicrosoftPaymentMade" else [data]
+                paid = sum((dec(a["amount"]) for a in items if a["billing_period"] == period),
+                           ZERO)  # fmt: skip
+                row["paid_to_microsoft"] = str(dec(row["paid_to_microsoft"]) + paid)
             return row
         row = row or {
             "currency": data.get("currency"), "total": "0", "settled": "0", "paid": "0",
@@ -67,6 +80,13 @@ class RemittanceProjection:
             row["total"] = data["total"]
             for charge in data["charges"]:
                 period = charge["billing_period"]
+                other = charge.get("cost_currency")
+                if other and other != row["currency"]:
+                    # Cost owed to Microsoft in another currency (SPEC §10): collected there.
+                    slot = f"{period}|{other}"
+                    xcosts = row.setdefault("xcosts", {})
+                    xcosts[slot] = str(dec(xcosts.get(slot)) + dec(charge["cost"]))
+                    continue
                 row["costs"][period] = str(dec(row["costs"].get(period)) + dec(charge["cost"]))
         else:
             amount = dec(data["amount"]) * (1 if kind == "PaymentApplied" else -1)
@@ -88,6 +108,10 @@ def remittance_view(rows: Rows, period: str | None = None) -> list[dict[str, Any
         fraction = dec(row.get("paid")) / dec(row["total"])
         for cost_period, cost in row["costs"].items():
             slot = (cost_period, row["currency"])
+            collected[slot] = collected.get(slot, ZERO) + dec(cost) * fraction
+        for cost_slot, cost in row.get("xcosts", {}).items():
+            cost_period, cost_cur = cost_slot.split("|")
+            slot = (cost_period, cost_cur)
             collected[slot] = collected.get(slot, ZERO) + dec(cost) * fraction
     out = []
     for key, row in sorted(rows.items()):

@@ -9,7 +9,7 @@ from time import perf_counter
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
@@ -17,9 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger import __version__
 from ledger.api import errors, routes
+from ledger.api import microsoft as microsoft_api
 from ledger.api.data import Reader
 from ledger.api.errors import Problem, problem_responses
 from ledger.api.models import Health
+from ledger.api.strict import reject_unknown_query
 from ledger.app.application import LedgerApplication
 from ledger.config import Settings
 from ledger.metrics import API_LATENCY, LOG_HEAD, PUBLISH_POSITION
@@ -92,6 +94,7 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.reader = reader
     app.state.tokens = tokens
@@ -99,6 +102,7 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
     errors.install(app)
     app.add_middleware(LatencyMiddleware)
     app.include_router(routes.router)
+    app.include_router(microsoft_api.router)
     _operations(app, reader, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -124,6 +128,7 @@ def _operations(app: FastAPI, reader: Reader, settings: Settings) -> None:
     def metrics(request: Request) -> Response:
         """Open, for scrapers: ingest, publish, projection and API metrics (Prometheus text)."""
         refresh_store_gauges(reader, settings)
+        microsoft_api.refresh_microsoft_gauges(reader)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

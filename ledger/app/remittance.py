@@ -51,7 +51,8 @@ class PayingMicrosoft(LedgerBase):
         accrued: dict[str, Decimal] = {}
         for event in self.charge_events():
             if event.data["billing_period"] == period:
-                currency = event.data["currency"]
+                # Owed in Microsoft's currency (SPEC §10: cost_currency, default currency).
+                currency = event.data.get("cost_currency") or event.data["currency"]
                 accrued[currency] = accrued.get(currency, Decimal(0)) + Decimal(event.data["cost"])
         for event in self._events_of(REMITTANCE_OPENED_TOPIC):
             if event.data["billing_period"] == period:

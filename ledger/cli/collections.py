@@ -57,7 +57,11 @@ def collections_schedule(
     from ledger.app.schedule import CollectionsSchedule, parse_at
 
     ledger = build_app(get_settings())
-    schedule = CollectionsSchedule(ledger.run_collections, parse_at(at), StopFlag().install())
+    from ledger.app.microsoft import collections_and_microsoft
+
+    schedule = CollectionsSchedule(
+        lambda as_of: collections_and_microsoft(ledger, as_of), parse_at(at), StopFlag().install()
+    )
     schedule.loop(once_now=once_now)
 
 
@@ -65,9 +69,11 @@ def _collections(as_of: date, dry_run: bool) -> None:
     from ledger.app.collections import CollectionsIncomplete
 
     ledger = build_app(get_settings())
+    from ledger.app.microsoft import collections_and_microsoft  # the Microsoft check runs too
+
     incomplete: CollectionsIncomplete | None = None
     try:
-        fired = ledger.run_collections(as_of, dry_run=dry_run)
+        fired = collections_and_microsoft(ledger, as_of, dry_run=dry_run)
     except CollectionsIncomplete as error:
         # The others were done: say what was, then name every customer left out (exit 1).
         incomplete, fired = error, error.fired

@@ -39,11 +39,13 @@ def _register_groups() -> None:
     order of `ledger --help` (commands, then groups, each in the order they are added)."""
     from ledger.cli import (
         audit,
+        bill,
         collections,
         deadletters,
         demo,
         ingest,
         invoice,
+        microsoft,
         pipeline,
         policy,
         projections,
@@ -54,7 +56,7 @@ def _register_groups() -> None:
     )
 
     for group in (invoice, deadletters, audit, collections, policy, projections, ingest,
-                  pipeline, show, remittance, serve, tokens, demo):  # fmt: skip
+                  pipeline, show, remittance, serve, tokens, demo, microsoft, bill):  # fmt: skip
         group.register(app)
 
 

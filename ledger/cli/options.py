@@ -1,16 +1,19 @@
-"""What the CLI modules share: option parsing (dates, billing periods, customers, with usage
-errors (exit 2) that name the option) and the one-line failures (exit 1)."""
+"""What the CLI modules share: option parsing (dates, billing periods, customers, amounts and
+currencies, with usage errors (exit 2) that name the option) and the one-line failures (exit 1)."""
 
 from __future__ import annotations
 
 import re
 import sys
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import NoReturn
 
 import typer
 
+from ledger.domain.errors import InvalidMessage
 from ledger.domain.ids import normalize_id
+from ledger.domain.money import check_currency, check_scale, parse_decimal
 
 # Only these spellings, ASCII digits, the whole value: date.fromisoformat would also take
 # "20260115" and "2026-W03-4", strptime("%Y-%m") takes "2026-1" and Arabic-Indic digits.
@@ -61,6 +64,39 @@ def parse_period(value: str) -> str:
 def parse_customer(value: str | None) -> str | None:
     """A `--customer` option: a GUID in either case names the same customer (SPEC §2)."""
     return None if value is None else normalize_id(value.strip())
+
+
+_CURRENCY_RE = re.compile(r"[A-Z]{3}", re.ASCII)
+
+
+def parse_currency(text: str, option: str = "--currency") -> str:
+    """A currency option: a real ISO 4217 code (SPEC §2), upper-cased."""
+    code = text.strip().upper()
+    if not _CURRENCY_RE.fullmatch(code):
+        raise typer.BadParameter(f"{text!r} is not a currency code (e.g. USD)", param_hint=option)
+    try:
+        return check_currency(code, option)
+    except InvalidMessage as exc:
+        raise typer.BadParameter(exc.message.removeprefix(f"{option}: "),
+                                 param_hint=option) from None  # fmt: skip
+
+
+def parse_amount(
+    text: str, option: str, currency: str | None = None, *, allow_zero: bool = False
+) -> Decimal:
+    """An amount option, read as message amounts are (ASCII digits, no exponent, no NaN, at
+    most 15 whole digits; Decimal() alone takes "1e3", "NaN" and Arabic-Indic digits);
+    > 0 (>= 0 with allow_zero); at most the currency's minor-unit decimals when it is given."""
+    try:
+        value = parse_decimal(text, option, max_decimals=None)
+        if value < 0 or (value == 0 and not allow_zero):
+            raise InvalidMessage(f"{option}: {text!r} must be {'>=' if allow_zero else '>'} 0")
+        if currency is not None:
+            check_scale(value, currency, option)
+    except InvalidMessage as exc:
+        raise typer.BadParameter(exc.message.removeprefix(f"{option}: "),
+                                 param_hint=option) from None  # fmt: skip
+    return value
 
 
 class CliError(Exception):

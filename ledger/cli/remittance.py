@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,11 +13,10 @@ from rich.console import Console
 
 from ledger.app.reconcile import ReconReport, import_recon_file, write_csv
 from ledger.bootstrap import build_app
-from ledger.cli.options import parse_day, parse_period, today
+from ledger.cli.options import parse_amount, parse_currency, parse_day, parse_period, today
 from ledger.cli.tables import print_rows
 from ledger.config import get_settings
-from ledger.domain.errors import InvalidMessage
-from ledger.domain.money import check_currency, fmt, parse_decimal
+from ledger.domain.money import fmt
 from projections.remittance import payment_status
 
 remittance_app = typer.Typer(help="What the partner owes and pays Microsoft.")
@@ -103,26 +101,47 @@ def _print_report(report: ReconReport, line_count: int) -> None:
 
 @remittance_app.command("pay")
 def remittance_pay(
-    period: str = typer.Option(..., "--period", help="Microsoft billing period YYYY-MM."),
     amount: str = typer.Option(..., "--amount", help="Decimal amount paid, e.g. 1250.00."),
     reference: str = typer.Option(..., "--reference", help="Bank reference (idempotency key)."),
-    on: str | None = typer.Option(None, "--date", help="Payment date (default: today, UTC)."),
     currency: str | None = typer.Option(
-        None, "--currency", help="Default: the one currency owed for the period."
+        None, "--currency", help="Microsoft's billing currency (with --period: default the "
+        "one currency owed for the period)."
     ),
-    force: bool = typer.Option(False, "--force", help="Record even beyond what is due."),
+    invoice: str | None = typer.Option(
+        None, "--invoice", help="The Microsoft invoice to settle first (else the oldest due)."
+    ),
+    on: str | None = typer.Option(None, "--date", help="Payment date (default: today, UTC)."),
+    period: str | None = typer.Option(
+        None, "--period", help="Pay for one billing period YYYY-MM (also before its invoice)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Record even beyond what is due (the rest stays unallocated)."
+    ),
 ) -> None:
-    """Record a payment to Microsoft for a billing period (same reference again: no effect)."""
-    chosen = parse_period(period) if period is not None else None
-    assert chosen is not None
-    value = _amount(amount)
+    """Record a payment to Microsoft (same reference again: no effect). It settles the named
+    invoice, else the oldest due first; the rest stays unallocated and settles the next
+    invoice recorded. With --period: a payment for that billing period."""
+    value = parse_amount(amount, "--amount")
     if not reference.strip():
         raise typer.BadParameter("must not be empty", param_hint="--reference")
     paid_on = parse_day(on, "--date") or today()
-    ledger = build_app(get_settings())
-    remittance, applied = ledger.pay_microsoft(
-        chosen, value, reference.strip(), paid_on, _currency(currency),
-        force=force,
+    if period is None:
+        code = _currency(currency)
+        if code is None:
+            raise typer.BadParameter("is required (or give --period)", param_hint="--currency")
+        if invoice is not None and not invoice.strip():
+            raise typer.BadParameter("must not be empty", param_hint="--invoice")
+        _pay_invoices(value, code, reference.strip(), paid_on,
+                      invoice.strip() if invoice else None, force)  # fmt: skip
+        return
+    if invoice is not None:
+        raise typer.BadParameter("give --invoice or --period, not both", param_hint="--invoice")
+    chosen = parse_period(period)
+    from ledger.app.microsoft import pay_period
+
+    remittance, applied = pay_period(
+        build_app(get_settings()), chosen, value, reference.strip(), paid_on,
+        _currency(currency), force=force,
     )  # fmt: skip
     cur = remittance.currency
     if not applied:
@@ -134,38 +153,27 @@ def remittance_pay(
     )
 
 
-def _currency(text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        return check_currency(text.strip().upper(), "--currency")
-    except InvalidMessage as exc:
-        raise typer.BadParameter(exc.message.removeprefix("--currency: "),
-                                 param_hint="--currency") from None  # fmt: skip
+def _pay_invoices(amount: Decimal, currency: str, reference: str, paid_on: date,
+                  invoice: str | None, force: bool) -> None:  # fmt: skip
+    from ledger.app.microsoft import pay
 
-
-def _amount(text: str) -> Decimal:
-    # The same reading as message amounts: ASCII digits, no exponent, no NaN (Decimal()
-    # alone takes "1e3", "NaN" and Arabic-Indic digits).
-    try:
-        value = parse_decimal(text, "--amount", max_decimals=None)
-    except InvalidMessage as exc:
-        raise typer.BadParameter(exc.message.removeprefix("--amount: "),
-                                 param_hint="--amount") from None  # fmt: skip
-    if value <= 0:
-        raise typer.BadParameter(f"{text!r} must be > 0", param_hint="--amount")
-    return value
-
+    ledger = build_app(get_settings())
+    account, applied = pay(ledger, amount, currency, reference, paid_on,
+                           invoice_number=invoice, force=force)  # fmt: skip
+    if not applied:
+        typer.echo(f"payment {reference!r} was already recorded; nothing changed")
+        return
+    data = account.payments[reference]
+    parts = [f"{a['invoice_number']} {a['amount']}" for a in data["allocations"]]
+    typer.echo(
+        f"recorded payment {reference!r} of {fmt(amount, currency)} {currency} to Microsoft "
+        f"on {paid_on}: applied to {', '.join(parts) or 'no invoice'}; "
+        f"{data['unallocated']} {currency} unallocated"
+    )
 
 def _currency(text: str | None) -> str | None:
-    """An ISO 4217-shaped code (three letters), upper-cased; None: the period's currency."""
-    if text is None:
-        return None
-    code = text.strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", code):
-        raise typer.BadParameter(f"{text!r} is not a currency code (e.g. USD)",
-                                 param_hint="--currency")  # fmt: skip
-    return code
+    """--currency when given; None: the period's currency."""
+    return None if text is None else parse_currency(text)
 
 
 def remittance_table(rows: list[dict[str, Any]], as_of: date) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from ledger.cli.options import (
 from ledger.cli.tables import print_rows
 from ledger.config import get_settings
 
-VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance"
+VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|microsoft|margin"
 
 
 def show(
@@ -24,7 +24,7 @@ def show(
     as_of: str | None = typer.Option(None, "--as-of", help="Date; a past date replays history."),
     as_json: bool = typer.Option(False, "--json"),
     status: str | None = typer.Option(None, help="support: open, escalated or resolved."),
-    period: str | None = typer.Option(None, help="remittance: one billing period."),
+    period: str | None = typer.Option(None, help="remittance, margin: one billing period."),
 ) -> None:
     """Print a view of SPEC §6 as a table, or as JSON rows with --json."""
     from ledger.app.views import VIEWS
@@ -42,6 +42,11 @@ def show(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
+        if view == "microsoft":  # a row per currency, then its invoices
+            from ledger.cli.microsoft import print_microsoft
+
+            print_microsoft(rows, day or today())
+            return
         if view == "remittance":  # the table marks periods overdue or due within 7 days
             from ledger.cli.remittance import remittance_table
 

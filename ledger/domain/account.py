@@ -79,6 +79,12 @@ def utc_day(instant: datetime) -> date:
     return instant.astimezone(UTC).date()
 
 
+def _cost_currency(charge: dict[str, Any], currency: str) -> dict[str, str]:
+    """`cost_currency` for an invoice's charge line, only when it is not the customer's."""
+    other = charge.get("cost_currency")
+    return {"cost_currency": other} if other and other != currency else {}
+
+
 class CustomerAccount(ChainedStream):
     # ---- creation -------------------------------------------------------------------------
 
@@ -209,6 +215,7 @@ class CustomerAccount(ChainedStream):
             "cost": Decimal(data["cost"]),
             "billing_period": data["billing_period"],
             "occurred_at": event.occurred_at,
+            "cost_currency": data.get("cost_currency"),  # Microsoft's, when not the customer's
         }
         # Charges stored before SPEC §2 may spell a GUID in upper case: one subscription.
         self.subscriptions.setdefault(normalize_id(data["subscription_id"]), "active")
@@ -244,8 +251,10 @@ class CustomerAccount(ChainedStream):
                     {
                         "charge_id": c,
                         "amount": fmt(self.unbilled[c]["amount"], self.currency),
-                        "cost": fmt(self.unbilled[c]["cost"], self.currency),
+                        "cost": fmt(self.unbilled[c]["cost"],
+                                    self.unbilled[c].get("cost_currency") or self.currency),
                         "billing_period": self.unbilled[c]["billing_period"],
+                        **_cost_currency(self.unbilled[c], self.currency),
                     }
                     for c in charge_ids
                 ],

@@ -119,9 +119,45 @@ class MicrosoftPaymentRecorded(LedgerEvent):
     """The partner paid Microsoft."""
 
 
+class MicrosoftCostAdjusted(LedgerEvent):
+    """The period's booked cost trued up to Microsoft's invoice (invoiced - accrued)."""
+
+
+# ---- the partner's account with Microsoft per billing currency: stream `microsoft:<CUR>`
+# (ledger/domain/microsoft.py)
+
+
+class MicrosoftAccountOpened(LedgerEvent, Aggregate.Created):
+    """The partner's account with Microsoft in one billing currency begins."""
+
+
+class MicrosoftCreditLimitSet(LedgerEvent):
+    """The credit limit Microsoft granted, from a date on."""
+
+
+class MicrosoftPaymentMade(LedgerEvent):
+    """The partner paid Microsoft: applied to invoices, the rest unallocated."""
+
+
+class MicrosoftPaymentAllocated(LedgerEvent):
+    """Unallocated money from an earlier payment settled a Microsoft invoice."""
+
+
+class MicrosoftCreditThresholdCrossed(LedgerEvent):
+    """Credit use reached 70, 85 or 100 % of the limit."""
+
+
+class MicrosoftInvoiceOverdue(LedgerEvent):
+    """A Microsoft invoice is 30, 45 or 60 days past due and still open."""
+
+
 REMITTANCE_EVENTS = (
     MicrosoftRemittanceOpened, MicrosoftInvoiceRecorded, ReconciliationRecorded,
-    MicrosoftPaymentRecorded,
+    MicrosoftPaymentRecorded, MicrosoftCostAdjusted,
+)  # fmt: skip
+MICROSOFT_ACCOUNT_EVENTS = (
+    MicrosoftAccountOpened, MicrosoftCreditLimitSet, MicrosoftPaymentMade,
+    MicrosoftPaymentAllocated, MicrosoftCreditThresholdCrossed, MicrosoftInvoiceOverdue,
 )  # fmt: skip
 
 EVENT_TYPES: dict[str, type[LedgerEvent]] = {
@@ -131,6 +167,6 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         PaymentReceived, PaymentApplied, PaymentUnapplied, PaymentReversed, CreditNoteIssued,
         RefundIssued, DunningNoticeSent, SubscriptionSuspended, SubscriptionReinstated,
         SupportTicketOpened, SupportInteractionLogged, SupportTicketEscalated,
-        SupportTicketResolved, *REMITTANCE_EVENTS,
+        SupportTicketResolved, *REMITTANCE_EVENTS, *MICROSOFT_ACCOUNT_EVENTS,
     )
 }  # fmt: skip

@@ -32,4 +32,12 @@ def normalize_id(value: str) -> str:
     return value
 
 
-__all__ = ["is_guid", "normalize_id"]
+def normalize_invoice_id(value: str) -> str:
+    """An invoice id the ledger issued, `INV-<customer_id>-<YYYY-MM>[-N]`, names its customer
+    as the ledger spells it: a GUID customer part in lower case. Other ids unchanged."""
+    if value.startswith("INV-") and len(value) > 40 and value[40:41] == "-":
+        return "INV-" + normalize_id(value[4:40]) + value[40:]
+    return value
+
+
+__all__ = ["is_guid", "normalize_id", "normalize_invoice_id"]

@@ -1,7 +1,8 @@
 """Double-entry posting rules: each money event becomes balanced journal lines.
 
 Accounts receivable, unbilled receivable and unapplied cash/credits are kept per customer;
-the others are the partner's. A negative amount (a `cancel_refund` charge) swaps sides.
+the others are the partner's. A negative amount (a credit-bearing charge) swaps sides. A
+charge's cost posts in its `cost_currency` (Microsoft's), its revenue in the customer's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ REVENUE = "revenue"
 SUPPORT_REVENUE = "support_revenue"
 COST_OF_SALES = "cost_of_sales"
 PAYABLE_MICROSOFT = "payable_to_microsoft"
+# Money paid to Microsoft and not yet applied to one of its invoices (an asset: prepaid).
+UNALLOCATED_MICROSOFT = "unallocated_paid_to_microsoft"
 BAD_DEBT = "bad_debt"
 
 
@@ -59,8 +62,11 @@ def postings_for(
     c = customer_id
     if event_type == "ChargePosted":
         income = SUPPORT_REVENUE if data["charge_type"] == "support" else REVENUE
+        # Cost is owed to Microsoft in its billing currency (SPEC §10), revenue is in the
+        # customer's: each side balances within its own currency.
+        cost_currency = data.get("cost_currency") or currency
         return _entry(unbilled(c), income, Decimal(data["amount"]), currency) + _entry(
-            COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), currency
+            COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), cost_currency
         )
     if event_type == "InvoiceIssued":
         total = Decimal(data["total"])
@@ -84,4 +90,13 @@ def postings_for(
         return _entry(unapplied(c), CASH, Decimal(data["amount"]), currency)
     if event_type == "MicrosoftPaymentRecorded":
         return _entry(PAYABLE_MICROSOFT, CASH, Decimal(data["amount"]), currency)
+    if event_type == "MicrosoftCostAdjusted":  # the accrual trued up to Microsoft's invoice
+        return _entry(COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["adjustment"]), currency)
+    if event_type == "MicrosoftPaymentMade":
+        rest = Decimal(data["unallocated"])
+        return _entry(PAYABLE_MICROSOFT, CASH, Decimal(data["amount"]) - rest, currency) + _entry(
+            UNALLOCATED_MICROSOFT, CASH, rest, currency
+        )
+    if event_type == "MicrosoftPaymentAllocated":
+        return _entry(PAYABLE_MICROSOFT, UNALLOCATED_MICROSOFT, Decimal(data["amount"]), currency)
     return []

@@ -20,7 +20,10 @@ from ledger.domain.money import check_scale, fmt
 from ledger.domain.stream import ChainedStream, Meta
 
 STREAM_PREFIX = "microsoft:"
-REMITTANCE_EVENT_TYPES = frozenset(cls.__name__ for cls in ev.REMITTANCE_EVENTS)
+# Events of the ledger's own Microsoft streams (no customer's): per period and per currency.
+REMITTANCE_EVENT_TYPES = frozenset(
+    cls.__name__ for cls in (*ev.REMITTANCE_EVENTS, *ev.MICROSOFT_ACCOUNT_EVENTS)
+)
 ZERO = Decimal(0)
 
 
@@ -74,6 +77,7 @@ class MicrosoftRemittance(ChainedStream):
         self.invoices: dict[str, dict[str, Any]] = {}
         # payment reference -> {"amount", "paid_on"}
         self.payments: dict[str, dict[str, Any]] = {}
+        self.cost_adjusted = ZERO  # sum of MicrosoftCostAdjusted: booked cost - accrued
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -188,6 +192,25 @@ class MicrosoftRemittance(ChainedStream):
         )
         return True
 
+    def true_up(self, accrued: Decimal, meta: Meta) -> bool:
+        """Book the period's cost at what Microsoft invoiced: post (invoiced - accrued) less
+        what earlier true-ups posted, so that payable_to_microsoft for the period is invoiced
+        minus paid (charges accrue their cost as they are posted). Nothing before an invoice
+        is recorded, or when nothing changed."""
+        invoiced = self.invoiced
+        if invoiced is None:
+            return False
+        adjustment = invoiced - accrued - self.cost_adjusted
+        if adjustment == 0:
+            return False
+        self._emit(ev.MicrosoftCostAdjusted, {
+            "billing_period": self.billing_period, "currency": self.currency,
+            "accrued_cost": fmt(accrued, self.currency),
+            "microsoft_invoiced": fmt(invoiced, self.currency),
+            "adjustment": fmt(adjustment, self.currency),
+        }, meta)  # fmt: skip
+        return True
+
     def _check_stream(self, billing_period: str, currency: str) -> None:
         if (billing_period, currency) != (self.billing_period, self.currency):
             raise InvalidMessage(
@@ -221,3 +244,6 @@ class MicrosoftRemittance(ChainedStream):
             "amount": Decimal(data["amount"]),
             "paid_on": data["paid_on"],
         }
+
+    def _when_MicrosoftCostAdjusted(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
+        self.cost_adjusted += Decimal(data["adjustment"])

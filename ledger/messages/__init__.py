@@ -24,8 +24,12 @@ Choices where the SPEC is silent (the contract others rely on):
 - Every pattern is ASCII-only and must match the whole value (a trailing newline is not
   ignored).
 - Charge signs: `amount` and `cost` are >= 0, except for `cancel_refund` where both are
-  <= 0 (the partner is refunded by Microsoft too); `unit_price` is always >= 0; `quantity`
-  is >= 0 except for `cancel_refund`. `amount` is not checked against
+  <= 0 (the partner is refunded by Microsoft too) and the other credit-bearing new-commerce
+  types `remove_quantity`, `customer_credit`, `convert` (either sign); `unit_price` is always
+  >= 0; `quantity` is >= 0 except for those credit-bearing types.
+- `cost_currency` (default `currency`) is Microsoft's currency of `cost`, whose scale is
+  checked against it; `cost_fx_rate` (units of `currency` per unit of `cost_currency`, > 0,
+  up to 18 decimals) is required when the two differ. `amount` is not checked against
   `quantity * unit_price` (prorations and discounts make them differ).
 - Negative zero (`"-0.00"`) is read as zero.
 - Required text (ids, names, `description`, `reference`, `reason`, `subject`,
@@ -63,7 +67,7 @@ from ledger.messages.billing import (
 )
 from ledger.messages.customers import CustomerRegisteredMsg, CustomerUpdatedMsg
 from ledger.messages.envelope import Envelope, differing_fields
-from ledger.messages.fields import ENVELOPE_FIELDS, MAX_MESSAGE_BYTES
+from ledger.messages.fields import CREDIT_CHARGE_TYPES, ENVELOPE_FIELDS, MAX_MESSAGE_BYTES
 from ledger.messages.parser import MESSAGE_TYPES, Message, parse_message, parse_object
 from ledger.messages.support import (
     SupportEscalatedMsg,
@@ -73,6 +77,7 @@ from ledger.messages.support import (
 )
 
 __all__ = [
+    "CREDIT_CHARGE_TYPES",
     "ENVELOPE_FIELDS",
     "MAX_MESSAGE_BYTES",
     "MESSAGE_TYPES",

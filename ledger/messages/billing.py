@@ -11,11 +11,14 @@ from ledger.domain.errors import InvalidMessage
 from ledger.domain.money import check_scale
 from ledger.messages.envelope import Envelope
 from ledger.messages.fields import (
+    CREDIT_CHARGE_TYPES,
     BillingPeriod,
     BusinessId,
     ChargeType,
     Currency,
     Day,
+    FxRate,
+    InvoiceRef,
     MoneyAmount,
     PartnerCenterId,
     PaymentMethod,
@@ -47,25 +50,40 @@ class ChargeMsg(Envelope):
     charge_start: Day
     charge_end: Day
     ms_invoice_number: BusinessId | None = None
+    ms_charge_type: RequiredText | None = None
+    cost_currency: Currency | None = None
+    cost_fx_rate: FxRate | None = None
+
+    _unprinted_when_null: ClassVar[tuple[str, ...]] = (
+        "ms_charge_type", "cost_currency", "cost_fx_rate",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _rules(self) -> ChargeMsg:
-        for name in ("amount", "cost"):
+        cost_currency = self.cost_currency or self.currency
+        for name, currency in (("amount", self.currency), ("cost", cost_currency)):
             try:
-                check_scale(getattr(self, name), self.currency, name)
+                check_scale(getattr(self, name), currency, name)
             except InvalidMessage as exc:
                 raise _rule(name, _detail(exc, name)) from None
+        if cost_currency != self.currency and self.cost_fx_rate is None:
+            raise _rule("cost_fx_rate", f"required when cost_currency {cost_currency} differs "
+                                        f"from currency {self.currency}")  # fmt: skip
+        if self.cost_fx_rate is not None and self.cost_fx_rate <= 0:
+            raise _rule("cost_fx_rate", "must be > 0")
         refund = self.charge_type == "cancel_refund"
+        credit = self.charge_type in CREDIT_CHARGE_TYPES
+        only = "only cancel_refund, remove_quantity, customer_credit and convert charges"
         for name in ("amount", "cost"):
             value: Decimal = getattr(self, name)
             if refund and value > 0:
                 raise _rule(name, "must be <= 0 for a cancel_refund charge")
-            if not refund and value < 0:
-                raise _rule(name, "must be >= 0 (only a cancel_refund charge may be negative)")
+            if not credit and value < 0:
+                raise _rule(name, f"must be >= 0 ({only} may be negative)")
         if self.unit_price < 0:
             raise _rule("unit_price", "must be >= 0")
-        if not refund and self.quantity < 0:
-            raise _rule("quantity", "must be >= 0 (only a cancel_refund charge may be negative)")
+        if not credit and self.quantity < 0:
+            raise _rule("quantity", f"must be >= 0 ({only} may be negative)")
         if self.charge_end < self.charge_start:
             raise _rule(
                 "charge_end",
@@ -98,7 +116,7 @@ class PaymentMsg(_PositiveAmount):
     payment_id: BusinessId
     method: PaymentMethod
     reference: RequiredText
-    invoice_id: BusinessId | None = None
+    invoice_id: InvoiceRef | None = None
 
 
 class PaymentReversedMsg(Envelope):
@@ -114,7 +132,7 @@ class CreditNoteMsg(_PositiveAmount):
 
     credit_id: BusinessId
     reason: RequiredText
-    invoice_id: BusinessId | None = None
+    invoice_id: InvoiceRef | None = None
 
 
 class RefundMsg(_PositiveAmount):

@@ -72,6 +72,9 @@ class Envelope(BaseModel):
 
     # The field holding this type's business id (None: the type has none).
     _business_id_field: ClassVar[str | None] = None
+    # Optional fields added after messages were stored: left out of the fingerprint while
+    # null, so an old message re-sent keeps its fingerprint (no false `conflict`).
+    _unprinted_when_null: ClassVar[tuple[str, ...]] = ()
 
     def business_id(self) -> str | None:
         name = self._business_id_field
@@ -92,6 +95,9 @@ class Envelope(BaseModel):
             name: value if type(value := values[name]) in _AS_IS else _canonical(value)
             for name in _field_names(type(self))[1]
         }
+        for name in self._unprinted_when_null:
+            if doc[name] is None:
+                del doc[name]
         text = _CANONICAL_JSON.encode(doc)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

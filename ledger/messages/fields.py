@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ledger.domain.errors import InvalidMessage
-from ledger.domain.ids import normalize_id
+from ledger.domain.ids import normalize_id, normalize_invoice_id
 from ledger.domain.money import MAX_PLAIN_DECIMALS, check_currency, parse_decimal
 
 MAX_MESSAGE_BYTES = 1_048_576
@@ -111,6 +111,11 @@ def _customer_id(value: str) -> str:
     if not _CUSTOMER_ID_RE.fullmatch(value):
         raise _fail(f"{_short(value)} must be 1-64 characters of [A-Za-z0-9._:-]")
     return normalize_id(value)
+
+
+def _invoice_ref(value: str) -> str:
+    """An `invoice_id` a message names: `INV-<GUID>-…` in either case is one invoice."""
+    return normalize_invoice_id(_business_id(value))
 
 
 def _partner_center_id(value: str) -> str:
@@ -221,6 +226,7 @@ RequiredText = Annotated[str, AfterValidator(_required_text)]
 Text = Annotated[str, AfterValidator(_unicode)]
 CustomerId = Annotated[str, AfterValidator(_customer_id)]
 PartnerCenterId = Annotated[str, AfterValidator(_partner_center_id)]
+InvoiceRef = Annotated[str, AfterValidator(_invoice_ref)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 Email = Annotated[str, AfterValidator(_email)]
 BillingPeriod = Annotated[str, BeforeValidator(_billing_period)]
@@ -236,7 +242,14 @@ Quantity = Annotated[
 PaymentTerms = Annotated[int, Field(ge=0, le=365)]
 Minutes = Annotated[int, Field(ge=0, le=MAX_MINUTES)]
 
-ChargeType = Literal["new", "renew", "cycle", "usage", "one_time", "support", "cancel_refund"]
+ChargeType = Literal[
+    "new", "renew", "cycle", "usage", "one_time", "support", "cancel_refund",
+    # Microsoft's new-commerce lines (SPEC §3, §10)
+    "add_quantity", "remove_quantity", "convert", "customer_credit",
+]  # fmt: skip
+# Charge types whose amount and cost may be negative (Microsoft credits them).
+CREDIT_CHARGE_TYPES = frozenset({"cancel_refund", "remove_quantity", "customer_credit", "convert"})
+FxRate = Annotated[Decimal, BeforeValidator(_decimal(allow_int=False, max_decimals=18))]
 PaymentMethod = Literal["card", "bank_transfer", "direct_debit", "check", "other"]
 ReversalReason = Literal["chargeback", "returned", "error"]
 Channel = Literal["email", "phone", "portal", "chat"]

@@ -37,8 +37,10 @@ PROTECTED = [
     "/customers/contoso/events",
     "/delinquency",
     "/remittance",
+    "/microsoft",
     "/support/tickets",
     "/trial-balance",
+    "/margin",
 ]
 # Customers whose January invoice (dated 2025-02-01) is due after these payment terms.
 LATE = {"late-1": 5, "late-2": 10, "late-3": 15, "late-4": 20}
@@ -494,3 +496,10 @@ def test_events_and_balance_read_the_same_on_sqlite(tmp_path: Path, api: Api) ->
         # Same messages, same clock, same order: the very same history, positions included.
         assert sqlite.all_pages(url, limit=3)[0] == api.ok(url, limit=500)["items"]
     assert sqlite.ok("/customers/contoso/balance") == api.ok("/customers/contoso/balance")
+
+
+def test_an_unknown_query_parameter_is_refused_naming_it(api: Api) -> None:
+    # `?perod=` (a typo) must not answer every period as if it were the question asked.
+    assert_problem(api.get("/remittance", perod="2026-01"), 422, "invalid_request", "perod:")
+    assert_problem(api.get("/health", role=None, verbose="1"), 422, "invalid_request", "verbose")
+    api.ok("/remittance", period="2026-01")

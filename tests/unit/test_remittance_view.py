@@ -233,9 +233,12 @@ def test_payments_post_to_the_journal_and_books_balance(app: LedgerApplication) 
     app.pay_microsoft("2025-02", Decimal("100.00"), "WIRE-2", date(2025, 3, 20))
     rows = {r["account"]: r for r in compute_view(app, "trial-balance", LOOK)}
     payable = rows["payable_to_microsoft"]
+    # Jan booked at Microsoft's 322.00 (accrued 320.00 + 2.00 to cost of sales), Feb accrued
+    # 160.00: 482.00 owed, 300.00 paid.
     assert (payable["debit"], payable["credit"], payable["balance"]) == (
-        "300.00", "480.00", "-180.00",
+        "300.00", "482.00", "-182.00",
     )  # fmt: skip
+    assert rows["cost_of_sales"]["balance"] == "482.00"
     assert sum(Decimal(r["balance"]) for r in rows.values()) == 0
 
 
@@ -251,8 +254,9 @@ def test_remittance_events_are_hash_chained_and_verified(app: LedgerApplication)
     events = list(app.events.get(remittance.id))
     assert [type(e).__name__ for e in events] == [
         "MicrosoftRemittanceOpened", "MicrosoftInvoiceRecorded", "ReconciliationRecorded",
-        "MicrosoftPaymentRecorded",
+        "MicrosoftCostAdjusted", "MicrosoftPaymentRecorded",
     ]  # fmt: skip
+    assert events[3].data["adjustment"] == "2.00"  # invoiced 322.00 - accrued 320.00
     assert {e.customer_id for e in events} == {remittance_stream("2025-01", "USD")}
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
     checked, broken = app.verify_chains()

@@ -23,7 +23,7 @@ from ledger.cli.options import parse_customer, parse_day, parse_period
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, account_id
 from ledger.domain.errors import InvalidMessage, LedgerError
-from ledger.domain.ids import is_guid, normalize_id
+from ledger.domain.ids import is_guid, normalize_id, normalize_invoice_id
 from ledger.domain.money import check_currency, minor_unit, parse_decimal
 from ledger.domain.policy import PolicyError, parse_policies
 from ledger.domain.stream import Meta
@@ -230,6 +230,25 @@ def test_a_payment_in_lower_case_reaches_a_customer_registered_in_upper_case() -
     assert ledger.customer_ids() == [LOWER]
     rows = compute_view(ledger, "balances", date(2026, 2, 20), customer_id=UPPER)
     assert [(r["customer_id"], r["paid"]) for r in rows] == [(LOWER, "40.00")]
+
+
+def test_a_payment_naming_an_invoice_in_the_other_case_settles_that_invoice() -> None:
+    ledger = app()
+    ledger.handle_batch(msgs([
+        customer_registered(LOWER, name="N"),
+        charge(LOWER, "CH-1", "100.00", billing_period="2026-01"),
+        charge(LOWER, "CH-2", "50.00", billing_period="2026-02"),
+    ]))  # fmt: skip
+    ledger.run_invoices("2026-01", date(2026, 2, 1))
+    ledger.run_invoices("2026-02", date(2026, 3, 1))
+    named = f"INV-{UPPER}-2026-02"  # the newer invoice, named in upper case
+    assert normalize_invoice_id(named) == f"INV-{LOWER}-2026-02"
+    assert normalize_invoice_id("INV-tenant-1-2026-02") == "INV-tenant-1-2026-02"
+    outcome = ledger.handle_batch(msgs([payment(UPPER, "P-1", "50.00", invoice_id=named)]))
+    assert outcome.outcomes[0].status == "applied"
+    invoices = ledger.get(LOWER).invoices
+    assert invoices[f"INV-{LOWER}-2026-02"]["remainder"] == 0  # not the oldest one
+    assert invoices[f"INV-{LOWER}-2026-01"]["remainder"] == Decimal("100.00")
 
 
 def legacy_store(url: str = "memory://") -> LedgerApplication:

@@ -11,6 +11,7 @@ from eventsourcing.persistence import Notification
 
 from ledger.app.application import LedgerApplication
 from ledger.app.demo import run_demo
+from ledger.app.microsoft import check
 from ledger.domain.events import EVENT_TYPES
 from ledger.published import event_id, to_published
 from ledger.store.wire import Decoder
@@ -43,6 +44,7 @@ def rich_ledger() -> LedgerApplication:
     ]))  # fmt: skip
     app.run_invoices("2025-01", date(2025, 2, 1))
     app.handle_batch(msgs([payment_reversed("x", "P-1")]))
+    check(app, date(2026, 7, 1))  # February's Microsoft invoice is overdue by then
     return app
 
 
