@@ -298,13 +298,9 @@ class CustomerAccount(Collections, SupportTickets):
         key = source_key(data["source_type"], data["source_id"])
         source = self.sources[key]
         invoice_id = data["invoice_id"]
-        self.sources[key] = replace(
-            source,
-            unapplied=source.unapplied - amount,
-            applied={**source.applied, invoice_id: source.applied.get(invoice_id, ZERO) + amount},
-        )
+        self.sources[key] = source.applied_to(invoice_id, amount)
         invoice = self.invoices[invoice_id]
-        self.invoices[invoice_id] = replace(invoice, remainder=invoice.remainder - amount)
+        self.invoices[invoice_id] = invoice.with_remainder(invoice.remainder - amount)
 
     def reverse_payment(self, payload: dict[str, Any], meta: Meta) -> bool:
         payment_id = payload["payment_id"]
@@ -370,13 +366,9 @@ class CustomerAccount(Collections, SupportTickets):
         key = source_key(data["source_type"], data["source_id"])
         source = self.sources[key]
         invoice_id = data["invoice_id"]
-        self.sources[key] = replace(
-            source,
-            unapplied=source.unapplied + amount,
-            applied={**source.applied, invoice_id: source.applied[invoice_id] - amount},
-        )
+        self.sources[key] = source.taken_back_from(invoice_id, amount)
         invoice = self.invoices[invoice_id]
-        self.invoices[invoice_id] = replace(invoice, remainder=invoice.remainder + amount)
+        self.invoices[invoice_id] = invoice.with_remainder(invoice.remainder + amount)
 
     def _when_PaymentReversed(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         key = source_key("payment", data["payment_id"])

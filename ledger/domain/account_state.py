@@ -54,6 +54,9 @@ class Invoice:
     due_date: date
     occurred_at: datetime
 
+    def with_remainder(self, remainder: Decimal) -> Invoice:
+        return Invoice(self.total, remainder, self.due_date, self.occurred_at)
+
 
 @dataclass(frozen=True, slots=True)
 class MoneySource:
@@ -72,6 +75,28 @@ class MoneySource:
     def key(self) -> str:
         """Its key in `CustomerAccount.sources`: `<kind>:<id>`."""
         return source_key(self.kind, self.id)
+
+    # The two updates of the ingest hot path call the constructor: dataclasses.replace costs
+    # twice as much (it looks up the fields on every call).
+
+    def applied_to(self, invoice_id: str, amount: Decimal) -> MoneySource:
+        """This money after `amount` more of it settled `invoice_id` (`PaymentApplied`)."""
+        applied = dict(self.applied)
+        applied[invoice_id] = applied.get(invoice_id, ZERO) + amount
+        return MoneySource(
+            self.kind, self.id, self.amount, self.unapplied - amount, applied, self.refunded,
+            self.reversed, self.occurred_at,
+        )  # fmt: skip
+
+    def taken_back_from(self, invoice_id: str, amount: Decimal) -> MoneySource:
+        """This money after `amount` of what settled `invoice_id` was taken back
+        (`PaymentUnapplied`)."""
+        applied = dict(self.applied)
+        applied[invoice_id] -= amount
+        return MoneySource(
+            self.kind, self.id, self.amount, self.unapplied + amount, applied, self.refunded,
+            self.reversed, self.occurred_at,
+        )  # fmt: skip
 
 
 def source_key(kind: str, source_id: str) -> str:
