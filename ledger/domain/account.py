@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "ZERO",
     "CustomerAccount",
+    "Meta",
     "account_id",
     "check_policy",
     "end_of",
@@ -103,9 +104,10 @@ class CustomerAccount(Collections, SupportTickets):
         return cls._start(ev.CustomerRegistered, account_id(customer_id), customer_id, data, meta)
 
     def __init__(self) -> None:
-        # The state is declared in AccountState (ledger/domain/account_state.py). Each class
-        # here must define __init__: eventsourcing makes every aggregate class a dataclass,
-        # which would otherwise give it a generated __init__ (customer_id, head_hash).
+        # The state is declared in AccountState (ledger/domain/account_state.py). Called by
+        # name: eventsourcing makes every aggregate subclass a dataclass, so Collections and
+        # SupportTickets (next in the MRO) have generated __init__(customer_id, head_hash)s,
+        # and without this method CustomerAccount would have one too.
         AccountState.__init__(self)
 
     # ---- customer -------------------------------------------------------------------------

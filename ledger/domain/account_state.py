@@ -1,9 +1,11 @@
-"""The pieces of a CustomerAccount's state: small frozen records a mutator replaces whole.
+"""A CustomerAccount's state: `AccountState` (what an account holds, and the reads of it) and
+the small frozen records it holds (charges, invoices, money sources, the suspension).
 
-Each is rebuilt from events only (ledger/domain/account.py `_when_*`), never stored: the
-stored events keep their JSON form (decimal strings, ISO dates); here amounts are Decimals and
-dates are `date`s. An update is `dataclasses.replace(old, field=new)` put back in the account's
-dict, so a record handed out (e.g. by `open_invoices`) never changes under its holder.
+The state is rebuilt from events only (the `_when_*` mutators), never stored: the stored
+events keep their JSON form (decimal strings, ISO dates); here amounts are Decimals and dates
+are `date`s. An update puts a new record in the account's dict (`dataclasses.replace`, or the
+record's own method on the ingest hot path), so a record handed out (e.g. by `open_invoices`)
+never changes under its holder.
 """
 
 from __future__ import annotations
