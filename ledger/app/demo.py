@@ -220,7 +220,7 @@ def open_invoices(app: LedgerApplication, period: str) -> dict[str, tuple[Decima
         account = app.get(customer_id)
         invoice = account.invoices.get(f"INV-{customer_id}-{period}")
         if invoice is not None:
-            found[customer_id] = (invoice["total"], date.fromisoformat(invoice["due_date"]))
+            found[customer_id] = (invoice.total, invoice.due_date)
     return found
 
 
