@@ -368,6 +368,9 @@ def _deliver(
         for letter in counts.dead_letters:
             assert letter.offset is not None
             dead[letter.offset] = f"dead letter {letter.code}: {letter.message}"
+        for letter in counts.refusals:  # refused when this file was billed before (decided once)
+            assert letter.offset is not None
+            dead.setdefault(letter.offset, f"refused before ({letter.code}): {letter.message}")
         return dead
     # Dry run, or published for `ledger consume`: what ingest will find, from the event
     # store as it is now.

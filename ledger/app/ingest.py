@@ -45,6 +45,7 @@ class IngestCounts:
     deadlettered: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
     refused_before: int = 0  # refused on an earlier delivery: not decided again
+    refusals: list[DeadLetter] = field(default_factory=list)  # those, as their letters read
     resent: int = 0  # of those, dead letters made again (Kafka, same source position)
     stored: bool = False  # the dead letters are already in the database (embedded)
 
@@ -54,6 +55,7 @@ class IngestCounts:
         self.deadlettered += other.deadlettered
         self.dead_letters.extend(other.dead_letters)
         self.refused_before += other.refused_before
+        self.refusals.extend(other.refusals)
         self.resent += other.resent
         self.stored = self.stored or other.stored
 
@@ -205,6 +207,7 @@ def _count(
                 counts.dead_letters.append(_dead(record, outcome.error))
                 counts.resent += 1
             counts.refused_before += 1
+            counts.refusals.append(_dead(record, outcome.error))
             log.info("ingest.refused_before", code=outcome.error.code, **fields)
         else:
             assert outcome.error is not None

@@ -141,10 +141,15 @@ def test_bill_invoice_reconcile_and_bill_again(tmp_path: Path, database_url: str
                         "--json")  # fmt: skip
     assert (again["billed"], again["duplicates"]) == (0, lines - 1)
     assert again["customers"] == report["customers"]
+    # The unknown customer's line was refused the first time: the same outcome, not decided
+    # again (issue #14.1), and reported, never dropped.
+    assert [(n["line"], "refused before (unknown_customer)" in n["reason"])
+            for n in again["not_billed"]] == [(unknown[0]["line"], True)]  # fmt: skip
 
-    # The unknown customer is a replayable dead letter; the books balance per currency.
+    # The unknown customer is a replayable dead letter (one: the refusal is decided once);
+    # the books balance per currency.
     letters = ledger.json("deadletters", "list", "--json")
-    assert [d["code"] for d in letters] == ["unknown_customer", "unknown_customer"]  # twice billed
+    assert [d["code"] for d in letters] == ["unknown_customer"]
     trial_balance_is_zero(ledger)
     margin = ledger.json("show", "margin", "--json")
     assert {(r["customer_id"], r["currency"]) for r in margin} == {
