@@ -451,9 +451,9 @@ def audit_verify() -> None:
 
 def _register_areas() -> None:
     """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger import cli_api, cli_demo, cli_microsoft, cli_remittance
+    from ledger import cli_api, cli_demo, cli_documents, cli_microsoft, cli_remittance
 
-    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft):
+    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft, cli_documents):
         area.register(app)
 
 
