@@ -23,19 +23,25 @@ def register(app: typer.Typer) -> None:
 def _write(data: bytes, output: Path | None) -> None:
     if output is None:
         if sys.stdout.isatty() and data.startswith(b"%PDF"):
-            raise typer.BadParameter("a PDF is not shown on a terminal: pass -o FILE", param_hint="-o")
+            raise typer.BadParameter(
+                "a PDF is not shown on a terminal: pass -o FILE", param_hint="-o"
+            )
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
     if output.is_dir() or not output.parent.is_dir():
-        raise typer.BadParameter(f"{str(output)!r}: not a file in an existing directory", param_hint="-o")
+        raise typer.BadParameter(
+            f"{str(output)!r}: not a file in an existing directory", param_hint="-o"
+        )
     output.write_bytes(data)
     typer.echo(f"wrote {output}", err=True)
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
     if fmt not in allowed:
-        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(allowed)}", param_hint="--format")
+        raise typer.BadParameter(
+            f"{fmt!r} is not one of {', '.join(allowed)}", param_hint="--format"
+        )
     return fmt
 
 
