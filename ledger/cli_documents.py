@@ -18,6 +18,7 @@ documents_app = typer.Typer(help="Invoices and statements as customers read them
 
 def register(app: typer.Typer) -> None:
     app.add_typer(documents_app, name="documents")
+    app.add_typer(notify_app, name="notify")
 
 
 def _write(data: bytes, output: Path | None) -> None:
@@ -109,3 +110,87 @@ def statement(
     else:
         data = render_html(doc, profile, settings.templates_dir).encode()
     _write(data, output)
+
+
+notify_app = typer.Typer(help="Email issued invoices and notices to customers (SPEC §14).")
+
+
+@notify_app.callback(invoke_without_command=True)
+def notify(
+    ctx: typer.Context,
+    once: bool = typer.Option(False, "--once", help="Send what is due, then exit."),
+    interval: float = typer.Option(5.0, "--interval", min=0.1, help="Seconds between passes."),
+    backoff: float = typer.Option(
+        60.0, "--backoff", min=0.0, help="First retry delay (seconds) after a 4xx; doubles."
+    ),
+) -> None:
+    """Send each issued invoice (PDF attached) and each notice by email, exactly once, to the
+    customer's `email` (LEDGER_SMTP_URL, LEDGER_MAIL_FROM, LEDGER_PARTNER_PROFILE)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ledger.documents.outbox import (
+        Mailer,
+        check_mail_from,
+        deliver,
+        fill,
+        open_outbox,
+        parse_smtp_url,
+    )
+    from ledger.documents.profile import partner_profile
+    from ledger.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    target = parse_smtp_url(settings.smtp_url)
+    mail_from = check_mail_from(settings.mail_from)
+    profile = partner_profile(settings, required=True)
+    if settings.templates_dir is not None:
+        from ledger.documents.render import environment
+
+        environment(settings.templates_dir)  # a wrong directory fails now, not per message
+    app = build_app(settings)
+    db = open_outbox(settings)
+    mailer = Mailer(target)
+    try:
+        while True:
+            added = fill(app, db, mail_from)
+            done = deliver(app, db, mailer, profile, mail_from, backoff=backoff,
+                           templates_dir=settings.templates_dir)  # fmt: skip
+            if once:
+                typer.echo(
+                    f"notify: {added} new documents; sent {done.sent}, to retry {done.retry}, "
+                    f"failed {done.failed}, customers without email {done.no_email}"
+                )
+                return
+            mailer.close()
+            import time
+
+            time.sleep(interval)
+    finally:
+        mailer.close()
+        db.close()
+
+
+@notify_app.command("status")
+def notify_status(
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
+) -> None:
+    """What is pending, failed, sent but unconfirmed, and which customers have no email."""
+    from ledger.documents.outbox import open_outbox, outbox_status
+
+    db = open_outbox(get_settings())
+    try:
+        found = outbox_status(db)
+    finally:
+        db.close()
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    counts = found["counts"]
+    typer.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+    for title in ("pending", "failed", "unconfirmed"):
+        for row in found[title]:
+            typer.echo(f"{title}: {row['document_id']} (attempts {row['attempts']}"
+                       f"{', ' + row['last_error'] if row['last_error'] else ''})")  # fmt: skip
+    for customer in found["customers_without_email"]:
+        typer.echo(f"no email: customer {customer} (documents wait until it has one)")
