@@ -118,3 +118,22 @@ def test_html_is_autoescaped_and_templates_are_overridable(demo_app, tmp_path: P
 def test_unknown_invoice_is_not_found(demo_app):
     with pytest.raises(DocumentNotFound, match="invoice_id"):
         invoice_document(stream_events(demo_app, "tenant-001"), "INV-nope")
+
+
+def test_a_long_statement_runs_over_pages_with_every_line():
+    from ledger.documents.model import Customer, Statement, StatementLine
+
+    customer = Customer("c-1", "C Ltd", "EUR", "ap@c.example")
+    lines = [
+        StatementLine(
+            "2026-01-01", "invoice", f"INV-{i:03d}", "x", Decimal(1), Decimal(0), Decimal(i + 1)
+        )  # fmt: skip
+        for i in range(120)
+    ]
+    doc = Statement(customer, "EUR", date(2026, 1, 1), date(2026, 3, 1), Decimal(0), lines,
+                    Decimal(120), {"current": Decimal(0), "d1_30": Decimal(0)})  # fmt: skip
+    reader = pypdf.PdfReader(io.BytesIO(render_pdf(doc, SAMPLE)))
+    assert len(reader.pages) >= 3
+    text = pdf_text(render_pdf(doc, SAMPLE))
+    assert all(f"INV-{i:03d}" in text for i in range(120))
+    assert "EUR 120.00" in text
