@@ -127,7 +127,7 @@ def test_a_long_statement_runs_over_pages_with_every_line():
     lines = [
         StatementLine(
             "2026-01-01", "invoice", f"INV-{i:03d}", "x", Decimal(1), Decimal(0), Decimal(i + 1)
-        )  # fmt: skip
+        )
         for i in range(120)
     ]
     doc = Statement(customer, "EUR", date(2026, 1, 1), date(2026, 3, 1), Decimal(0), lines,
