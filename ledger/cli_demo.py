@@ -91,3 +91,7 @@ def demo(
         "`ledger deadletters list`, `ledger audit verify`, "
         f"`ledger reconcile {recon_file} --json` or `ledger serve`."
     )
+    from ledger.documents.samples import write_samples
+
+    for line in write_samples(app, settings, database, DEMO_DAY):
+        console.print(line, highlight=False)

@@ -27,6 +27,15 @@ AGING_LABELS = {
     "current": "Not yet due", "d1_30": "1-30 days", "d31_60": "31-60 days",
     "d61_90": "61-90 days", "d90_plus": "Over 90 days",
 }  # fmt: skip
+NOTICE_MESSAGE = {
+    "reminder": "The invoices below are past due. Please pay them at your earliest convenience.",
+    "final_notice": "Final notice: unless the invoices below are paid, your services will be "
+    "suspended.",
+    "suspend": "Because the invoices below remain unpaid, your services are being suspended.",
+    "suspended": "Your subscription is suspended because the invoices below remain unpaid. "
+    "Paying them reinstates it.",
+    "reinstated": "Thank you: your subscription has been reinstated.",
+}
 NEXT_STEP = {
     "reminder": "a payment reminder", "final_notice": "a final notice before suspension",
     "suspend": "suspension of your services",
@@ -237,6 +246,8 @@ def _notice_pdf(pdf: _Page, doc: Notice) -> None:
     if doc.subscription_id:
         pdf.text_line(f"Subscription {doc.subscription_id}")
     pdf.ln(2)
+    pdf.text_line(NOTICE_MESSAGE.get(doc.action, ""), 10)
+    pdf.ln(1)
     if doc.overdue:
         rows = [[o.invoice_id, human_date(o.due_date), str(o.days_past_due), money(o.amount, cur)]
                 for o in doc.overdue]  # fmt: skip

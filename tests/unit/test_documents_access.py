@@ -84,3 +84,16 @@ def test_api_documents(demo_app, tmp_path: Path) -> None:  # noqa: F811
 
 
 PDF = "application/pdf"
+
+
+def test_demo_writes_and_names_sample_documents(demo_db: Path) -> None:
+    names = {
+        "ledger-demo-invoice-INV-tenant-001-2026-01.pdf": "Invoice INV-tenant-001-2026-01",
+        "ledger-demo-statement-tenant-001.pdf": "Statement of account",
+        "ledger-demo-notice-suspended-tenant-001.pdf": "Your subscription is suspended",
+    }
+    for name, title in names.items():
+        assert title in text_of((demo_db / name).read_bytes())
+    out = run(["demo"], demo_db).stdout.decode()
+    assert out.rstrip().endswith("\n".join(f"  {n}" for n in names))
+    assert "Balances" in out and "hash chains intact" in out
