@@ -32,7 +32,7 @@ NOTICE_MESSAGE = {
     "final_notice": "Final notice: unless the invoices below are paid, your services will be "
     "suspended.",
     "suspend": "Because the invoices below remain unpaid, your services are being suspended.",
-    "suspended": "Your subscription is suspended because the invoices below remain unpaid. "
+    "suspended": "Your subscription is suspended because the invoices below remain unpaid.\n"
     "Paying them reinstates it.",
     "reinstated": "Thank you: your subscription has been reinstated.",
 }
