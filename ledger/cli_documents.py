@@ -130,7 +130,9 @@ def notify(
         return
     from ledger.documents.outbox import (
         Mailer,
+        SenderBusy,
         check_mail_from,
+        claim_sender,
         deliver,
         fill,
         open_outbox,
@@ -150,6 +152,12 @@ def notify(
         environment(settings.templates_dir)  # a wrong directory fails now, not per message
     app = build_app(settings)
     db = open_outbox(settings)
+    try:
+        lock = claim_sender(db, settings)  # noqa: F841 (held until the process ends)
+    except SenderBusy as error:
+        db.close()
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     mailer = Mailer(target)
     try:
         while True:

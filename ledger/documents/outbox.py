@@ -106,6 +106,37 @@ def message_id_for(document_id: str, mail_from: str) -> str:
     return f"<{uuid5(NAMESPACE_URL, 'csp-ledger:document:' + document_id)}@{domain}>"
 
 
+NOTIFY_LOCK_ID = 0x1ED65D  # held by the one `ledger notify` of a PostgreSQL database
+
+
+class SenderBusy(Exception):
+    """Another `ledger notify` is sending from this database (two could send a row twice)."""
+
+
+def claim_sender(db: Database, settings: Settings) -> Any:
+    """Be the only sender of this database until the process ends (PostgreSQL: a session
+    advisory lock on `db`'s connection; SQLite: an flock on `<database>.notify.lock`, whose
+    returned handle must be kept open). Raises SenderBusy."""
+    if db.is_postgres:
+        got = db.execute("SELECT pg_try_advisory_lock(%s)", (NOTIFY_LOCK_ID,)).fetchone()[0]
+        db.commit()
+        if not got:
+            raise SenderBusy("another `ledger notify` is running on this database")
+        return None
+    import fcntl
+
+    path = settings.database_url[len("sqlite:///") :]
+    if not path or path == ":memory:":
+        return None
+    handle = open(f"{path}.notify.lock", "a")  # noqa: SIM115 (held for the process's life)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SenderBusy("another `ledger notify` is running on this database") from None
+    return handle
+
+
 def open_outbox(settings: Settings) -> Database:
     db = Database(settings.database_url)
     db.create_schema(*SCHEMA)
@@ -225,7 +256,8 @@ class Mailer:
             smtp = smtplib.SMTP(t.host, t.port, timeout=self.timeout)
         # The body and the final "." are two writes (the row is committed between them):
         # without TCP_NODELAY, Nagle and the server's delayed ACK hold the "." for ~40 ms.
-        smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if smtp.sock is not None:
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         smtp.ehlo()
         if not t.ssl and t.starttls != "no":
             if smtp.has_extn("starttls"):

@@ -179,3 +179,16 @@ def test_smtps_and_starttls_urls():
     assert parse_smtp_url("smtps://u:p%40x@mail.example").port == 465
     target = parse_smtp_url("smtp://u:p@mail.example:587?starttls=require")
     assert (target.username, target.password, target.starttls) == ("u", "p", "require")
+
+
+def test_one_sender_per_database(smtp, tmp_path):
+    import fcntl
+
+    _inbox, smtp_url = smtp
+    url = make_store(tmp_path, 1)
+    env = env_for(tmp_path, url, smtp_url)
+    with open(tmp_path / "ledger.db.notify.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        busy = ledger(env, "notify", "--once")
+        assert busy.returncode == 1 and "another `ledger notify` is running" in busy.stderr
+    assert "sent 1," in ledger(env, "notify", "--once").stdout
