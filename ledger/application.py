@@ -775,6 +775,7 @@ class LedgerApplication(Application[UUID]):
         accrued: dict[str, Decimal] = {}
         for event in self.charge_events():
             if event.data["billing_period"] == period:
+                # Owed in Microsoft's currency (SPEC §10: cost_currency, default currency).
                 currency = event.data.get("cost_currency") or event.data["currency"]
                 accrued[currency] = accrued.get(currency, Decimal(0)) + Decimal(event.data["cost"])
         for event in self._events_of(REMITTANCE_OPENED_TOPIC):

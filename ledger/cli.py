@@ -37,7 +37,7 @@ app.add_typer(collections_app, name="collections")
 app.add_typer(policy_app, name="policy")
 app.add_typer(projections_app, name="projections")
 
-VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|microsoft"
+VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|microsoft|margin"
 METRICS_HELP = "Serve this process's Prometheus counters on 127.0.0.1:PORT/metrics."
 
 
@@ -353,7 +353,7 @@ def show(
     as_of: str | None = typer.Option(None, "--as-of", help="Date; a past date replays history."),
     as_json: bool = typer.Option(False, "--json"),
     status: str | None = typer.Option(None, help="support: open, escalated or resolved."),
-    period: str | None = typer.Option(None, help="remittance: one billing period."),
+    period: str | None = typer.Option(None, help="remittance, margin: one billing period."),
 ) -> None:
     """Print a view of SPEC §6 as a table, or as JSON rows with --json."""
     from ledger.readmodels import view_rows
@@ -451,9 +451,9 @@ def audit_verify() -> None:
 
 def _register_areas() -> None:
     """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger import cli_api, cli_demo, cli_documents, cli_microsoft, cli_remittance
+    from ledger import cli_api, cli_bill, cli_demo, cli_documents, cli_microsoft, cli_remittance
 
-    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft, cli_documents):
+    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft, cli_bill, cli_documents):
         area.register(app)
 
 

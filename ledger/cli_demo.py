@@ -62,14 +62,15 @@ def demo(
             status.update(text)
             console.print(f"  ✓ {text}")
 
-        totals = run_demo(app, step, deadletter_store(settings))
+        files: dict[str, bytes] = {}
+        totals = run_demo(app, step, deadletter_store(settings), files)
     console.print(
         f"messages: applied {totals.applied}, duplicate {totals.duplicate}, dead-lettered "
         f"{totals.deadlettered}; {app.head_position()} events stored\n"
     )
 
-    def show(view: str, columns: list[str] | None, title: str) -> None:
-        rows = compute_view(app, view, DEMO_DAY)
+    def show(view: str, columns: list[str] | None, title: str, **filters: str) -> None:
+        rows = compute_view(app, view, DEMO_DAY, **filters)
         if columns:
             rows = [{c: row[c] for c in columns} for row in rows]
         print_rows(rows, title=f"{title} (as of {DEMO_DAY})", console=console)
@@ -78,9 +79,15 @@ def demo(
     show("delinquency", DELINQUENCY_COLUMNS, "Delinquency")
     show("remittance", None, "Remittance due to Microsoft")
     show("support", SUPPORT_COLUMNS, "Support tickets")
+    show("margin", None, "February's margin, billed from Microsoft's file", period="2026-02")
     from ledger.cli_microsoft import print_microsoft
 
     print_microsoft(compute_view(app, "microsoft", DEMO_DAY), DEMO_DAY, console)
+    written = {}
+    for name, content in files.items():  # February's Microsoft file and the price book
+        path = database.with_name(f"{database.stem}-{name}")
+        path.write_bytes(content)
+        written[name] = path
     recon_file = database.with_name(f"{database.stem}-microsoft-2026-01.csv")
     recon_file.write_bytes(microsoft_invoice_csv(app, "2026-01", "G012345678"))
     checked, broken = app.verify_chains()
@@ -89,7 +96,9 @@ def demo(
         f"\nNext: [bold]export LEDGER_DATABASE_URL={url}[/bold] then "
         f"`ledger show balances --as-of {DEMO_DAY}`, `ledger show trial-balance`, "
         "`ledger deadletters list`, `ledger audit verify`, "
-        f"`ledger reconcile {recon_file} --json` or `ledger serve`."
+        f"`ledger reconcile {recon_file} --json`, `ledger show margin`, "
+        f"`ledger bill partner-center {written.get('partner-center-G012399999.csv')} "
+        f"--price-book {written.get('prices.toml')}` (all duplicates now) or `ledger serve`."
     )
     from ledger.documents.samples import write_samples
 

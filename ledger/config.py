@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./ledger.db"
     kafka_bootstrap: str | None = None
     policy_file: Path | None = None
+    price_book: Path | None = None  # `ledger bill partner-center` (SPEC §10)
     api_tokens_file: Path = Path("./ledger-tokens.toml")
     log_format: str = Field(default="auto", description="json, console or auto (tty)")
     log_level: str = "info"

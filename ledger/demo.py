@@ -1,6 +1,9 @@
 """A realistic two months of a CSP partner's business, generated deterministically and run
 through the real pipeline: validation, idempotent ingest, invoice runs, payments (on time,
-late, partial, bounced), collections that suspend and reinstate, support with escalations."""
+late, partial, bounced), collections that suspend and reinstate, support with escalations.
+January's charges arrive priced from upstream; February is billed from Microsoft's own Partner
+Center file with the partner's price book (SPEC §10): a markup, a customer-specific price, an
+annual price protection, a removeQuantity credit and a customer billed in EUR from a USD file."""
 
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ledger.app.billing import BillingReport, bill_file, lookup_from_accounts
 from ledger.application import LedgerApplication
 from ledger.deadletters import DeadLetterStore
 from ledger.domain.money import quantize
+from ledger.domain.pricebook import load_price_book
 from ledger.ingest import IngestCounts, RawRecord, process_records
 from ledger.reconcile import import_recon_file
 
@@ -52,6 +57,11 @@ class Customer:
     terms: int
     behaviour: str  # on_time | late | partial | bounced | never
     subscriptions: list[tuple[str, tuple[str, str, str, Decimal, Decimal], int]]
+    currency: str = "USD"
+
+
+EUR_CUSTOMER = 4  # tenant-005 is billed in EUR (Microsoft bills the partner in USD)
+EUR_PER_USD = Decimal("0.92")  # the partner's rate, in the price book's [fx]
 
 
 class DemoBusiness:
@@ -79,6 +89,7 @@ class DemoBusiness:
                     subscriptions=subscriptions,
                 )
             )
+        self.customers[EUR_CUSTOMER].currency = "EUR"
 
     def _message(self, kind: str, customer: Customer, day: date, **fields: Any) -> str:
         self.counter += 1
@@ -107,7 +118,7 @@ class DemoBusiness:
     def registrations(self) -> Iterator[str]:
         for c in self.customers:
             yield self._message(
-                "customer_registered", c, date(2026, 1, 1), name=c.name, currency="USD",
+                "customer_registered", c, date(2026, 1, 1), name=c.name, currency=c.currency,
                 payment_terms_days=c.terms, email=f"billing@{c.id}.example",
             )  # fmt: skip
 
@@ -118,15 +129,20 @@ class DemoBusiness:
                 quantity = Decimal(self.rng.randint(800, 6000)) if usage else Decimal(seats)
                 unit = Decimal("0.10") if usage else price
                 amount = (quantity * unit).quantize(Decimal("0.01"))
+                cost = (amount * share).quantize(Decimal("0.01"))
+                foreign: dict[str, str] = {}
+                if c.currency != "USD":  # Microsoft's cost stays in USD, at the partner's rate
+                    cost = (amount * share / EUR_PER_USD).quantize(Decimal("0.01"))
+                    foreign = {"cost_currency": "USD", "cost_fx_rate": str(EUR_PER_USD)}
                 yield self._message(
                     "charge", c, last if usage else first,
                     charge_id=f"{sub_id}-{period}", subscription_id=sub_id, product_id=product,
                     sku_id=sku, description=description,
                     charge_type="usage" if usage else ("new" if period == "2026-01" else "cycle"),
                     quantity=str(quantity), unit_price=str(unit), amount=str(amount),
-                    currency="USD", cost=str((amount * share).quantize(Decimal("0.01"))),
+                    currency=c.currency, cost=str(cost),
                     billing_period=period, charge_start=first.isoformat(),
-                    charge_end=last.isoformat(),
+                    charge_end=last.isoformat(), **foreign,
                 )  # fmt: skip
 
     def payments(self, invoices: dict[str, tuple[Decimal, date]], period: str) -> Iterator[str]:
@@ -153,7 +169,7 @@ class DemoBusiness:
 
     def _payment(self, c: Customer, payment_id: str, amount: Decimal, day: date) -> str:
         return self._message(
-            "payment", c, day, payment_id=payment_id, amount=str(amount), currency="USD",
+            "payment", c, day, payment_id=payment_id, amount=str(amount), currency=c.currency,
             method=self.rng.choice(["card", "bank_transfer", "direct_debit"]),
             reference=f"REF-{payment_id}", invoice_id=None,
         )  # fmt: skip
@@ -202,7 +218,7 @@ def open_invoices(app: LedgerApplication, period: str) -> dict[str, tuple[Decima
         account = app.get(customer_id)
         invoice = account.invoices.get(f"INV-{customer_id}-{period}")
         if invoice is not None:
-            found[customer_id] = (invoice["total"], date.fromisoformat(invoice["due_date"]))
+            found[customer_id] = (invoice.total, invoice.due_date)
     return found
 
 
@@ -238,19 +254,101 @@ def microsoft_invoice_csv(app: LedgerApplication, period: str, invoice_number: s
             "ChargeType": MS_CHARGE_TYPES.get(charge["charge_type"], charge["charge_type"]),
             "UnitPrice": charge["unit_price"], "Quantity": charge["quantity"],
             "Subtotal": str(subtotal), "TaxTotal": "0.00", "Total": str(subtotal),
-            "Currency": charge["currency"], "SubscriptionId": charge["subscription_id"],
+            "Currency": charge.get("cost_currency") or charge["currency"],
+            "SubscriptionId": charge["subscription_id"],
             "ChargeStartDate": charge["charge_start"], "ChargeEndDate": charge["charge_end"],
             "BillingFrequency": "Monthly",
         })  # fmt: skip
     return out.getvalue().encode("utf-8-sig")
 
 
+PC_COLUMNS = [*RECON_COLUMNS, "BillableQuantity", "TermAndBillingCycle"]
+
+
+def _first_seat_subscription(c: Customer) -> tuple[str, tuple[str, str, str, Decimal, Decimal],
+                                                     int] | None:  # fmt: skip
+    return next((s for s in c.subscriptions if "usage" not in s[1][2]), None)
+
+
+def partner_center_csv(
+    biz: DemoBusiness, period: str, first: date, last: date, invoice_number: str
+) -> bytes:
+    """Microsoft's new-commerce reconciliation file for a month of the business (USD), as
+    Partner Center exports it (BOM, CRLF, M/D/YYYY dates): a cycle charge per seat
+    subscription, Azure usage, and seats removed mid-month by one customer (a credit)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=PC_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    us_day = lambda d: f"{d.month}/{d.day}/{d.year}"  # noqa: E731
+
+    def line(c: Customer, sub: str, product: tuple[str, str, str, Decimal, Decimal],
+             kind: str, quantity: Decimal, subtotal: Decimal, start: date) -> None:  # fmt: skip
+        writer.writerow({
+            "PartnerId": "3c9a1d5e-0000-4000-8000-000000000001", "CustomerId": c.id,
+            "CustomerName": c.name, "InvoiceNumber": invoice_number, "ProductId": product[0],
+            "SkuId": product[1], "SkuName": product[2], "ChargeType": kind,
+            "UnitPrice": str((product[3] * product[4]).quantize(Decimal("0.0001"))),
+            "Quantity": str(quantity), "BillableQuantity": str(quantity),
+            "Subtotal": str(subtotal), "TaxTotal": "0.00", "Total": str(subtotal),
+            "Currency": "USD", "SubscriptionId": sub, "ChargeStartDate": us_day(start),
+            "ChargeEndDate": us_day(last), "BillingFrequency": "Monthly",
+            "TermAndBillingCycle": "1 Year Subscription - Monthly billing",
+        })  # fmt: skip
+
+    for c in biz.customers:
+        for sub_id, product, seats in c.subscriptions:
+            if "usage" in product[2]:
+                quantity = Decimal(biz.rng.randint(800, 6000))
+                cost = (quantity * Decimal("0.10") * product[4]).quantize(Decimal("0.01"))
+                line(c, sub_id, product, "usage", quantity, cost, first)
+            else:
+                cost = (Decimal(seats) * product[3] * product[4]).quantize(Decimal("0.01"))
+                line(c, sub_id, product, "cycleCharge", Decimal(seats), cost, first)
+    # Two seats removed on the 15th: Microsoft credits the rest of the month.
+    c = biz.customers[2]
+    found = _first_seat_subscription(c)
+    if found is not None:
+        sub_id, product, _ = found
+        start = first + timedelta(days=14)
+        days = Decimal((last - start).days + 1) / Decimal((last - first).days + 1)
+        credit = (2 * product[3] * product[4] * days).quantize(Decimal("0.01"))
+        line(c, sub_id, product, "removeQuantity", Decimal(2), -credit, start)
+    return out.getvalue().encode("utf-8-sig")
+
+
+def demo_price_book(biz: DemoBusiness) -> str:
+    """The partner's price book (TOML): 17.65 % over cost by default (the list price over an
+    85 % cost), Azure usage at 10 %, tenant-002's negotiated price, tenant-006's price
+    protected for 2026, and the EUR rate."""
+    rules = ['[defaults]\nmarkup_percent = "17.65"\nmin_margin_percent = "10"\n',
+             '[[rules]]\ncharge_types = ["usage"]\nmarkup_percent = "10"\n']  # fmt: skip
+    for index, label, factor, window in (
+        (1, "a negotiated price", Decimal("0.95"), ""),
+        (5, "January's price, protected for the year",
+         Decimal(1), 'valid_from = "2026-01-01"\nvalid_to = "2026-12-31"\n'),
+    ):  # fmt: skip
+        # The first customer from `index` on with a seat subscription.
+        c, found = next((c, f) for c in biz.customers[index:]
+                        if (f := _first_seat_subscription(c)) is not None)  # fmt: skip
+        product = found[1]
+        price = (product[3] * factor).quantize(Decimal("0.01"))
+        rules.append(f'[[rules]]  # {c.name}: {label}\ncustomer_id = "{c.id}"\n'
+                     f'product_id = "{product[0]}"\n{window}unit_price = "{price}"\n')
+    rules.append(f'[fx]\n"USD->EUR" = "{EUR_PER_USD}"\n')
+    return "\n".join(rules)
+
+
+FEBRUARY_INVOICE = "G012399999"
+
+
 def run_demo(
     app: LedgerApplication,
     on_step: Callable[[str], None],
     dead_letters: DeadLetterStore | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> IngestCounts:
-    """Run the scripted two months; `on_step` is told what just happened."""
+    """Run the scripted two months; `on_step` is told what just happened. `files` receives
+    February's Partner Center file and the price book (to bill again by hand)."""
     biz = DemoBusiness()
     totals = IngestCounts()
 
@@ -271,7 +369,14 @@ def run_demo(
     on_step(f"invoice run 2026-01: {len(issued)} invoices")
     feed(biz.payments(open_invoices(app, "2026-01"), "2026-01"), "January payments")
     feed(biz.mishaps(), "a redelivery, a wrong currency, a truncated record")
-    feed(biz.charges("2026-02", date(2026, 2, 1), date(2026, 2, 28)), "February charges")
+    billed = bill_february(app, biz, totals, dead_letters, files)
+    summed = billed.totals()
+    margins = ", ".join(f"{r['margin']} {r['currency']}"
+                        for r in summed.get("by_currency", [summed]))  # fmt: skip
+    on_step(
+        f"billed February from Microsoft's file {FEBRUARY_INVOICE} with the price book: "
+        f"{billed.billed} charges, margin {margins}"
+    )
     issued = app.run_invoices("2026-02", date(2026, 3, 1))
     on_step(f"invoice run 2026-02: {len(issued)} invoices")
     for day in (date(2026, 2, 23), date(2026, 3, 10), date(2026, 3, 20)):
@@ -321,3 +426,26 @@ def microsoft_side(
     crossed = ", ".join(f"{a['threshold']}%" for a in alerts if "threshold" in a)
     on_step(f"Microsoft credit limit {limit:.2f} USD; check {DEMO_DAY}: {len(alerts)} alerts "
             f"(credit use crossed {crossed})")  # fmt: skip
+
+
+def bill_february(
+    app: LedgerApplication, biz: DemoBusiness, totals: IngestCounts,
+    dead_letters: DeadLetterStore | None, files: dict[str, bytes] | None = None,
+) -> BillingReport:  # fmt: skip
+    """`ledger bill partner-center` of February's file, in-process."""
+
+    def send(records: list[RawRecord]) -> IngestCounts:
+        counts = process_records(app, records)
+        totals.add(counts)
+        if dead_letters is not None and counts.dead_letters:
+            dead_letters.add(counts.dead_letters)
+        return counts
+
+    raw = partner_center_csv(biz, "2026-02", date(2026, 2, 1), date(2026, 2, 28),
+                             FEBRUARY_INVOICE)  # fmt: skip
+    text = demo_price_book(biz)
+    if files is not None:
+        files[f"partner-center-{FEBRUARY_INVOICE}.csv"] = raw
+        files["prices.toml"] = text.encode("utf-8")
+    book = load_price_book(text, "demo price book")
+    return bill_file(raw, book, lookup_from_accounts(app.find), send, source="demo")

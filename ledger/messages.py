@@ -24,8 +24,12 @@ Choices where the SPEC is silent (the contract others rely on):
 - Every pattern is ASCII-only and must match the whole value (a trailing newline is not
   ignored).
 - Charge signs: `amount` and `cost` are >= 0, except for `cancel_refund` where both are
-  <= 0 (the partner is refunded by Microsoft too); `unit_price` is always >= 0; `quantity`
-  is >= 0 except for `cancel_refund`. `amount` is not checked against
+  <= 0 (the partner is refunded by Microsoft too) and the other credit-bearing new-commerce
+  types `remove_quantity`, `customer_credit`, `convert` (either sign); `unit_price` is always
+  >= 0; `quantity` is >= 0 except for those credit-bearing types.
+- `cost_currency` (default `currency`) is Microsoft's currency of `cost`, whose scale is
+  checked against it; `cost_fx_rate` (units of `currency` per unit of `cost_currency`, > 0,
+  up to 18 decimals) is required when the two differ. `amount` is not checked against
   `quantity * unit_price` (prorations and discounts make them differ).
 - Negative zero (`"-0.00"`) is read as zero.
 - Required text (ids, names, `description`, `reference`, `reason`, `subject`,
@@ -83,6 +87,7 @@ from ledger.domain.ids import normalize_id, normalize_invoice_id
 from ledger.domain.money import MAX_PLAIN_DECIMALS, check_currency, check_scale, parse_decimal
 
 __all__ = [
+    "CREDIT_CHARGE_TYPES",
     "ENVELOPE_FIELDS",
     "MAX_MESSAGE_BYTES",
     "MESSAGE_TYPES",
@@ -325,7 +330,14 @@ Quantity = Annotated[
 PaymentTerms = Annotated[int, Field(ge=0, le=365)]
 Minutes = Annotated[int, Field(ge=0, le=MAX_MINUTES)]
 
-ChargeType = Literal["new", "renew", "cycle", "usage", "one_time", "support", "cancel_refund"]
+ChargeType = Literal[
+    "new", "renew", "cycle", "usage", "one_time", "support", "cancel_refund",
+    # Microsoft's new-commerce lines (SPEC §3, §10)
+    "add_quantity", "remove_quantity", "convert", "customer_credit",
+]  # fmt: skip
+# Charge types whose amount and cost may be negative (Microsoft credits them).
+CREDIT_CHARGE_TYPES = frozenset({"cancel_refund", "remove_quantity", "customer_credit", "convert"})
+FxRate = Annotated[Decimal, BeforeValidator(_decimal(allow_int=False, max_decimals=18))]
 PaymentMethod = Literal["card", "bank_transfer", "direct_debit", "check", "other"]
 ReversalReason = Literal["chargeback", "returned", "error"]
 Channel = Literal["email", "phone", "portal", "chat"]
@@ -383,6 +395,9 @@ class Envelope(BaseModel):
 
     # The field holding this type's business id (None: the type has none).
     _business_id_field: ClassVar[str | None] = None
+    # Optional fields added after messages were stored: left out of the fingerprint while
+    # null, so an old message re-sent keeps its fingerprint (no false `conflict`).
+    _unprinted_when_null: ClassVar[tuple[str, ...]] = ()
 
     def business_id(self) -> str | None:
         name = self._business_id_field
@@ -403,6 +418,9 @@ class Envelope(BaseModel):
             name: value if type(value := values[name]) in _AS_IS else _canonical(value)
             for name in _field_names(type(self))[1]
         }
+        for name in self._unprinted_when_null:
+            if doc[name] is None:
+                del doc[name]
         text = _CANONICAL_JSON.encode(doc)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -492,25 +510,40 @@ class ChargeMsg(Envelope):
     charge_start: Day
     charge_end: Day
     ms_invoice_number: BusinessId | None = None
+    ms_charge_type: RequiredText | None = None
+    cost_currency: Currency | None = None
+    cost_fx_rate: FxRate | None = None
+
+    _unprinted_when_null: ClassVar[tuple[str, ...]] = (
+        "ms_charge_type", "cost_currency", "cost_fx_rate",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _rules(self) -> ChargeMsg:
-        for name in ("amount", "cost"):
+        cost_currency = self.cost_currency or self.currency
+        for name, currency in (("amount", self.currency), ("cost", cost_currency)):
             try:
-                check_scale(getattr(self, name), self.currency, name)
+                check_scale(getattr(self, name), currency, name)
             except InvalidMessage as exc:
                 raise _rule(name, _detail(exc, name)) from None
+        if cost_currency != self.currency and self.cost_fx_rate is None:
+            raise _rule("cost_fx_rate", f"required when cost_currency {cost_currency} differs "
+                                        f"from currency {self.currency}")  # fmt: skip
+        if self.cost_fx_rate is not None and self.cost_fx_rate <= 0:
+            raise _rule("cost_fx_rate", "must be > 0")
         refund = self.charge_type == "cancel_refund"
+        credit = self.charge_type in CREDIT_CHARGE_TYPES
+        only = "only cancel_refund, remove_quantity, customer_credit and convert charges"
         for name in ("amount", "cost"):
             value: Decimal = getattr(self, name)
             if refund and value > 0:
                 raise _rule(name, "must be <= 0 for a cancel_refund charge")
-            if not refund and value < 0:
-                raise _rule(name, "must be >= 0 (only a cancel_refund charge may be negative)")
+            if not credit and value < 0:
+                raise _rule(name, f"must be >= 0 ({only} may be negative)")
         if self.unit_price < 0:
             raise _rule("unit_price", "must be >= 0")
-        if not refund and self.quantity < 0:
-            raise _rule("quantity", "must be >= 0 (only a cancel_refund charge may be negative)")
+        if not credit and self.quantity < 0:
+            raise _rule("quantity", f"must be >= 0 ({only} may be negative)")
         if self.charge_end < self.charge_start:
             raise _rule(
                 "charge_end",

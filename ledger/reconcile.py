@@ -20,7 +20,7 @@ import hashlib
 import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -36,26 +36,34 @@ if TYPE_CHECKING:
     from ledger.application import LedgerApplication
 
 # Microsoft's ChargeType values (compared case-, space-, '_' and '-'-insensitively) → the
-# ledger's charge_type (SPEC §3). Partner Center writes them as "new", "renew",
+# ledger's charge_type (SPEC §3, §10). Partner Center writes them as "new", "renew",
 # "cycleCharge", "addQuantity", "removeQuantity", "cancelImmediate", "convert", "usage",
-# "refund", … (and in the UI as "Cycle charge", "Cancel immediate", …).
-#   new, purchase, addQuantity, activation(Fee) ... a purchase or added seats   → new
-#   renew, renewal ................................. term renewal               → renew
-#   cycleCharge, cycleFee, cycle ................... monthly charge of a term   → cycle
-#   usage, usageFee, consumption ................... metered (Azure) usage      → usage
-#   oneTime, oneTimePurchase ....................... reservations, software     → one_time
-#   cancelImmediate, cancel, removeQuantity,
-#   refund, credit ................................. prorated credit back       → cancel_refund
-#   convert ......... an upgrade: the new product's charge (Subtotal ≥ 0) → new, the
-#                     credit for the old one (Subtotal < 0) → cancel_refund
+# "customerCredit", … (and in the UI as "Cycle charge", "Cancel immediate", …).
+#   new, purchase, activation(Fee) ................ a purchase                → new
+#   addQuantity .................................... added seats               → add_quantity
+#   removeQuantity ................................. seats removed (credit)    → remove_quantity
+#   renew, renewal ................................. term renewal              → renew
+#   cycleCharge, cycleFee, cycle ................... monthly charge of a term  → cycle
+#   usage, usageFee, consumption ................... metered (Azure) usage     → usage
+#   oneTime, oneTimePurchase ....................... reservations, software    → one_time
+#   cancelImmediate, cancel, refund, credit ........ prorated credit back      → cancel_refund
+#   convert ......................................... an upgrade (either sign) → convert
+#   customerCredit ................................. Microsoft's credit        → customer_credit
 # An unknown ChargeType matches nothing: the line is reported as missing in the ledger.
 CHARGE_TYPES: dict[str, str] = {
-    "new": "new", "purchase": "new", "addquantity": "new", "activation": "new",
+    "new": "new", "purchase": "new", "addquantity": "add_quantity", "activation": "new",
     "activationfee": "new", "renew": "renew", "renewal": "renew", "cyclecharge": "cycle",
     "cyclefee": "cycle", "cycle": "cycle", "usage": "usage", "usagefee": "usage",
     "consumption": "usage", "onetime": "one_time", "onetimepurchase": "one_time",
     "cancelimmediate": "cancel_refund", "cancel": "cancel_refund",
-    "removequantity": "cancel_refund", "refund": "cancel_refund", "credit": "cancel_refund",
+    "removequantity": "remove_quantity", "refund": "cancel_refund", "credit": "cancel_refund",
+    "convert": "convert", "customercredit": "customer_credit",
+}  # fmt: skip
+# Before the new-commerce charge types existed upstream systems posted these lines under the
+# older types; a charge of the older type still matches such a line (after the exact type).
+LEGACY_CHARGE_TYPES: dict[str, tuple[str, ...]] = {
+    "add_quantity": ("new",), "remove_quantity": ("cancel_refund",),
+    "convert": ("new", "cancel_refund"), "customer_credit": ("cancel_refund",),
 }  # fmt: skip
 
 REQUIRED_COLUMNS = (
@@ -63,6 +71,13 @@ REQUIRED_COLUMNS = (
     "ChargeEndDate", "Subtotal", "Currency",
 )  # fmt: skip
 OPTIONAL_COLUMNS = ("ProductId", "SkuId", "CustomerName")
+# Kept as written on each line (`ReconLine.extra`) for `ledger bill partner-center` (SPEC §10).
+BILLING_COLUMNS = (
+    "OrderId", "AvailabilityId", "SkuName", "ProductName", "UnitPrice", "Quantity",
+    "BillableQuantity", "EffectiveUnitPrice", "SubscriptionDescription", "TermAndBillingCycle",
+    "BillingFrequency", "MeterDescription", "ReservationOrderId", "CreditReasonCode",
+    "PriceAdjustmentDescription", "ChargeType",
+)  # fmt: skip
 
 # ASCII digits only (a Unicode \d reads "٣" as 3) and matched with fullmatch (a `$` lets a
 # final newline through). A time after the date is allowed, and only a time.
@@ -97,8 +112,6 @@ class ReconFileError(LedgerError):
 def charge_type_of(ms_charge_type: str, subtotal: Decimal) -> str | None:
     """The ledger's charge_type for a Microsoft ChargeType value (None when unknown)."""
     normal = re.sub(r"[\s_-]+", "", ms_charge_type).lower()
-    if normal == "convert":
-        return "new" if subtotal >= 0 else "cancel_refund"
     return CHARGE_TYPES.get(normal)
 
 
@@ -117,6 +130,8 @@ class ReconLine:
     charge_start: date
     charge_end: date
     subtotal: Decimal
+    # BILLING_COLUMNS present in the file, stripped; not part of matching.
+    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str, date, date, str | None]:
@@ -313,10 +328,21 @@ def _delimiter(text: str) -> str:
     return max(counts, key=lambda d: (counts[d], d == ","))
 
 
+_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` with their endings (\\r\\n, \\r or \\n), one at a time: what
+    io.StringIO(text, newline="") gives the csv module, without its copy of the whole text at
+    4 bytes a character (200 MB for a 100,000-line file)."""
+    for found in _LINE_RE.finditer(text):
+        yield found.group()
+
+
 def parse_recon_file(raw: bytes) -> ReconFile:
     """Parse a whole reconciliation file. Raises ReconFileError (line, column) when malformed."""
     text = _decode(raw)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
+    reader = csv.reader(_lines(text), delimiter=_delimiter(text), strict=True)
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
@@ -335,6 +361,10 @@ def parse_recon_file(raw: bytes) -> ReconFile:
             line=1, column=missing[0],
         )  # fmt: skip
     lines: list[ReconLine] = []
+    extra_index = [(name, index[name]) for name in BILLING_COLUMNS if name in index]
+    # One string object per distinct value (product names, prices, "Monthly" repeat on
+    # every line): a 100,000-line file stays small in memory.
+    shared: dict[str, str] = {}
     invoice_number = currency = None
     start = reader.line_num + 1
     while True:
@@ -399,6 +429,10 @@ def parse_recon_file(raw: bytes) -> ReconFile:
                 charge_start=charge_start,
                 charge_end=charge_end,
                 subtotal=subtotal,
+                extra={
+                    name: shared.setdefault(value, value) for name, i in extra_index
+                    if (value := row[i].strip())
+                },
             )
         )
     if invoice_number is None or currency is None:
@@ -560,26 +594,37 @@ def reconcile(
         ):  # fmt: skip
             continue
         candidates.setdefault(charge.key, []).append(charge)
-    by_key: dict[tuple[str, str, date, date, str | None], list[ReconLine]] = {}
-    for line in recon.lines:
-        by_key.setdefault(line.key, []).append(line)
+
+    # Three passes over the lines, the pools shared so a charge is taken once: a charge of
+    # the line's type and the same cost; one of a legacy type (LEGACY_CHARGE_TYPES) and the
+    # same cost; then any charge left of the type, then of a legacy type (amount mismatch).
+    def pools(line: ReconLine, legacy: bool) -> list[list[LedgerCharge]]:
+        if not legacy:
+            return [candidates.get(line.key, [])]
+        olds = LEGACY_CHARGE_TYPES.get(line.charge_type or "", ())
+        return [candidates.get((*line.key[:4], old), []) for old in olds]
+
+    def take(line: ReconLine, chosen: list[list[LedgerCharge]], same_cost: bool) -> Any:
+        for pool in chosen:
+            for charge in pool:
+                if not same_cost or charge.cost == line.subtotal:
+                    pool.remove(charge)
+                    return charge
+        return None
 
     outcome: dict[int, LineResult] = {}
-    for key, lines in by_key.items():
-        pool = list(candidates.get(key, ()))
-        unpaired = []
-        for line in lines:
-            same = next((c for c in pool if c.cost == line.subtotal), None)
-            if same is None:
-                unpaired.append(line)
-                continue
-            pool.remove(same)
-            outcome[line.line] = LineResult("matched", line, same)
-        for line in unpaired:
-            if pool:
-                outcome[line.line] = LineResult("amount_mismatch", line, pool.pop(0))
-            else:
-                outcome[line.line] = LineResult("missing_in_ledger", line)
+    for legacy in (False, True):
+        for line in recon.lines:
+            if line.line not in outcome and (found := take(line, pools(line, legacy), True)):
+                outcome[line.line] = LineResult("matched", line, found)
+    for line in recon.lines:
+        if line.line in outcome:
+            continue
+        found = take(line, pools(line, False) + pools(line, True), False)
+        outcome[line.line] = (
+            LineResult("amount_mismatch", line, found) if found
+            else LineResult("missing_in_ledger", line)
+        )  # fmt: skip
     taken = {r.charge.charge_id for r in outcome.values() if r.charge}
 
     report = ReconReport(recon.invoice_number, period, recon.currency, recon.total)

@@ -14,6 +14,7 @@ from ledger.published import to_published
 from projections.accounts import AccountsProjection, balances_view, delinquency_view
 from projections.base import Projection, Rows, fold, occurred_by
 from projections.journal import JournalProjection, trial_balance_view
+from projections.margin import MarginProjection, margin_view
 from projections.microsoft import MicrosoftProjection, microsoft_view
 from projections.remittance import RemittanceProjection, remittance_view
 from projections.support import SupportProjection, support_view
@@ -26,12 +27,16 @@ PROJECTIONS: dict[str, Projection] = {
         SupportProjection(),
         RemittanceProjection(),
         MicrosoftProjection(),
+        MarginProjection(),
     )
 }
-VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance", "microsoft")
+VIEWS = (
+    "balances", "delinquency", "remittance", "support", "trial-balance", "microsoft", "margin",
+)  # fmt: skip
 VIEW_SOURCE = {
     "balances": "accounts", "delinquency": "accounts", "remittance": "remittance",
     "support": "support", "trial-balance": "journal", "microsoft": "microsoft",
+    "margin": "margin",
 }  # fmt: skip
 
 
@@ -77,6 +82,8 @@ def render_view(
         return remittance_view(rows, period)
     elif view == "microsoft":
         return microsoft_view(rows, as_of)
+    elif view == "margin":
+        return margin_view(rows, period, customer_id)
     else:
         raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
     wanted = None if customer_id is None else normalize_id(customer_id)  # SPEC §2

@@ -150,6 +150,19 @@ class Remittance(Row):
     exposure: Amount
 
 
+class MarginRow(Row):
+    """SPEC §10 `margin` row: per customer, billing period and currency."""
+
+    customer_id: str
+    name: str | None
+    billing_period: str
+    currency: Currency
+    revenue: Amount
+    cost: Amount
+    margin: Amount
+    margin_percent: str | None
+
+
 class Escalation(BaseModel):
     vehicle: str
     microsoft_case_id: str | None

@@ -20,6 +20,7 @@ from ledger.api.models import (
     Delinquency,
     Event,
     Invoice,
+    MarginRow,
     PageOf,
     Remittance,
     SupportTicket,
@@ -292,4 +293,31 @@ def list_trial_balance(
     page = paginate(
         rows, lambda r: (r["account"], r["currency"]), (str, str), "trial-balance", limit, cursor
     )
+    return page.body()
+
+
+@router.get(
+    "/margin", response_model=PageOf[MarginRow], dependencies=reader_role,
+    responses=list_errors, tags=["views"],
+)  # fmt: skip
+def list_margin(
+    reader: ReaderDep,
+    period: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="One billing period YYYY-MM."),
+    ] = None,
+    customer_id: Annotated[
+        str | None, Query(pattern=CUSTOMER_ID_PATTERN, description="Only this customer's.")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Revenue, cost (converted at each charge's rate) and margin per customer, billing period
+    and currency (SPEC §10)."""
+    day, historical = reader.resolve(None)
+    rows = reader.view("margin", day, historical, period=period, customer_id=customer_id)
+    page = paginate(
+        rows, lambda r: (r["customer_id"], r["billing_period"], r["currency"]), (str, str, str),
+        "margin", limit, cursor,
+    )  # fmt: skip
     return page.body()

@@ -1,7 +1,8 @@
 """Double-entry posting rules: each money event becomes balanced journal lines.
 
 Accounts receivable, unbilled receivable and unapplied cash/credits are kept per customer;
-the others are the partner's. A negative amount (a `cancel_refund` charge) swaps sides.
+the others are the partner's. A negative amount (a credit-bearing charge) swaps sides. A
+charge's cost posts in its `cost_currency` (Microsoft's), its revenue in the customer's.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def postings_for(
     c = customer_id
     if event_type == "ChargePosted":
         income = SUPPORT_REVENUE if data["charge_type"] == "support" else REVENUE
-        # Cost in Microsoft's billing currency (`cost_currency`, default the charge's).
+        # Cost is owed to Microsoft in its billing currency (SPEC §10), revenue is in the
+        # customer's: each side balances within its own currency.
         cost_currency = data.get("cost_currency") or currency
         return _entry(unbilled(c), income, Decimal(data["amount"]), currency) + _entry(
             COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), cost_currency

@@ -46,8 +46,10 @@ from tests.e2e.procs import (
 
 pytestmark = pytest.mark.e2e
 
-VIEWS = ("balances", "delinquency", "remittance", "support", "trial-balance", "microsoft")
-PROJECTION_NAMES = ("accounts", "journal", "support", "remittance", "microsoft")
+VIEWS = (
+    "balances", "delinquency", "remittance", "support", "trial-balance", "microsoft", "margin",
+)  # fmt: skip
+PROJECTION_NAMES = ("accounts", "journal", "support", "remittance", "microsoft", "margin")
 MONTHS = ("2026-01", "2026-02", "2026-03")
 MONTH_END = {"2026-01": "2026-01-31", "2026-02": "2026-02-28", "2026-03": "2026-03-31"}
 COLLECTIONS_AS_OF = "2026-04-15"  # after every as-of date captured: those views stay put

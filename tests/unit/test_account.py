@@ -105,7 +105,7 @@ def trial_balance(app: LedgerApplication, as_of: date = LOOK_DAY) -> dict[str, D
 
 
 def remainders(app: LedgerApplication, customer: str = C) -> dict[str, Decimal]:
-    return {iid: inv["remainder"] for iid, inv in app.get(customer).invoices.items()}
+    return {iid: inv.remainder for iid, inv in app.get(customer).invoices.items()}
 
 
 def events_of(app: LedgerApplication, kind: type[ev.LedgerEvent]) -> list[dict[str, Any]]:

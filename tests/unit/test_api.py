@@ -40,6 +40,7 @@ PROTECTED = [
     "/microsoft",
     "/support/tickets",
     "/trial-balance",
+    "/margin",
 ]
 # Customers whose January invoice (dated 2025-02-01) is due after these payment terms.
 LATE = {"late-1": 5, "late-2": 10, "late-3": 15, "late-4": 20}

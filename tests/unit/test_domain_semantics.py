@@ -600,7 +600,7 @@ def test_a_suspension_recorded_later_for_an_earlier_day_dates_the_suspension() -
              "reinstatement": "paid_in_full", "threshold": "0.00"},
             Meta(occurred_at=datetime(2026, 4, day, tzinfo=UTC), recorded_at=RECORDED),
         )  # fmt: skip
-    assert account.suspension is not None and account.suspension["since"] == "2026-04-03"
+    assert account.suspension is not None and account.suspension.since == date(2026, 4, 3)
 
 
 def test_escalations_are_listed_in_business_time_order(app: LedgerApplication) -> None:

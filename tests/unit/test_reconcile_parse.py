@@ -60,7 +60,7 @@ def test_reads_microsofts_columns_in_any_order_with_bom_quotes_and_extra_columns
     assert (first.ms_charge_type, first.charge_type, first.subtotal) == (
         "cycleCharge", "cycle", Decimal("60.00"),
     )  # fmt: skip
-    assert (second.charge_type, second.subtotal) == ("cancel_refund", Decimal("-12.34"))
+    assert (second.charge_type, second.subtotal) == ("remove_quantity", Decimal("-12.34"))
     assert second.charge_start == date(2025, 1, 15)
     assert recon.total == Decimal("47.66")
     assert recon.billing_period() == "2025-01"
@@ -86,13 +86,16 @@ def test_blank_lines_are_skipped() -> None:
 @pytest.mark.parametrize(
     ("microsoft", "subtotal", "ours"),
     [
-        ("new", "1", "new"), ("New", "1", "new"), ("addQuantity", "1", "new"),
-        ("Add quantity", "1", "new"), ("purchase", "1", "new"), ("renew", "1", "renew"),
+        # SPEC §10's mapping of Microsoft's new-commerce ChargeType values
+        ("new", "1", "new"), ("New", "1", "new"), ("addQuantity", "1", "add_quantity"),
+        ("Add quantity", "1", "add_quantity"), ("purchase", "1", "new"), ("renew", "1", "renew"),
         ("Renew", "1", "renew"), ("cycleCharge", "1", "cycle"), ("Cycle charge", "1", "cycle"),
         ("usage", "1", "usage"), ("oneTime", "1", "one_time"),
         ("cancelImmediate", "-1", "cancel_refund"), ("Cancel immediate", "-1", "cancel_refund"),
-        ("removeQuantity", "-1", "cancel_refund"), ("refund", "-1", "cancel_refund"),
-        ("convert", "5", "new"), ("convert", "-5", "cancel_refund"),
+        ("cancel", "-1", "cancel_refund"),
+        ("removeQuantity", "-1", "remove_quantity"), ("refund", "-1", "cancel_refund"),
+        ("convert", "5", "convert"), ("convert", "-5", "convert"),
+        ("customerCredit", "-5", "customer_credit"), ("CUSTOMERCREDIT", "-5", "customer_credit"),
         ("somethingNew", "1", None),
     ],
 )  # fmt: skip

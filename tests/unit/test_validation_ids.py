@@ -246,8 +246,8 @@ def test_a_payment_naming_an_invoice_in_the_other_case_settles_that_invoice() ->
     outcome = ledger.handle_batch(msgs([payment(UPPER, "P-1", "50.00", invoice_id=named)]))
     assert outcome.outcomes[0].status == "applied"
     invoices = ledger.get(LOWER).invoices
-    assert invoices[f"INV-{LOWER}-2026-02"]["remainder"] == 0  # not the oldest one
-    assert invoices[f"INV-{LOWER}-2026-01"]["remainder"] == Decimal("100.00")
+    assert invoices[f"INV-{LOWER}-2026-02"].remainder == 0  # not the oldest one
+    assert invoices[f"INV-{LOWER}-2026-01"].remainder == Decimal("100.00")
 
 
 def legacy_store(url: str = "memory://") -> LedgerApplication:

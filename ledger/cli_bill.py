@@ -1,0 +1,186 @@
+"""`ledger bill partner-center FILE.csv`: bill customers from Microsoft's reconciliation file
+(SPEC §10). The use case is `ledger.app.billing`; this module wires it: the price book file,
+the event store (customers), and where the charges go — ingested in-process (dead letters kept
+in the database), or published to `billing.charges` when LEDGER_KAFKA_BOOTSTRAP is set, for
+`ledger consume` to ingest like any upstream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ledger.app.billing import BillingReport, Send, bill_file, lookup_from_accounts
+from ledger.cli_options import parse_period
+from ledger.config import Settings, get_settings
+from ledger.domain.pricebook import PriceBook, PriceBookError, load_price_book
+from ledger.ingest import IngestCounts, RawRecord, process_records
+from ledger.tables import print_rows
+
+if TYPE_CHECKING:
+    from ledger.application import LedgerApplication
+
+bill_app = typer.Typer(help="Bill customers from Microsoft's data (price book, SPEC §10).")
+PROGRESS_FROM = 2000  # lines: shorter files bill in a blink, no bar
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the `ledger` app."""
+    app.add_typer(bill_app, name="bill")
+
+
+def read_price_book(path: Path | None, settings: Settings) -> PriceBook:
+    """The price book of --price-book, else LEDGER_PRICE_BOOK; none is an error (fail closed:
+    never bill at a price nobody set)."""
+    chosen = path or settings.price_book
+    if chosen is None:
+        raise PriceBookError("no price book: give --price-book FILE.toml or set LEDGER_PRICE_BOOK")
+    try:
+        text = Path(chosen).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PriceBookError(f"{chosen}: cannot be read ({exc})") from None
+    return load_price_book(text, str(chosen))
+
+
+def _ingest_send(settings: Settings, ledger: LedgerApplication) -> Send:
+    from ledger.bootstrap import deadletter_store
+
+    store = deadletter_store(settings)
+
+    def send(records: list[RawRecord]) -> IngestCounts:
+        counts = process_records(ledger, records)
+        if counts.dead_letters:
+            store.add(counts.dead_letters)
+        return counts
+
+    return send
+
+
+@contextmanager
+def _kafka_send(settings: Settings) -> Iterator[Send]:
+    from consumers.kafka_support import ensure_topics, make_producer
+
+    assert settings.kafka_bootstrap
+    ensure_topics(settings.kafka_bootstrap, [settings.topic_charges])
+    producer = make_producer(settings.kafka_bootstrap)
+
+    def send(records: list[RawRecord]) -> IngestCounts:
+        futures = []
+        for record in records:
+            value = record.value.encode("utf-8") if isinstance(record.value, str) else record.value
+            key = record.key.encode("utf-8") if isinstance(record.key, str) else record.key
+            futures.append(producer.send(settings.topic_charges, key=key, value=value))
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # raises when Kafka did not take it: the run fails, exit 1
+        return IngestCounts(applied=len(records))
+
+    try:
+        yield send
+    finally:
+        producer.close(timeout=10)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None]]:
+    console = Console(stderr=True)
+    with Progress(TextColumn("billing"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:  # fmt: skip
+        task: list[object] = []
+
+        def advance(done: int, total: int) -> None:
+            if total < PROGRESS_FROM:
+                return
+            if not task:
+                task.append(bar.add_task("billing", total=total))
+            bar.advance(task[0], done)  # type: ignore[arg-type]
+
+        yield advance
+
+
+def partner_center(
+    file: Path = typer.Argument(..., help="Partner Center new-commerce reconciliation CSV."),
+    price_book: Path | None = typer.Option(
+        None, "--price-book", help="Price book TOML (default: LEDGER_PRICE_BOOK)."
+    ),
+    period: str | None = typer.Option(
+        None, "--period", help="Billing period YYYY-MM (default: the file's, as reconcile finds)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Price and report; post nothing."),
+    as_json: bool = typer.Option(False, "--json", help="The SPEC §10 report as JSON."),
+) -> None:
+    """Turn every line of Microsoft's invoice file into a customer charge at the price book's
+    prices, through the normal ingest path (idempotent: a second run posts nothing)."""
+    if not file.is_file():
+        raise typer.BadParameter(f"{str(file)!r} is not a file", param_hint="FILE")
+    chosen_period = parse_period(period) if period is not None else None
+    settings = get_settings()
+    book = read_price_book(price_book, settings)  # before anything is read or posted
+    from ledger.bootstrap import build_app
+
+    ledger = build_app(settings)
+    # Embedded, ingest itself tells duplicates; a dry run and Kafka need the known charges.
+    customers = lookup_from_accounts(
+        ledger.find, charges=dry_run or bool(settings.kafka_bootstrap)
+    )
+    with _progress_bar() as progress:
+        if dry_run:
+            report = bill_file(file.read_bytes(), book, customers, None, source=str(file),
+                               billing_period=chosen_period, progress=progress)  # fmt: skip
+        elif settings.kafka_bootstrap:
+            with _kafka_send(settings) as send:
+                report = bill_file(file.read_bytes(), book, customers, send, source=str(file),
+                                   billing_period=chosen_period, progress=progress,
+                                   delivered=False)  # fmt: skip
+        else:
+            report = bill_file(file.read_bytes(), book, customers, _ingest_send(settings, ledger),
+                               source=str(file),
+                               billing_period=chosen_period, progress=progress)  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        print_report(report, settings.topic_charges)
+
+
+def print_report(report: BillingReport, topic: str) -> None:
+    doc = report.to_json()
+    console = Console(width=200)
+    verb = "would bill" if report.dry_run else f"published to {topic}" if report.published \
+        else "billed"  # fmt: skip
+    console.print(
+        f"invoice {doc['invoice_number']} for {doc['billing_period']}: {doc['lines']} lines, "
+        f"{verb} {doc['billed']}, duplicates {doc['duplicates']}, "
+        f"not billed {len(doc['not_billed'])}"
+    )
+    print_rows(
+        [{"customer": c["customer_id"], "currency": c["currency"], "lines": c["lines"],
+          "cost": c["cost"], "amount": c["amount"], "margin": c["margin"],
+          "margin %": c["margin_percent"],
+          "lines below min margin": _few(c["below_min_margin"])}
+         for c in doc["customers"]],
+        title="Billing by customer", console=console,
+    )  # fmt: skip
+    totals = doc["totals"]
+    for row in totals.get("by_currency", [totals]):
+        if row.get("currency"):
+            console.print(f"total {row['currency']}: cost {row['cost']}, amount {row['amount']}, "
+                          f"margin {row['margin']}")  # fmt: skip
+    for item in doc["not_billed"]:
+        console.print(f"  not billed: line {item['line']}: {item['reason']}", markup=False)
+
+
+def _few(lines: list[int], shown: int = 5) -> str | None:
+    """'3, 8, 9' or '3, 8, 9, 12, 15 … (40 lines)' (all of them are in --json)."""
+    if not lines:
+        return None
+    text = ", ".join(map(str, lines[:shown]))
+    return text if len(lines) <= shown else f"{text} … ({len(lines)} lines)"
+
+
+bill_app.command("partner-center")(partner_center)
