@@ -125,7 +125,9 @@ def test_sigkill_mid_batch_then_restart_delivers_each_document_once(smtp, tmp_pa
     again = ledger(env, "notify", "--once")
     assert "sent 0" in again.stdout and sum(inbox.ids().values()) == 500
     status = json.loads(ledger(env, "notify", "status", "--json").stdout)
-    assert status["counts"]["sent"] == 500 and not status["pending"] and not status["unconfirmed"]
+    assert status["counts"]["sent"] == 500 and not status["pending"]
+    # Killed after the final "." and before the reply was read: delivered, listed for a person.
+    assert len(status["unconfirmed"]) <= 1
 
 
 def test_temporary_retried_permanent_kept_missing_email_listed(smtp, tmp_path):
