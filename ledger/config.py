@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # Microsoft's payment terms for the partner (SPEC §11: net 60 unless agreed otherwise):
     # the due date of a reconciled invoice. A negative value is refused at start.
     microsoft_payment_terms_days: int = Field(default=60, ge=0, le=365)
+    # SPEC §14: documents and their delivery (ledger/documents).
+    partner_profile: Path | None = None
+    templates_dir: Path | None = None
+    smtp_url: str | None = None
+    mail_from: str | None = None
 
     @classmethod
     def settings_customise_sources(

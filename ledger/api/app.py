@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_lat
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger import __version__
+from ledger.api import documents as documents_api
 from ledger.api import errors, routes
 from ledger.api import microsoft as microsoft_api
 from ledger.api.data import Reader
@@ -103,6 +104,7 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
     app.add_middleware(LatencyMiddleware)
     app.include_router(routes.router)
     app.include_router(microsoft_api.router)
+    app.include_router(documents_api.router)
     _operations(app, reader, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -100,3 +100,7 @@ def demo(
         f"`ledger bill partner-center {written.get('partner-center-G012399999.csv')} "
         f"--price-book {written.get('prices.toml')}` (all duplicates now) or `ledger serve`."
     )
+    from ledger.documents.samples import write_samples
+
+    for line in write_samples(app, settings, database, DEMO_DAY):
+        console.print(line, highlight=False)

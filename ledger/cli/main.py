@@ -43,6 +43,7 @@ def _register_groups() -> None:
         collections,
         deadletters,
         demo,
+        documents,
         ingest,
         invoice,
         microsoft,
@@ -56,7 +57,8 @@ def _register_groups() -> None:
     )
 
     for group in (invoice, deadletters, audit, collections, policy, projections, ingest,
-                  pipeline, show, remittance, serve, tokens, demo, microsoft, bill):  # fmt: skip
+                  pipeline, show, remittance, serve, tokens, demo, microsoft, bill,
+                  documents):  # fmt: skip
         group.register(app)
 
 
