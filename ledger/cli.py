@@ -26,13 +26,11 @@ app = typer.Typer(
 )
 invoice_app = typer.Typer(help="Invoice runs.")
 deadletters_app = typer.Typer(help="Messages that could not be applied.")
-audit_app = typer.Typer(help="Tamper evidence.")
 collections_app = typer.Typer(help="Dunning, suspension and reinstatement.")
 policy_app = typer.Typer(help="Collections policies.")
 projections_app = typer.Typer(help="Stored read models.")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(deadletters_app, name="deadletters")
-app.add_typer(audit_app, name="audit")
 app.add_typer(collections_app, name="collections")
 app.add_typer(policy_app, name="policy")
 app.add_typer(projections_app, name="projections")
@@ -435,25 +433,11 @@ def projections_status(as_json: bool = typer.Option(False, "--json")) -> None:
         print_rows(rows, title="projections")
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute every stream's hash chain; name the first broken event."""
-    ledger = build_app(get_settings())
-    checked, broken = ledger.verify_chains()
-    if broken:
-        typer.echo(
-            f"BROKEN: customer {broken.customer_id} position {broken.position}: {broken.reason} "
-            f"({checked} events verified before it)",
-        )
-        raise typer.Exit(1)
-    typer.echo(f"OK: {checked} events verified, every chain intact")
-
-
 def _register_areas() -> None:
     """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger import cli_api, cli_demo, cli_microsoft, cli_remittance
+    from ledger import cli_api, cli_audit_checkpoint, cli_demo, cli_microsoft, cli_remittance
 
-    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft):
+    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft, cli_audit_checkpoint):
         area.register(app)
 
 

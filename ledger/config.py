@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # Microsoft's payment terms for the partner (SPEC §11: net 60 unless agreed otherwise):
     # the due date of a reconciled invoice. A negative value is refused at start.
     microsoft_payment_terms_days: int = Field(default=60, ge=0, le=365)
+    # SPEC §13: the secret authenticating audit checkpoints (hex, at least 32 bytes); held
+    # outside the database. Read through `audit_key_bytes()`, which refuses a malformed one.
+    audit_key: SecretStr | None = None
+    topic_checkpoints: str = "ledger.checkpoints"
 
     @classmethod
     def settings_customise_sources(
@@ -59,6 +63,22 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return not self.kafka_bootstrap
+
+    def audit_key_bytes(self) -> bytes | None:
+        """LEDGER_AUDIT_KEY decoded: None when unset; ConfigError (fail closed) when it is not
+        hex or shorter than 32 bytes (64 hex digits); never "no key" for a bad key."""
+        if self.audit_key is None:
+            return None
+        text = self.audit_key.get_secret_value().strip()
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError("LEDGER_AUDIT_KEY: not hexadecimal (expected at least 64 hex "
+                              "digits, e.g. from `openssl rand -hex 32`)") from None  # fmt: skip
+        if len(key) < 32:
+            raise ConfigError(f"LEDGER_AUDIT_KEY: {len(key)} bytes; at least 32 are needed "
+                              "(64 hex digits)")  # fmt: skip
+        return key
 
     def store_description(self) -> str:
         store = "PostgreSQL" if self.is_postgres else "SQLite"
