@@ -253,6 +253,9 @@ def invoice_run(
     period = parse_period(period)
     invoice_date = parse_day(on, "--date") or _day_after(period)  # periods end by 9000-12
     ledger = build_app(get_settings())
+    from ledger.periods import refuse_if_closed  # SPEC §13: a closed period is not billed
+
+    refuse_if_closed(ledger, period, "invoice run")
     issued = ledger.run_invoices(period, invoice_date)
     typer.echo(f"issued {len(issued)} invoices for {period} dated {invoice_date}")
 
@@ -435,9 +438,17 @@ def projections_status(as_json: bool = typer.Option(False, "--json")) -> None:
 
 def _register_areas() -> None:
     """Commands of other areas live in their own modules; each adds itself to `app`."""
-    from ledger import cli_api, cli_audit_checkpoint, cli_demo, cli_microsoft, cli_remittance
+    from ledger import (
+        cli_api,
+        cli_audit_checkpoint,
+        cli_demo,
+        cli_microsoft,
+        cli_period,
+        cli_remittance,
+    )
 
-    for area in (cli_remittance, cli_api, cli_demo, cli_microsoft, cli_audit_checkpoint):
+    areas = (cli_remittance, cli_api, cli_demo, cli_microsoft, cli_audit_checkpoint, cli_period)
+    for area in areas:
         area.register(app)
 
 

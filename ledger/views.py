@@ -49,6 +49,10 @@ def published_events(app: LedgerApplication, start: int = 1) -> Iterator[dict[st
 
 def project_rows(app: LedgerApplication, projection: str, as_of: date | None = None) -> Rows:
     events: Any = published_events(app)
+    if as_of is not None and projection == "journal":  # by posting date (SPEC §13)
+        from projections.posting_dates import journal_rows_as_of
+
+        return journal_rows_as_of(events, as_of)
     if as_of is not None:
         events = occurred_by(events, end_of(as_of))
     return fold(PROJECTIONS[projection], events)
