@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 from ledger.application import BrokenLink, LedgerApplication, _check_link
 from ledger.db import Database
 from ledger.domain import events as ev
 from ledger.domain.errors import LedgerError
-from ledger.domain.hashchain import GENESIS, canonical_json
+from ledger.domain.hashchain import GENESIS, canonical_json, chain_hash_v2_text
 from ledger.domain.merkle import Finding, StreamHead, authentic, build_checkpoint, check_shape
 from ledger.domain.merkle import compare as compare_heads
 
@@ -58,7 +59,9 @@ def walk(ledger: LedgerApplication, wanted: set[tuple[str, int]] | None = None) 
     """Recompute every stream's chain (as `verify_chains`, but on past a break, so every
     stream's head is known) and note the hash at each (stream id, position) in `wanted`."""
     result = Walk()
+    plain = ledger.mapper.cipher is None and ledger.mapper.compressor is None
     state: dict[Any, tuple[int, str, str, int, bool]] = {}
+    sids: dict[Any, str] = {}  # stream UUID → its text, made once per stream
     wanted = wanted or set()
     for notification in ledger.notifications():
         originator = notification.originator_id
@@ -66,6 +69,18 @@ def walk(ledger: LedgerApplication, wanted: set[tuple[str, int]] | None = None) 
             originator, (0, GENESIS, str(originator), 1, True)
         )
         result.global_position = notification.id
+        sid = sids.get(originator) or sids.setdefault(originator, str(originator))
+        fast = _fast_link(notification, sid, version, prev_hash, plain) if ok else None
+        if fast is not None:  # verified under rule 2 without building the domain event
+            head_hash, stream_name = fast
+            if version == 0:
+                name = stream_name
+            result.checked += 1
+            state[originator] = (notification.originator_version, head_hash, name, 2, True)
+            result.heads[sid] = StreamHead(sid, name, notification.originator_version, head_hash)
+            if (sid, notification.originator_version) in wanted:
+                result.hash_at[(sid, notification.originator_version)] = head_hash
+            continue
         try:
             event = ledger.mapper.to_domain_event(notification)
             assert isinstance(event, ev.LedgerEvent)
@@ -91,6 +106,57 @@ def walk(ledger: LedgerApplication, wanted: set[tuple[str, int]] | None = None) 
         if (sid, event.originator_version) in wanted:
             result.hash_at[(sid, event.originator_version)] = event.hash
     return result
+
+
+_TAG = b'"_type_"'
+
+
+def _canonical_data(data: Any) -> str:
+    """canonical_json(data), by orjson when it can: the same text for JSON-decoded data
+    (keys sorted by code point = by UTF-8 bytes, no spaces, no ASCII escaping); what it
+    refuses goes to json. A difference could only make a hash mismatch (the slow path),
+    never a match."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except TypeError:
+        return canonical_json(data)
+
+
+def _fast_link(
+    notification: Any, stream_id: str, last_version: int, prev_hash: str, plain: bool
+) -> tuple[str, str] | None:
+    """(hash, stream name) when the stored event links to `prev_hash` at the next position
+    and its stored fields hash, under rule 2, to the hash it carries — read straight from
+    its JSON (as ledger.wire does for a rebuild). None means "decide the slow way" (the
+    domain decoder and `_check_link`, which also say what is wrong): anything unusual, any
+    mismatch. It only ever accepts what the slow path would accept."""
+    state = notification.state
+    if not plain or state.count(_TAG) != 2 or notification.originator_version != last_version + 1:
+        return None
+    try:
+        fields = orjson.loads(state)
+        occurred, recorded = fields["occurred_at"], fields["timestamp"]
+        if (occurred.get("_type_") != "datetime_iso" or recorded.get("_type_") != "datetime_iso"
+                or "class_version" in fields or fields["prev_hash"] != prev_hash):  # fmt: skip
+            return None
+        topic = notification.topic
+        digest = chain_hash_v2_text(
+            stream_id=stream_id,
+            position=notification.originator_version,
+            event_type=topic[topic.index(":") + 1 :],
+            customer_id=fields["customer_id"],
+            occurred_at=occurred["_data_"],
+            recorded_at=recorded["_data_"],
+            message_id=fields["message_id"],
+            originator_topic=fields.get("originator_topic"),
+            data_json=_canonical_data(fields["data"]),
+            prev_hash=prev_hash,
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+        return None
+    if digest != fields.get("hash"):
+        return None
+    return digest, fields["customer_id"]
 
 
 class CheckpointStore:
