@@ -51,11 +51,12 @@ def parse_instant(value: str | None, option: str) -> datetime | None:
         if not _INSTANT_RE.fullmatch(value):
             raise ValueError(value)
         instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else (
+            instant.astimezone(UTC))  # fmt: skip
+    except (ValueError, OverflowError):
         raise typer.BadParameter(
             f"{value!r} is not an instant (e.g. 2025-02-10T23:59:59Z)", param_hint=option
         ) from None
-    instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
     _in_range(instant.date(), value, option)
     return instant
 

@@ -70,8 +70,15 @@ def _iso_instant(value: object) -> object:
     if value is None or isinstance(value, datetime):
         return value
     if isinstance(value, str) and _INSTANT.fullmatch(value):
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+        try:
+            instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else (
+                instant.astimezone(UTC))  # fmt: skip
+        except (ValueError, OverflowError):
+            raise ValueError("must be a valid instant (1900..9000)") from None
+        if not 1900 <= instant.year <= 9000:
+            raise ValueError("must be a valid instant (1900..9000)")
+        return instant
     raise ValueError("must be an instant YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|±HH:MM]")
 
 

@@ -155,3 +155,14 @@ def test_cli_show_as_recorded_at_shows_what_it_showed_then(tmp_path: Path) -> No
     assert ok("show", "balances", "--json", "--as-recorded-at", then) == shown
     refused = run_cli(url, "show", "balances", "--as-recorded-at", "2025-02-10", cwd=tmp_path)
     assert refused.returncode == 2 and "--as-recorded-at" in refused.stderr
+
+
+def test_an_instant_beyond_the_calendar_is_a_usage_error_not_a_crash(tmp_path: Path) -> None:
+    app, _ = recorded_as_it_happened()
+    api = build_api(tmp_path, app)
+    for bad in ("0001-01-01T00:00+01:00", "9999-12-31T23:59+00:00", "2025-13-01T00:00Z"):
+        response = api.get("/trial-balance", as_recorded_at=bad)
+        assert response.status_code == 422 and "as_recorded_at" in response.text, bad
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    refused = run_cli(url, "show", "balances", "--as-recorded-at", "0001-01-01T00:00+01:00")
+    assert refused.returncode == 2 and "--as-recorded-at" in refused.stderr
