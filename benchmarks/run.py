@@ -648,8 +648,31 @@ def phase_rebuild(run: Run) -> None:
         "generate_events_per_s": generated["rate"], "customers": s.rebuild_customers,
     }  # fmt: skip
     log(f"rebuild: {run.results['rebuild']['events_per_s']:,.0f} events/s")
+    phase_audit(run, url, events)
     drop_database(url)
     run.databases.remove(url)
+
+
+def phase_audit(run: Run, url: str, events: int) -> None:
+    """`ledger audit checkpoint` then `ledger audit verify --checkpoints` on the rebuild's
+    store (SPEC §13; targets: checkpoint < 10 s, verify >= 100,000 events/s)."""
+    key = {"LEDGER_AUDIT_KEY": "42" * 32}
+    out = run.dir / "checkpoints.jsonl"
+    timings: dict[str, float] = {}
+    for name, argv in (("checkpoint", ["checkpoint", "--out", str(out)]),
+                       ("verify", ["verify", "--checkpoints", str(out)])):  # fmt: skip
+        child = run.start(f"audit-{name}", [LEDGER, "audit", *argv], url, key)
+        started = time.perf_counter()
+        code = child.wait(1800)
+        timings[name] = time.perf_counter() - started
+        if code != 0:
+            raise RuntimeError(f"audit {name} failed ({code}):\n{child.tail()}")
+    run.results["audit"] = {
+        "events": events, "checkpoint_seconds": timings["checkpoint"],
+        "verify_seconds": timings["verify"], "verify_events_per_s": events / timings["verify"],
+    }  # fmt: skip
+    log(f"audit: checkpoint {timings['checkpoint']:.1f} s, verify "
+        f"{events / timings['verify']:,.0f} events/s")
 
 
 # ----------------------------------------------------------------------------------- report
@@ -693,6 +716,14 @@ def rows_of(results: dict[str, Any], memory: dict[str, float | None]) -> list[li
                     f"kafka-python consume {kafka_rate:,.0f} rec/s",
                     f">= {t['project_events_per_s']:,}",
                     met(pp["events_per_s"] >= t["project_events_per_s"])])  # fmt: skip
+    audit = r.get("audit")
+    if audit:
+        out.append([f"audit checkpoint ({audit['events']:,} events)",
+                    f"{audit['checkpoint_seconds']:.1f} s", "process start included",
+                    "< 10 s", met(audit["checkpoint_seconds"] < 10)])  # fmt: skip
+        out.append(["audit verify --checkpoints", f"{audit['verify_events_per_s']:,.0f} events/s",
+                    f"{audit['verify_seconds']:.1f} s wall", ">= 100,000",
+                    met(audit["verify_events_per_s"] >= 100_000)])  # fmt: skip
     rb = r.get("rebuild")
     if rb:
         out.append([f"rebuild ({rb['events']:,} events)", f"{rb['events_per_s']:,.0f} events/s",

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     smtp_url: str | None = None
     mail_from: str | None = None
+    # SPEC §13: the secret authenticating audit checkpoints (hex, at least 32 bytes); held
+    # outside the database. Read through `audit_key_bytes()`, which refuses a malformed one.
+    audit_key: SecretStr | None = None
+    topic_checkpoints: str = "ledger.checkpoints"
 
     @classmethod
     def settings_customise_sources(
@@ -65,6 +69,22 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return not self.kafka_bootstrap
+
+    def audit_key_bytes(self) -> bytes | None:
+        """LEDGER_AUDIT_KEY decoded: None when unset; ConfigError (fail closed) when it is not
+        hex or shorter than 32 bytes (64 hex digits); never "no key" for a bad key."""
+        if self.audit_key is None:
+            return None
+        text = self.audit_key.get_secret_value().strip()
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError("LEDGER_AUDIT_KEY: not hexadecimal (expected at least 64 hex "
+                              "digits, e.g. from `openssl rand -hex 32`)") from None  # fmt: skip
+        if len(key) < 32:
+            raise ConfigError(f"LEDGER_AUDIT_KEY: {len(key)} bytes; at least 32 are needed "
+                              "(64 hex digits)")  # fmt: skip
+        return key
 
     def store_description(self) -> str:
         store = "PostgreSQL" if self.is_postgres else "SQLite"

@@ -10,6 +10,7 @@ from typing import Any
 
 from ledger.domain.account import CASH_SOURCES
 from ledger.domain.money import fmt
+from ledger.domain.periods import PERIOD_EVENT_TYPES
 from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, next_action
 from ledger.domain.remittance import REMITTANCE_EVENT_TYPES
 from projections.base import Event, Row, Rows, dec, utc_date, utc_instant
@@ -30,6 +31,8 @@ class AccountsProjection:
     def keys(self, event: Event) -> list[str]:
         if event["event_type"] in REMITTANCE_EVENT_TYPES:
             return []  # the `microsoft:<period>:<currency>` streams are not customers
+        if event["event_type"] in PERIOD_EVENT_TYPES:
+            return []  # nor is the ledger-wide `ledger:periods` stream
         return [event["customer_id"]]
 
     def apply(self, key: str, row: Row | None, event: Event) -> Row:

@@ -67,15 +67,17 @@ class PostingTotals:
         self.sums: dict[str, list[Decimal]] = {}
 
     def add(self, event: Event) -> None:
-        sums = self.sums
         for posting in _postings(event):
-            key = f"{posting.account}|{posting.currency}"
-            total = sums.get(key)
-            if total is None:
-                sums[key] = [posting.debit, posting.credit]
-            else:
-                total[0] += posting.debit
-                total[1] += posting.credit
+            self.add_posting(posting)
+
+    def add_posting(self, posting: Posting) -> None:
+        key = f"{posting.account}|{posting.currency}"
+        total = self.sums.get(key)
+        if total is None:
+            self.sums[key] = [posting.debit, posting.credit]
+        else:
+            total[0] += posting.debit
+            total[1] += posting.credit
 
     def add_to(self, rows: Rows) -> None:
         for key, (debit, credit) in self.sums.items():

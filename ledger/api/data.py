@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from ledger.api.history import stream_events
@@ -24,6 +24,7 @@ from ledger.store.db import Database
 from projections.accounts import AccountsProjection
 from projections.base import Row, fold, occurred_by
 from projections.store import RowStore
+from projections.timelines import recorded_by, settle_open_items
 
 ACCOUNTS = AccountsProjection()
 
@@ -93,27 +94,37 @@ class Reader:
     def today(self) -> date:
         return utc_day(self.app.clock())  # the UTC date, whatever zone the clock is in
 
-    def resolve(self, as_of: date | None) -> tuple[date, bool]:
-        """The day to look at, and whether it is in the past (history replayed)."""
+    def resolve(self, as_of: date | None, recorded_at: datetime | None = None) -> tuple[date, bool]:
+        """The day to look at, and whether it is in the past (history replayed by business
+        time). As recorded at an instant, the day defaults to that instant's (UTC) date."""
         today = self.today()
+        if as_of is None and recorded_at is not None:
+            return recorded_at.date(), False
         day = as_of or today
         return day, day < today
 
     # ---- one customer -----------------------------------------------------------------
 
-    def account(self, customer_id: str, as_of: date | None = None) -> Row:
+    def account(
+        self, customer_id: str, as_of: date | None = None, recorded_at: datetime | None = None
+    ) -> Row:
         """The customer's `accounts` projection row, now or (with `as_of`) at the end of that
-        day. Raises UnknownCustomer."""
-        if as_of is None and self.stored:
+        day, of the events recorded by `recorded_at` when given. Raises UnknownCustomer."""
+        if as_of is None and recorded_at is None and self.stored:
             with self.rows() as store:
                 row = store.load(ACCOUNTS.name, [customer_id]).get(customer_id)
             if row is not None and row.get("currency"):
                 return row
             # Not projected yet (just registered) or unknown: the event store decides.
         events: Any = stream_events(self.app, customer_id)
+        if recorded_at is not None:
+            events = recorded_by(events, recorded_at)
         if as_of is not None:
             events = occurred_by(events, end_of(as_of))
-        row = fold(ACCOUNTS, events).get(customer_id)
+        rows = fold(ACCOUNTS, events)
+        if as_of is not None:  # never open invoices and unapplied credit together
+            settle_open_items(rows)
+        row = rows.get(customer_id)
         if row is None or not row.get("currency"):
             when = f" on {as_of.isoformat()}" if as_of is not None else ""
             raise UnknownCustomer(f"customer_id: {customer_id!r} is not registered{when}")
@@ -131,14 +142,21 @@ class Reader:
     # ---- views ------------------------------------------------------------------------
 
     def view(
-        self, view: str, as_of: date, historical: bool, **filters: Any
+        self,
+        view: str,
+        as_of: date,
+        historical: bool,
+        recorded_at: datetime | None = None,
+        **filters: Any,
     ) -> list[dict[str, Any]]:
-        """A SPEC §6 view: stored rows when Kafka is configured, else folded in-process."""
-        if self.stored and not historical:
+        """A SPEC §6 view: stored rows when Kafka is configured, else (and as recorded at an
+        instant) folded in-process."""
+        if self.stored and not historical and recorded_at is None:
             with self.rows() as store:
                 rows = store.load_all(VIEW_SOURCE[view])
             return render_view(self.app, rows, view, as_of, **filters)
-        return compute_view(self.app, view, as_of, historical=historical, **filters)
+        return compute_view(self.app, view, as_of, historical=historical,
+                            recorded_at=recorded_at, **filters)  # fmt: skip
 
     # ---- operations -------------------------------------------------------------------
 

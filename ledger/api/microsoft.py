@@ -17,7 +17,7 @@ from ledger.api import errors
 from ledger.api.data import Reader
 from ledger.api.models import Amount, Currency, PageOf, Row
 from ledger.api.pagination import DEFAULT_LIMIT, paginate
-from ledger.api.routes import AsOf, Cursor, Limit, ReaderDep, list_errors, reader_role
+from ledger.api.routes import AsOf, AsRecordedAt, Cursor, Limit, ReaderDep, list_errors, reader_role
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -64,12 +64,16 @@ class MicrosoftPosition(Row):
     responses=list_errors, tags=["views"],
 )  # fmt: skip
 def list_microsoft(
-    reader: ReaderDep, as_of: AsOf = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    reader: ReaderDep,
+    as_of: AsOf = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    as_recorded_at: AsRecordedAt = None,
 ) -> dict[str, Any]:
     """The partner's position with Microsoft per billing currency (SPEC §11): credit limit
     and use, invoices with what is paid and open, days past due, partner status."""
-    day, historical = reader.resolve(as_of)
-    rows = reader.view("microsoft", day, historical)
+    day, historical = reader.resolve(as_of, as_recorded_at)
+    rows = reader.view("microsoft", day, historical, as_recorded_at)
     return paginate(rows, lambda r: (r["currency"],), (str,), "microsoft", limit,
                     cursor).body()  # fmt: skip
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -63,6 +63,36 @@ AsOf = Annotated[
     BeforeValidator(_iso_day),
     Query(description="Date (YYYY-MM-DD); default today (UTC). A past date replays history "
                       "up to the end of that day."),
+]  # fmt: skip
+
+
+def _iso_instant(value: object) -> object:
+    # SPEC §13: an instant with a time of day (a bare date would be a guess); no offset = UTC.
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _INSTANT.fullmatch(value):
+        try:
+            instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else (
+                instant.astimezone(UTC))  # fmt: skip
+        except (ValueError, OverflowError):
+            raise ValueError("must be a valid instant (1900..9000)") from None
+        if not 1900 <= instant.year <= 9000:
+            raise ValueError("must be a valid instant (1900..9000)")
+        return instant
+    raise ValueError("must be an instant YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|±HH:MM]")
+
+
+_INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?", re.ASCII,
+)  # fmt: skip
+AsRecordedAt = Annotated[
+    datetime | None,
+    BeforeValidator(_iso_instant),
+    Query(description="Instant (ISO 8601, UTC without an offset): only events recorded at or "
+                      "before it count: what the ledger showed then (as of that day unless "
+                      "`as_of`)."),
 ]  # fmt: skip
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 Cursor = Annotated[
@@ -136,10 +166,15 @@ def get_customer(customer_id: CustomerId, reader: ReaderDep) -> dict[str, Any]:
     "/customers/{customer_id}/balance", response_model=Balance, dependencies=reader_role,
     responses=customer_errors, tags=["customers"],
 )  # fmt: skip
-def get_balance(customer_id: CustomerId, reader: ReaderDep, as_of: AsOf = None) -> dict[str, Any]:
-    """The SPEC §6 `balances` row of the customer on `as_of`."""
-    day, historical = reader.resolve(as_of)
-    row = reader.account(customer_id, day if historical else None)
+def get_balance(
+    customer_id: CustomerId,
+    reader: ReaderDep,
+    as_of: AsOf = None,
+    as_recorded_at: AsRecordedAt = None,
+) -> dict[str, Any]:
+    """The SPEC §6 `balances` row of the customer on `as_of` (as recorded at an instant)."""
+    day, historical = reader.resolve(as_of, as_recorded_at)
+    row = reader.account(customer_id, day if historical else None, as_recorded_at)
     return balance_row(row, day)
 
 
@@ -154,10 +189,11 @@ def list_invoices(
     as_of: AsOf = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
+    as_recorded_at: AsRecordedAt = None,
 ) -> dict[str, Any]:
     """The customer's invoices (and debit memos), oldest first, as they stood on `as_of`."""
-    day, historical = reader.resolve(as_of)
-    row = reader.account(customer_id, day if historical else None)
+    day, historical = reader.resolve(as_of, as_recorded_at)
+    row = reader.account(customer_id, day if historical else None, as_recorded_at)
     items = [_invoice(invoice_id, invoice, row["currency"], day)
              for invoice_id, invoice in row["invoices"].items()]  # fmt: skip
     page = paginate(
@@ -218,12 +254,16 @@ def list_events(
     responses=list_errors, tags=["views"],
 )  # fmt: skip
 def list_delinquency(
-    reader: ReaderDep, as_of: AsOf = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    reader: ReaderDep,
+    as_of: AsOf = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    as_recorded_at: AsRecordedAt = None,
 ) -> dict[str, Any]:
     """Customers with an overdue balance on `as_of` or suspended (until reinstated), most
     days past due first (SPEC §6)."""
-    day, historical = reader.resolve(as_of)
-    rows = reader.view("delinquency", day, historical)
+    day, historical = reader.resolve(as_of, as_recorded_at)
+    rows = reader.view("delinquency", day, historical, as_recorded_at)
     page = paginate(
         rows, lambda r: (-r["days_past_due"], r["customer_id"]), (int, str), "delinquency",
         limit, cursor,
@@ -244,10 +284,11 @@ def list_remittance(
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
+    as_recorded_at: AsRecordedAt = None,
 ) -> dict[str, Any]:
     """What is owed to Microsoft per billing period and currency (SPEC §6)."""
-    day, historical = reader.resolve(as_of)
-    rows = reader.view("remittance", day, historical, period=period)
+    day, historical = reader.resolve(as_of, as_recorded_at)
+    rows = reader.view("remittance", day, historical, as_recorded_at, period=period)
     page = paginate(
         rows, lambda r: (r["billing_period"], r["currency"]), (str, str), "remittance",
         limit, cursor,
@@ -270,10 +311,12 @@ def list_tickets(
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
+    as_recorded_at: AsRecordedAt = None,
 ) -> dict[str, Any]:
     """Support tickets, by customer and ticket id (SPEC §6)."""
-    day, historical = reader.resolve(as_of)
-    rows = reader.view("support", day, historical, status=status, customer_id=customer_id)
+    day, historical = reader.resolve(as_of, as_recorded_at)
+    rows = reader.view("support", day, historical, as_recorded_at, status=status,
+                       customer_id=customer_id)  # fmt: skip
     page = paginate(
         rows, lambda r: (r["customer_id"], r["ticket_id"]), (str, str), "support", limit, cursor
     )
@@ -285,11 +328,15 @@ def list_tickets(
     responses=list_errors, tags=["views"],
 )  # fmt: skip
 def list_trial_balance(
-    reader: ReaderDep, as_of: AsOf = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    reader: ReaderDep,
+    as_of: AsOf = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    as_recorded_at: AsRecordedAt = None,
 ) -> dict[str, Any]:
     """One row per ledger account and currency; debits equal credits in every currency."""
-    day, historical = reader.resolve(as_of)
-    rows = reader.view("trial-balance", day, historical)
+    day, historical = reader.resolve(as_of, as_recorded_at)
+    rows = reader.view("trial-balance", day, historical, as_recorded_at)
     page = paginate(
         rows, lambda r: (r["account"], r["currency"]), (str, str), "trial-balance", limit, cursor
     )

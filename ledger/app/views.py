@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from ledger.app.application import LedgerApplication
@@ -18,6 +18,7 @@ from projections.margin import MarginProjection, margin_view
 from projections.microsoft import MicrosoftProjection, microsoft_view
 from projections.remittance import RemittanceProjection, remittance_view
 from projections.support import SupportProjection, support_view
+from projections.timelines import recorded_by, settle_open_items
 
 PROJECTIONS: dict[str, Projection] = {
     p.name: p
@@ -52,11 +53,28 @@ def published_events(app: LedgerApplication, start: int = 1) -> Iterator[dict[st
             yield to_published(event, notification.id)
 
 
-def project_rows(app: LedgerApplication, projection: str, as_of: date | None = None) -> Rows:
+def project_rows(
+    app: LedgerApplication,
+    projection: str,
+    as_of: date | None = None,
+    recorded_at: datetime | None = None,
+) -> Rows:
+    """A projection's rows folded from the event store: only events recorded by
+    `recorded_at` (aware instant) when given, and by business time up to the end of `as_of`
+    when given (the journal by posting date; accounts settled, projections.timelines)."""
     events: Any = published_events(app)
+    if recorded_at is not None:
+        events = recorded_by(events, recorded_at)
+    if as_of is not None and projection == "journal":  # by posting date (SPEC §13)
+        from projections.posting_dates import journal_rows_as_of
+
+        return journal_rows_as_of(events, as_of)
     if as_of is not None:
         events = occurred_by(events, end_of(as_of))
-    return fold(PROJECTIONS[projection], events)
+    rows = fold(PROJECTIONS[projection], events)
+    if as_of is not None and projection == "accounts":
+        settle_open_items(rows)
+    return rows
 
 
 def render_view(
@@ -91,10 +109,17 @@ def render_view(
 
 
 def compute_view(
-    app: LedgerApplication, view: str, as_of: date, *, historical: bool = False, **filters: Any
+    app: LedgerApplication,
+    view: str,
+    as_of: date,
+    *,
+    historical: bool = False,
+    recorded_at: datetime | None = None,
+    **filters: Any,
 ) -> list[dict[str, Any]]:
-    """A view folded in-process from the event store (`historical`: only events up to as_of)."""
+    """A view folded in-process from the event store (`historical`: only events up to as_of;
+    `recorded_at`: only events recorded by that instant)."""
     if view not in VIEW_SOURCE:
         raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
-    rows = project_rows(app, VIEW_SOURCE[view], as_of if historical else None)
+    rows = project_rows(app, VIEW_SOURCE[view], as_of if historical else None, recorded_at)
     return render_view(app, rows, view, as_of, **filters)

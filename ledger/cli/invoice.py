@@ -26,6 +26,9 @@ def invoice_run(
     period = parse_period(period)
     invoice_date = parse_day(on, "--date") or _day_after(period)  # periods end by 9000-12
     ledger = build_app(get_settings())
+    from ledger.app.periods import refuse_if_closed  # SPEC §13: a closed period is not billed
+
+    refuse_if_closed(ledger, period, "invoice run")
     issued = ledger.run_invoices(period, invoice_date)
     typer.echo(f"issued {len(issued)} invoices for {period} dated {invoice_date}")
 

@@ -47,6 +47,7 @@ def _register_groups() -> None:
         ingest,
         invoice,
         microsoft,
+        period,
         pipeline,
         policy,
         projections,
@@ -58,7 +59,7 @@ def _register_groups() -> None:
 
     for group in (invoice, deadletters, audit, collections, policy, projections, ingest,
                   pipeline, show, remittance, serve, tokens, demo, microsoft, bill,
-                  documents):  # fmt: skip
+                  documents, period):  # fmt: skip
         group.register(app)
 
 

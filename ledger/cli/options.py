@@ -38,6 +38,31 @@ def _in_range(day: date, value: str, option: str) -> date:
     return day
 
 
+_INSTANT_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?", re.ASCII,
+)  # fmt: skip
+
+
+def parse_instant(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 instant (YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|±HH:MM]; no offset = UTC) as an
+    aware UTC datetime. A bare date is refused: which instant of the day would be a guess."""
+    if value is None:
+        return None
+    try:
+        if not _INSTANT_RE.fullmatch(value):
+            raise ValueError(value)
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else (
+            instant.astimezone(UTC))  # fmt: skip
+    except (ValueError, OverflowError):
+        raise typer.BadParameter(
+            f"{value!r} is not an instant (e.g. 2025-02-10T23:59:59Z)", param_hint=option
+        ) from None
+    _in_range(instant.date(), value, option)
+    return instant
+
+
 def parse_day(value: str | None, option: str) -> date | None:
     if value is None:
         return None

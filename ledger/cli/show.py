@@ -10,6 +10,7 @@ from ledger.bootstrap import build_app
 from ledger.cli.options import (
     parse_customer,
     parse_day,
+    parse_instant,
     today,
 )
 from ledger.cli.tables import print_rows
@@ -25,6 +26,12 @@ def show(
     as_json: bool = typer.Option(False, "--json"),
     status: str | None = typer.Option(None, help="support: open, escalated or resolved."),
     period: str | None = typer.Option(None, help="remittance, margin: one billing period."),
+    as_recorded_at: str | None = typer.Option(
+        None,
+        "--as-recorded-at",
+        help="Instant (ISO 8601, UTC if no offset): only events "
+        "recorded by then, as the ledger showed it (as of that day unless --as-of).",
+    ),
 ) -> None:
     """Print a view of SPEC §6 as a table, or as JSON rows with --json."""
     from ledger.app.views import VIEWS
@@ -33,11 +40,15 @@ def show(
     if view not in VIEWS:
         raise typer.BadParameter(f"{view!r} is not one of {VIEW_NAMES}", param_hint="VIEW")
     day = parse_day(as_of, "--as-of")
+    recorded_at = parse_instant(as_recorded_at, "--as-recorded-at")
+    if day is None and recorded_at is not None:
+        day = recorded_at.date()  # what the ledger showed then, it showed as of that day
     settings = get_settings()
-    historical = day is not None and day < today()
+    historical = as_of is not None and day is not None and day < today()
     rows = view_rows(
         build_app(settings), settings, view, day or today(), historical=historical,
-        customer_id=parse_customer(customer), status=status, period=period,
+        recorded_at=recorded_at, customer_id=parse_customer(customer), status=status,
+        period=period,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

@@ -7,7 +7,7 @@ import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from ledger.app.application import LedgerApplication
@@ -142,13 +142,15 @@ def view_rows(
     as_of: date,
     *,
     historical: bool,
+    recorded_at: datetime | None = None,
     **filters: Any,
 ) -> list[dict[str, Any]]:
     """A SPEC §6 view. With Kafka configured, `ledger project` keeps the rows in the
-    database and they are read from there; embedded, and for past dates, the same
-    projection code folds the event store in-process."""
-    if not settings.kafka_bootstrap or historical:
-        return compute_view(app, view, as_of, historical=historical, **filters)
+    database and they are read from there; embedded, for past dates and as recorded at an
+    instant, the same projection code folds the event store in-process."""
+    if not settings.kafka_bootstrap or historical or recorded_at is not None:
+        return compute_view(app, view, as_of, historical=historical, recorded_at=recorded_at,
+                            **filters)  # fmt: skip
     if view not in VIEW_SOURCE:
         raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEW_SOURCE)}")
     db = Database(settings.database_url)

@@ -1,0 +1,63 @@
+"""With Kafka, `ledger audit checkpoint` also publishes the checkpoint on
+`ledger.checkpoints` (SPEC §13): the very line appended to the file, keyed by its id, so a
+copy lives where the database's writers cannot reach; a copy kept there verifies the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from tests.helpers import LEDGER_CLI, customer_registered, jsonl, run_cli
+
+pytestmark = pytest.mark.integration
+
+KEY = "5a" * 32
+
+
+def test_checkpoint_is_published_on_its_topic_and_verifies_from_there(
+    fresh_pg_url: Callable[[], str],
+    kafka_bootstrap: str,
+    kafka_topics: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    url = fresh_pg_url()
+    topic = kafka_topics("checkpoints", partitions=1)
+    result = run_cli(url, "ingest", "-", stdin=jsonl([customer_registered("contoso")]),
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(LEDGER_DATABASE_URL=url, LEDGER_KAFKA_BOOTSTRAP=kafka_bootstrap,
+               LEDGER_TOPIC_CHECKPOINTS=topic, LEDGER_AUDIT_KEY=KEY)  # fmt: skip
+    out = tmp_path / "checkpoints.jsonl"
+    taken = subprocess.run([LEDGER_CLI, "audit", "checkpoint", "--out", str(out)], env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert taken.returncode == 0, (taken.stdout, taken.stderr)
+    assert topic in taken.stdout
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=None)  # fmt: skip
+    records = []
+    deadline = time.monotonic() + 30
+    while not records and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    consumer.close()
+    assert len(records) == 1
+    line = out.read_text().splitlines()[0]
+    assert records[0].value.decode() == line
+    assert records[0].key.decode() == json.loads(line)["checkpoint_id"]
+    copy = tmp_path / "from-kafka.jsonl"
+    copy.write_text(records[0].value.decode() + "\n")
+    env.pop("LEDGER_KAFKA_BOOTSTRAP")
+    verified = subprocess.run([LEDGER_CLI, "audit", "verify", "--checkpoints", str(copy)],
+                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert verified.returncode == 0, (verified.stdout, verified.stderr)
+    assert "OK: 1 checkpoints verified" in verified.stdout
