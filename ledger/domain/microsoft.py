@@ -27,9 +27,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.domain import events as ev
 from ledger.domain.account import end_of
-from ledger.domain.errors import Conflict, CurrencyMismatch, InvalidMessage, LedgerError
+from ledger.domain.errors import CurrencyMismatch, InvalidMessage, LedgerError
 from ledger.domain.hashchain import GENESIS
 from ledger.domain.money import fmt
+from ledger.domain.remittance import is_repeated_payment
 from ledger.domain.stream import ChainedStream, Meta
 
 ZERO = Decimal(0)
@@ -391,15 +392,8 @@ class MicrosoftAccount(ChainedStream):
         UnknownMicrosoftInvoice, and MicrosoftOverpayment (more than all open invoices, unless
         `force`: the rest is unallocated).
         """
-        known = self.payments.get(reference)
-        if known is not None:
-            if known["amount"] == amount and currency == self.currency:
-                return False
-            raise Conflict(
-                f"reference: {reference!r} was already recorded as a payment of "
-                f"{fmt(known['amount'], self.currency)} {self.currency} on {known['paid_on']}",
-                field="reference",
-            )
+        if is_repeated_payment(self.payments, reference, amount, currency, self.currency):
+            return False
         if currency != self.currency:
             raise CurrencyMismatch(f"currency: {currency} is not {self.currency}",
                                    field="currency")  # fmt: skip

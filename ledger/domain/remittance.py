@@ -55,6 +55,25 @@ def same_import(known: dict[str, Any], invoice: dict[str, Any]) -> bool:
     return bool(known["file_sha256"] == invoice["file_sha256"])
 
 
+
+def is_repeated_payment(
+    payments: dict[str, dict[str, Any]], reference: str, amount: Decimal, currency: str,
+    own_currency: str,
+) -> bool:
+    """True when `reference` was already recorded as this very payment (no second effect).
+    Raises Conflict when the reference was used for another amount or currency. `payments`:
+    reference -> {"amount": Decimal, "paid_on": ...}, as the Microsoft streams keep them."""
+    known = payments.get(reference)
+    if known is None:
+        return False
+    if known["amount"] == amount and currency == own_currency:
+        return True
+    raise Conflict(
+        f"reference: {reference!r} was already recorded as a payment of "
+        f"{fmt(known['amount'], own_currency)} {own_currency} on {known['paid_on']}",
+        field="reference",
+    )
+
 class MicrosoftRemittance(ChainedStream):
     @classmethod
     def open(cls, billing_period: str, currency: str, meta: Meta) -> MicrosoftRemittance:
@@ -149,15 +168,8 @@ class MicrosoftRemittance(ChainedStream):
         Raises Conflict (same reference, other amount), CurrencyMismatch, InvalidMessage
         (amount not > 0) and Overpayment (more than is due, unless `force`).
         """
-        known = self.payments.get(reference)
-        if known is not None:
-            if known["amount"] == amount and currency == self.currency:
-                return False
-            raise Conflict(
-                f"reference: {reference!r} was already recorded as a payment of "
-                f"{fmt(known['amount'], self.currency)} {self.currency} on {known['paid_on']}",
-                field="reference",
-            )
+        if is_repeated_payment(self.payments, reference, amount, currency, self.currency):
+            return False
         if currency != self.currency:
             raise CurrencyMismatch(
                 f"currency: {currency} differs from the currency {self.currency} of "
