@@ -179,6 +179,23 @@ def notify(
         db.close()
 
 
+@notify_app.command("skip-existing")
+def notify_skip_existing() -> None:
+    """Never mail the documents issued so far (first use on a ledger with history): later
+    runs of `ledger notify` send only documents issued after this command."""
+    from ledger.documents.outbox import open_outbox, skip_existing
+
+    settings = get_settings()
+    app = build_app(settings)
+    db = open_outbox(settings)
+    try:
+        passed = skip_existing(app, db)
+    finally:
+        db.close()
+    typer.echo(f"notify: {passed} stored events passed over; documents issued from now on "
+               "will be mailed")  # fmt: skip
+
+
 @notify_app.command("status")
 def notify_status(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),

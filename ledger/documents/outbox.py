@@ -188,6 +188,25 @@ def fill(app: LedgerApplication, db: Database, mail_from: str) -> int:
     return added
 
 
+def skip_existing(app: LedgerApplication, db: Database) -> int:
+    """Start mailing from now on a ledger that already issued documents: moves the outbox's
+    position to the newest stored event without adding rows, so documents issued so far are
+    never mailed. Returns how many events were passed over (0 when already at the head; the
+    position never moves backwards). Rows already in the outbox are left as they are."""
+    row = db.execute("SELECT position FROM document_outbox_position WHERE id = 1").fetchone()
+    at = row[0] if row else 0
+    head = app.head_position()
+    if head <= at:
+        return 0
+    db.execute(
+        "INSERT INTO document_outbox_position (id, position) VALUES (1, %s)"
+        " ON CONFLICT (id) DO UPDATE SET position = excluded.position",
+        (head,),
+    )
+    db.commit()
+    return head - at
+
+
 # ---- SMTP --------------------------------------------------------------------------------
 
 

@@ -194,3 +194,20 @@ def test_one_sender_per_database(smtp, tmp_path):
         busy = ledger(env, "notify", "--once")
         assert busy.returncode == 1 and "another `ledger notify` is running" in busy.stderr
     assert "sent 1," in ledger(env, "notify", "--once").stdout
+
+
+def test_skip_existing_mails_only_documents_issued_afterwards(smtp, tmp_path):
+    inbox, smtp_url = smtp
+    url = make_store(tmp_path, 3, email_of=lambda i: f"c{i}@example.com")
+    env = env_for(tmp_path, url, smtp_url)
+    skipped = ledger(env, "notify", "skip-existing")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "passed over" in skipped.stdout and not skipped.stdout.startswith("notify: 0 ")
+    again = ledger(env, "notify", "skip-existing")
+    assert again.stdout.startswith("notify: 0 "), "the position never moves twice"
+    app = build_app(Settings(database_url=url, kafka_bootstrap=None))
+    app.handle_batch(msgs([charge("cust-0001", "CH-2", "80.00")]))
+    app.run_invoices("2025-02", date(2025, 3, 1))
+    done = ledger(env, "notify", "--once")
+    assert done.returncode == 0, done.stderr
+    assert set(inbox.ids()) == {message_id_for("invoice:cust-0001:INV-cust-0001-2025-02", FROM)}
