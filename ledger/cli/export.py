@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import operator
 import os
 import sys
 import tempfile
@@ -133,10 +134,11 @@ def _write(
                 stream.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
         else:
-            writer = csv.DictWriter(stream, fieldnames=list(columns))
-            writer.writeheader()
+            writer = csv.writer(stream)
+            writer.writerow(columns)
+            cells = operator.itemgetter(*columns)  # faster than csv.DictWriter's key checks
             for row in rows:
-                writer.writerow(row)
+                writer.writerow(cells(row))
                 count += 1
     return count
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from itertools import groupby
 from typing import Any
 
@@ -101,30 +102,38 @@ def export_lines(
         if not first <= posted <= last:
             continue
         _check_entry(entry)
+        shared = entry_fields(entry[0])
         for line in entry:
-            totals.add(line.posting.currency, line.posting.debit, line.posting.credit)
+            p = line.posting
+            totals.add(p.currency, p.debit, p.credit)
             totals.rows += 1
-            yield journal_row(line)
+            yield {
+                **shared, "account": p.account, "currency": p.currency,
+                "debit": _amount(p.debit, p.currency), "credit": _amount(p.credit, p.currency),
+            }  # fmt: skip
     totals.check()
 
 
-def journal_row(line: JournalLine) -> dict[str, str]:
-    """One line as an export row."""
-    event, posting = line.event, line.posting
+def entry_fields(line: JournalLine) -> dict[str, str]:
+    """What every line of an entry shares, with its own columns as placeholders, so that
+    the row's keys come in JOURNAL_COLUMNS order."""
+    event = line.event
     data = event["data"]
     return {
-        "entry_id": event["event_id"],
-        "posting_date": line.posting_date,
-        "occurred_at": event["occurred_at"],
-        "account": posting.account,
-        "customer_id": customer_of(event),
-        "currency": posting.currency,
-        "debit": fmt(posting.debit, posting.currency),
-        "credit": fmt(posting.credit, posting.currency),
-        "event_type": event["event_type"],
-        "reference": _first(data, REFERENCE_FIELDS),
-        "memo": memo_of(data),
-    }
+        "entry_id": event["event_id"], "posting_date": line.posting_date,
+        "occurred_at": event["occurred_at"], "account": "", "customer_id": customer_of(event),
+        "currency": "", "debit": "", "credit": "", "event_type": event["event_type"],
+        "reference": _first(data, REFERENCE_FIELDS), "memo": memo_of(data),
+    }  # fmt: skip
+
+
+def _amount(amount: Decimal, currency: str) -> str:
+    return _zero(currency) if amount == 0 else fmt(amount, currency)
+
+
+@lru_cache(maxsize=64)
+def _zero(currency: str) -> str:
+    return fmt(ZERO, currency)
 
 
 def customer_of(event: Event) -> str:
