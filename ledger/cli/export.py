@@ -20,6 +20,18 @@ from typing import IO, Any
 
 import typer
 
+from ledger.app.exports.invoices import INVOICE_COLUMNS, period_invoices
+from ledger.app.exports.xero import (
+    DATE_FORMATS,
+    DEFAULT_ACCOUNT_CODE,
+    DEFAULT_DATE_FORMAT,
+    DEFAULT_NO_TAX_TYPE,
+    DEFAULT_TAX_TYPE,
+    XERO_COLUMNS,
+    XeroOptions,
+    XeroReport,
+    xero_rows,
+)
 from ledger.cli.options import parse_day, parse_period
 
 export_app = typer.Typer(help="Exports for the accounting system: journal lines, invoices.")
@@ -66,30 +78,24 @@ def export_invoices(
     fmt: str = typer.Option("xero", "--format", help="xero (Xero's import CSV) or csv."),
     output: Path | None = typer.Option(None, "-o", "--output", help="File (default: stdout)."),
     account_code: str = typer.Option(
-        "200", "--account-code", help="xero: AccountCode of every line (Xero's default Sales)."
+        DEFAULT_ACCOUNT_CODE,
+        "--account-code",
+        help="xero: AccountCode of every line (200: Sales in Xero's default chart).",
     ),
     tax_type: str = typer.Option(
-        "Tax on Sales", "--tax-type", help="xero: TaxType of lines of taxed invoices."
+        DEFAULT_TAX_TYPE, "--tax-type", help="xero: TaxType of lines of taxed invoices."
     ),
     no_tax_type: str = typer.Option(
-        "Tax Exempt", "--no-tax-type", help="xero: TaxType of lines of untaxed invoices."
+        DEFAULT_NO_TAX_TYPE, "--no-tax-type", help="xero: TaxType of lines of untaxed invoices."
     ),
     date_format: str = typer.Option(
-        "DD/MM/YYYY", "--date-format", help="xero: DD/MM/YYYY or MM/DD/YYYY (US)."
+        DEFAULT_DATE_FORMAT, "--date-format", help="xero: DD/MM/YYYY or MM/DD/YYYY (US)."
     ),
 ) -> None:
     """The invoices of a billing period (a debit memo: of the month of its date). xero: Xero's
     sales-invoice import CSV, one row per invoice line (amounts tax exclusive; void and credit
     invoices left out, named on stderr). csv: the invoices view (SPEC §12) with customer_id
     and currency."""
-    from ledger.app.exports.invoices import INVOICE_COLUMNS, period_invoices
-    from ledger.app.exports.xero import (
-        DATE_FORMATS,
-        XERO_COLUMNS,
-        XeroOptions,
-        XeroReport,
-        xero_rows,
-    )
     from ledger.bootstrap import build_app
     from ledger.config import check_settings, get_settings
     from ledger.documents.service import customer_events

@@ -40,6 +40,7 @@ XERO_COLUMNS = (
     "BrandingTheme",
 )  # fmt: skip
 DATE_FORMATS = {"DD/MM/YYYY": "%d/%m/%Y", "MM/DD/YYYY": "%m/%d/%Y"}
+DEFAULT_DATE_FORMAT = "DD/MM/YYYY"
 # Xero's default chart of accounts codes sales income as 200 ("Sales").
 DEFAULT_ACCOUNT_CODE = "200"
 # Xero's names of its default sales tax rates in a US organisation; a UK one has e.g.
@@ -62,7 +63,7 @@ class XeroOptions:
     account_code: str = DEFAULT_ACCOUNT_CODE
     tax_type: str = DEFAULT_TAX_TYPE
     no_tax_type: str = DEFAULT_NO_TAX_TYPE
-    date_format: str = "DD/MM/YYYY"
+    date_format: str = DEFAULT_DATE_FORMAT
 
 
 @dataclass
