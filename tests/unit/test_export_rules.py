@@ -19,6 +19,7 @@ from ledger.app.exports.journal import (
     UnbalancedExport,
     customer_of,
     export_lines,
+    journal_export,
     memo_of,
 )
 from ledger.app.exports.xero import (
@@ -193,3 +194,13 @@ def test_the_contact_is_the_latest_of_registration_and_updates() -> None:
         "ap@x.example", ("1 Main St", "Suite 2", "Springfield", "IL, USA"), "US"
     )
     assert contact_of(events[:0]) == Contact("", (), "")
+
+
+def test_progress_counts_the_events_read() -> None:
+    at = "2025-01-15T10:00:00+00:00"
+    events = [{"event_id": f"e{n}", "event_type": "SupportTicketOpened", "customer_id": "acme",
+               "occurred_at": at, "data": {}} for n in range(2500)]  # fmt: skip
+    seen: list[int] = []
+    totals = ExportTotals()
+    rows = list(journal_export(events, date(2025, 1, 1), date(2025, 1, 31), totals, seen.append))
+    assert (rows, seen, totals.events) == ([], [1000, 2000, 2500], 2500)
