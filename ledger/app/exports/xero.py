@@ -29,7 +29,7 @@ from ledger.app.exports.invoices import period_invoices
 from ledger.documents.model import Invoice, InvoiceLine, invoice_document
 from ledger.domain.errors import LedgerError
 from ledger.domain.money import decimals_of, fmt, quantize
-from projections.base import Event
+from projections.base import Event, utc_instant
 
 XERO_COLUMNS = (
     "ContactName", "EmailAddress", "POAddressLine1", "POAddressLine2", "POAddressLine3",
@@ -97,25 +97,26 @@ def xero_rows(
 
 @dataclass(frozen=True)
 class Contact:
-    email: str
+    """The customer's postal address (its lines) and country, when recorded."""
+
     address_lines: tuple[str, ...]
     country: str
 
 
 def contact_of(events: list[Event]) -> Contact:
-    """The customer's email, postal address (its lines) and country: the latest value of
-    each in its registration and updates (read with defaults: older stores have none)."""
+    """The latest `address` and `country` of the customer's registration and updates, by
+    business time as the accounts view takes updates (older stores have neither: empty)."""
     latest: dict[str, Any] = {}
-    for event in events:
-        if event["event_type"] in ("CustomerRegistered", "CustomerUpdated"):
-            for name in ("email", "address", "country"):
-                if event["data"].get(name) is not None:
-                    latest[name] = event["data"][name]
+    updates = [e for e in events if e["event_type"] in ("CustomerRegistered", "CustomerUpdated")]
+    for event in sorted(updates, key=lambda e: utc_instant(e["occurred_at"])):
+        for name in ("address", "country"):
+            if event["data"].get(name) is not None:
+                latest[name] = event["data"][name]
     address = str(latest.get("address") or "")
     lines = [part.strip() for part in address.splitlines() if part.strip()]
     if len(lines) > 4:  # Xero has four address lines: the rest joins the fourth
         lines = [*lines[:3], ", ".join(lines[3:])]
-    return Contact(str(latest.get("email") or ""), tuple(lines), str(latest.get("country") or ""))
+    return Contact(tuple(lines), str(latest.get("country") or ""))
 
 
 def invoice_rows(invoice: Invoice, contact: Contact, options: XeroOptions) -> list[dict[str, str]]:
@@ -137,7 +138,7 @@ def invoice_rows(invoice: Invoice, contact: Contact, options: XeroOptions) -> li
     for line, tax in zip(lines, taxes, strict=True):
         quantity, unit_amount, description = _priced(line, currency)
         rows.append({
-            "ContactName": invoice.customer.name, "EmailAddress": contact.email,
+            "ContactName": invoice.customer.name, "EmailAddress": invoice.customer.email or "",
             "POAddressLine1": address[0], "POAddressLine2": address[1],
             "POAddressLine3": address[2], "POAddressLine4": address[3],
             "POCity": "", "PORegion": "", "POPostalCode": "", "POCountry": contact.country,
