@@ -83,8 +83,11 @@ def test_partner_streams_have_no_customer_and_memos_say_what_settled_what() -> N
     remit = {"event_type": "MicrosoftPaymentRecorded", "customer_id": "microsoft:2025-01:USD"}
     assert customer_of(remit) == ""
     assert customer_of({"event_type": "PaymentApplied", "customer_id": "acme"}) == "acme"
-    assert memo_of({"source_type": "payment", "source_id": "PAY-1", "invoice_id": "I"}) == (
+    assert memo_of({"source_type": "payment", "source_id": "PAY-1", "invoice_id": "I"}, "I") == (
         "payment PAY-1"
+    )
+    assert memo_of({"credit_id": "CN-1", "invoice_id": "INV-1", "reason": "goodwill"}, "CN-1") == (
+        "invoice INV-1; goodwill"
     )
     assert memo_of({"reason": "goodwill"}) == "goodwill"
 
@@ -205,3 +208,23 @@ def test_progress_counts_the_events_read() -> None:
     totals = ExportTotals()
     rows = list(journal_export(events, date(2025, 1, 1), date(2025, 1, 31), totals, seen.append))
     assert (rows, seen, totals.events) == ([], [1000, 2000, 2500], 2500)
+
+
+def test_references_are_the_entry_own_document_and_new_kinds_get_one_too() -> None:
+    def entry(kind: str, **data: str) -> JournalLine:
+        event = {"event_id": kind, "event_type": kind, "customer_id": "acme",
+                 "occurred_at": "2025-01-15T10:00:00+00:00", "data": data}  # fmt: skip
+        return JournalLine("2025-01-15", event, Posting("cash", "USD", ZERO, ZERO))
+
+    lines = [
+        entry("CreditNoteIssued", credit_id="CN-1", invoice_id="INV-1", reason="goodwill"),
+        entry("DebitMemoIssued", invoice_id="DM-PAY-1", payment_id="PAY-1"),
+        # a kind the posting rules may learn later (SPEC §12 write-offs)
+        entry("InvoiceWrittenOff", write_off_id="W-1", invoice_id="INV-2", reason="insolvent"),
+    ]
+    rows = list(export_lines(lines, date(2025, 1, 1), date(2025, 1, 31), ExportTotals()))
+    assert [(r["reference"], r["memo"]) for r in rows] == [
+        ("CN-1", "invoice INV-1; goodwill"),
+        ("DM-PAY-1", "payment PAY-1"),
+        ("INV-2", "write_off W-1; insolvent"),
+    ]

@@ -33,12 +33,20 @@ JOURNAL_COLUMNS = (
     "entry_id", "posting_date", "occurred_at", "account", "customer_id", "currency",
     "debit", "credit", "event_type", "reference", "memo",
 )  # fmt: skip
-# The business id an entry is about, most specific first (PaymentApplied names the invoice it
-# settles; its source goes to the memo).
+# The business id an entry is about: its own document for the known kinds (a payment
+# applied names the invoice it settles); for any other kind the first of REFERENCE_FIELDS.
+OWN_REFERENCE = {
+    "ChargePosted": "charge_id", "InvoiceIssued": "invoice_id", "DebitMemoIssued": "invoice_id",
+    "PaymentReceived": "payment_id", "PaymentReversed": "payment_id",
+    "CreditNoteIssued": "credit_id", "RefundIssued": "refund_id",
+    "PaymentApplied": "invoice_id", "PaymentUnapplied": "invoice_id",
+}  # fmt: skip
 REFERENCE_FIELDS = (
     "invoice_id", "charge_id", "payment_id", "credit_id", "refund_id", "write_off_id",
     "invoice_number", "reference", "billing_period",
 )  # fmt: skip
+# Other documents an entry names, said in its memo (`invoice INV-…`, `write_off W-1`).
+ID_FIELDS = REFERENCE_FIELDS[:6]
 MEMO_FIELDS = ("description", "reason", "method")
 ZERO = Decimal(0)
 
@@ -119,11 +127,13 @@ def entry_fields(line: JournalLine) -> dict[str, str]:
     the row's keys come in JOURNAL_COLUMNS order."""
     event = line.event
     data = event["data"]
+    own = OWN_REFERENCE.get(event["event_type"])
+    reference = str(data.get(own) or "") if own else _first(data, REFERENCE_FIELDS)
     return {
         "entry_id": event["event_id"], "posting_date": line.posting_date,
         "occurred_at": event["occurred_at"], "account": "", "customer_id": customer_of(event),
         "currency": "", "debit": "", "credit": "", "event_type": event["event_type"],
-        "reference": _first(data, REFERENCE_FIELDS), "memo": memo_of(data),
+        "reference": reference, "memo": memo_of(data, reference),
     }  # fmt: skip
 
 
@@ -145,12 +155,17 @@ def customer_of(event: Event) -> str:
     return str(event["customer_id"])
 
 
-def memo_of(data: dict[str, Any]) -> str:
-    """A short human note: what settled what (`payment PAY-1`), the charge's description,
-    the reason or the payment method."""
+def memo_of(data: dict[str, Any], reference: str = "") -> str:
+    """A short human note: what settled what (`payment PAY-1`), the other documents the
+    entry names besides `reference` (`invoice INV-…`), the charge's description, the reason
+    or the payment method."""
     parts = []
     if data.get("source_type") and data.get("source_id"):
         parts.append(f"{data['source_type']} {data['source_id']}")
+    for name in ID_FIELDS:
+        value = data.get(name)
+        if value and str(value) != reference:
+            parts.append(f"{name.removesuffix('_id')} {value}")
     text = _first(data, MEMO_FIELDS)
     if text:
         parts.append(text)
