@@ -36,7 +36,8 @@ from ledger.cli.options import parse_day, parse_period
 
 export_app = typer.Typer(help="Exports for the accounting system: journal lines, invoices.")
 
-PROGRESS_FROM = 10_000  # events (journal) or customers (invoices): below, no bar
+# Below these, an export takes a few seconds: no bar.
+PROGRESS_FROM = {"events": 10_000, "customers": 500}
 JOURNAL_FORMATS = ("csv", "jsonl")
 INVOICE_FORMATS = ("xero", "csv")
 
@@ -169,9 +170,9 @@ def _open_output(path: Path | None) -> Iterator[IO[str]]:
 
 @contextmanager
 def _progress(label: str, total: int, unit: str) -> Iterator[Callable[[int], None] | None]:
-    """A bar on stderr for long exports (`total` at least PROGRESS_FROM): called with how
-    many were done so far."""
-    if total < PROGRESS_FROM:
+    """A bar on stderr for long exports (`total` of `unit` at least PROGRESS_FROM): called
+    with how many were done so far."""
+    if total < PROGRESS_FROM[unit]:
         yield None
         return
     from rich.console import Console
