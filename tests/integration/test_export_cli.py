@@ -244,3 +244,13 @@ def test_invoices_as_the_invoices_view(ledger: Ledger, tmp_path: Path) -> None:
             "customer_id": "beta", "currency": "EUR",
         },
     }  # fmt: skip
+
+
+def test_long_exports_show_progress_and_write_the_same_rows(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiet = export(ledger, "2025-01-01", "2025-12-31")
+    xero = ok(ledger("export", "invoices", "--period", "2025-01"))
+    monkeypatch.setattr("ledger.cli.export.PROGRESS_FROM", {"events": 1, "customers": 1})
+    assert export(ledger, "2025-01-01", "2025-12-31") == quiet
+    assert ok(ledger("export", "invoices", "--period", "2025-01")) == xero
