@@ -44,6 +44,7 @@ def _register_groups() -> None:
         deadletters,
         demo,
         documents,
+        export,
         ingest,
         invoice,
         microsoft,
@@ -59,7 +60,7 @@ def _register_groups() -> None:
 
     for group in (invoice, deadletters, audit, collections, policy, projections, ingest,
                   pipeline, show, remittance, serve, tokens, demo, microsoft, bill,
-                  documents, period):  # fmt: skip
+                  documents, period, export):  # fmt: skip
         group.register(app)
 
 
