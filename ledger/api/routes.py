@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -36,7 +35,6 @@ from ledger.api.pagination import (
     paginate,
 )
 from ledger.domain.ids import normalize_id
-from ledger.domain.money import fmt
 from projections.accounts import balance_row
 from projections.invoices import invoice_row
 

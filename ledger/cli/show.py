@@ -16,9 +16,7 @@ from ledger.cli.options import (
 from ledger.cli.tables import print_rows
 from ledger.config import get_settings
 
-VIEW_NAMES = (
-    "balances|delinquency|remittance|support|trial-balance|microsoft|margin|invoices|tax"
-)
+VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|microsoft|margin|invoices|tax"
 
 
 def show(

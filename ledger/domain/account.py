@@ -312,9 +312,8 @@ class CustomerAccount(Corrections, SupportTickets):
         self._add_source("credit", data["credit_id"], Decimal(data["amount"]), event.occurred_at)
         if "tax" in data:
             invoice_id = data["invoice_id"]
-            self.tax_credited[invoice_id] = (
-                self.tax_credited.get(invoice_id, ZERO) + Decimal(data["tax"])
-            )
+            credited = self.tax_credited.get(invoice_id, ZERO)
+            self.tax_credited[invoice_id] = credited + Decimal(data["tax"])
         self._remember(event, f"credit:{data['credit_id']}")
 
     def _add_source(self, kind: SourceKind, source_id: str, amount: Decimal, at: datetime) -> None:

@@ -17,7 +17,7 @@ HUNDRED = Decimal(100)
 
 
 def invoice_tax(subtotal: Decimal, rate_percent: Decimal, exempt: bool, currency: str) -> Decimal:
-    """The tax of an invoice: `subtotal` × `rate_percent` / 100, half-even to the currency's
+    """The tax of an invoice: `subtotal` x `rate_percent` / 100, half-even to the currency's
     minor unit, once per invoice; 0 when the customer is exempt. A credit invoice (negative
     subtotal) gets negative tax: it gives tax back."""
     if exempt or rate_percent == 0:

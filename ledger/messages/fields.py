@@ -9,12 +9,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
+import pycountry
 from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
 )
-import pycountry
 from pydantic_core import PydanticCustomError
 
 from ledger.domain.errors import InvalidMessage
@@ -233,9 +233,10 @@ def _tax_rate(value: object) -> object:
 
 def _country(value: str) -> str:
     """An ISO 3166-1 alpha-2 country code in upper case ("IE", "US")."""
-    if not re.fullmatch(r"[A-Z]{2}", value, re.ASCII) or pycountry.countries.get(
-        alpha_2=value
-    ) is None:
+    if (
+        not re.fullmatch(r"[A-Z]{2}", value, re.ASCII)
+        or pycountry.countries.get(alpha_2=value) is None
+    ):
         raise _fail(f"{_short(value)} is not an ISO 3166-1 alpha-2 country code (e.g. IE, US)")
     return value
 
