@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 
 import structlog
 
@@ -35,9 +35,9 @@ class Invoicing(LedgerBase):
 
         return self._for_each_customer(decide, progress=progress, what="invoice run")
 
-    def void_invoice(self, invoice_id: str, reason: str) -> str:
-        """Void `invoice_id` (SPEC §12; `CustomerAccount.void_invoice`) and return its
-        customer id. Raises UnknownReference (not an invoice of any customer),
+    def void_invoice(self, invoice_id: str, reason: str, at: datetime | None = None) -> str:
+        """Void `invoice_id` (SPEC §12; `CustomerAccount.void_invoice`) at business time `at`
+        (default now) and return its customer id. Raises UnknownReference (not an invoice of any customer),
         InvalidState (already void, ...), PeriodClosedError (its billing period is closed,
         SPEC §13: a closed period's figures never change)."""
         from ledger.app.periods import refuse_if_closed
@@ -53,7 +53,8 @@ class Invoicing(LedgerBase):
         def attempt() -> None:
             fresh = self.get(account.customer_id)
             now = self.clock()
-            fresh.void_invoice(invoice_id, reason, Meta(occurred_at=now, recorded_at=now))
+            meta = Meta(occurred_at=at or now, recorded_at=now)
+            fresh.void_invoice(invoice_id, reason, meta)
             self.save(fresh)
 
         with_backoff(attempt, what="invoice void")
