@@ -41,8 +41,8 @@ class _Invoice:
     tax: Decimal
     charges: list[str]
     settled: dict[str, Decimal] = field(default_factory=dict)  # source -> amount
-    written_off: Decimal = D(0)
-    tax_credited: Decimal = D(0)
+    written_off: Decimal = Decimal(0)
+    tax_credited: Decimal = Decimal(0)
     void: bool = False
 
     @property
@@ -59,7 +59,7 @@ class _Invoice:
 @dataclass
 class _Customer:
     currency: str = "USD"
-    rate: Decimal = D(0)
+    rate: Decimal = Decimal(0)
     terms: int = 30
     unbilled: dict[str, Decimal] = field(default_factory=dict)
     charges: dict[str, Decimal] = field(default_factory=dict)
@@ -68,12 +68,11 @@ class _Customer:
     amounts: dict[str, Decimal] = field(default_factory=dict)  # source -> its amount
     reversed: set[str] = field(default_factory=set)
     write_offs: dict[str, dict[str, Decimal]] = field(default_factory=dict)
-    refunded: Decimal = D(0)
 
 
 def oracle(steps: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The expected views after `steps`: ("register", cid, rate, terms, currency), ("charge", cid, id,
-    amount), ("invoice", cid, invoice_id, invoice_date_due), ("pay", cid, id, amount,
+    """The expected views after `steps`: ("register", cid, rate, terms, currency),
+    ("charge", cid, id, amount), ("invoice", cid, invoice_id, due_date), ("pay", cid, id, amount,
     invoice|None), ("credit", cid, id, amount, invoice), ("write_off", cid, id, amount,
     invoice|None), ("unwrite", cid, id), ("void", cid, invoice), ("chargeback", cid, id).
     Money settles named invoice first, then the oldest due; sources oldest first."""

@@ -215,8 +215,8 @@ def test_balance_today_is_the_spec_row(api: Api) -> None:
     assert body == {
         "customer_id": "contoso", "name": "contoso Ltd", "currency": "USD",
         "billed": "140.00", "unbilled": "0.00", "paid": "30.00", "credited": "0.00",
-        "refunded": "0.00", "outstanding": "110.00", "unapplied_credit": "0.00",
-        "balance": "110.00", "overdue": "70.00", "days_past_due": 17,
+        "refunded": "0.00", "written_off": "0.00", "outstanding": "110.00",
+        "unapplied_credit": "0.00", "balance": "110.00", "overdue": "70.00", "days_past_due": 17,
         "aging": {"current": "40.00", "d1_30": "70.00", "d31_60": "0.00", "d61_90": "0.00",
                   "d90_plus": "0.00"},
         "status": "active", "last_payment_date": "2025-02-10",
@@ -257,23 +257,25 @@ def test_invoices_page_by_page(api: Api) -> None:
     items, pages = api.all_pages("/customers/contoso/invoices", limit=1)
     assert pages == 2
     assert items == [
-        {"invoice_id": "INV-contoso-2025-01", "kind": "invoice", "period": "2025-01",
+        {"invoice_id": "INV-contoso-2025-01", "kind": "invoice", "billing_period": "2025-01",
          "invoice_date": "2025-02-01", "due_date": "2025-03-03", "currency": "USD",
-         "total": "100.00", "outstanding": "70.00", "paid": "30.00", "credited": "0.00",
-         "status": "open", "days_past_due": 17},
-        {"invoice_id": "INV-contoso-2025-02", "kind": "invoice", "period": "2025-02",
+         "subtotal": "100.00", "tax": "0.00", "total": "100.00", "paid": "30.00",
+         "credited": "0.00", "written_off": "0.00", "open": "70.00", "status": "partially_paid",
+         "days_past_due": 17},
+        {"invoice_id": "INV-contoso-2025-02", "kind": "invoice", "billing_period": "2025-02",
          "invoice_date": "2025-03-01", "due_date": "2025-03-31", "currency": "USD",
-         "total": "40.00", "outstanding": "40.00", "paid": "0.00", "credited": "0.00",
-         "status": "open", "days_past_due": 0},
+         "subtotal": "40.00", "tax": "0.00", "total": "40.00", "paid": "0.00",
+         "credited": "0.00", "written_off": "0.00", "open": "40.00", "status": "open",
+         "days_past_due": 0},
     ]  # fmt: skip
     paid = api.ok("/customers/fabrikam/invoices")["items"]
-    assert [(i["status"], i["outstanding"]) for i in paid] == [("paid", "0.00")]
+    assert [(i["status"], i["open"]) for i in paid] == [("paid", "0.00")]
 
 
 def test_invoices_as_of_a_past_date(api: Api) -> None:
     body = api.ok("/customers/contoso/invoices", as_of="2025-02-20")
     assert [i["invoice_id"] for i in body["items"]] == ["INV-contoso-2025-01"]
-    assert body["items"][0]["outstanding"] == "70.00" and body["next_cursor"] is None
+    assert body["items"][0]["open"] == "70.00" and body["next_cursor"] is None
 
 
 def test_events_are_the_audit_history_in_stream_order_page_by_page(api: Api) -> None:
