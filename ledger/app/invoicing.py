@@ -37,9 +37,9 @@ class Invoicing(LedgerBase):
 
     def void_invoice(self, invoice_id: str, reason: str, at: datetime | None = None) -> str:
         """Void `invoice_id` (SPEC §12; `CustomerAccount.void_invoice`) at business time `at`
-        (default now) and return its customer id. Raises UnknownReference (not an invoice of any customer),
-        InvalidState (already void, ...), PeriodClosedError (its billing period is closed,
-        SPEC §13: a closed period's figures never change)."""
+        (default now) and return its customer id. Raises UnknownReference (not an invoice of
+        any customer), InvalidState (already void, ...), PeriodClosedError (its billing
+        period is closed, SPEC §13: a closed period's figures never change)."""
         from ledger.app.periods import refuse_if_closed
 
         match = _INVOICE_ID.fullmatch(invoice_id)

@@ -90,8 +90,13 @@ VALID: dict[str, dict[str, Any]] = {
         "microsoft_case_id": "2403050010001234",
     },
     "support_ticket_resolved": {"ticket_id": "T-1", "resolution": "Explained proration"},
-    "write_off": {"write_off_id": "WO-1", "amount": "40.04", "currency": "EUR",
-                  "reason": "insolvent", "invoice_id": "INV-contoso-01-2024-02"},  # fmt: skip
+    "write_off": {
+        "write_off_id": "WO-1",
+        "amount": "40.04",
+        "currency": "EUR",
+        "reason": "insolvent",
+        "invoice_id": "INV-contoso-01-2024-02",
+    },
     "write_off_reversed": {"write_off_id": "WO-1", "reason": "recovered"},
 }
 
@@ -748,8 +753,10 @@ def test_message_union_discriminates_on_type() -> None:
 
 
 def test_tax_fields_of_a_registration_are_read_and_checked() -> None:
-    taxed = parse_message(raw("customer_registered", tax_rate="8.875", tax_exempt=False,
-                              tax_id="IE1234567T", country="IE", address="1 Quay, Dublin"))  # fmt: skip
+    taxed = parse_message(raw(
+        "customer_registered", tax_rate="8.875", tax_exempt=False, tax_id="IE1234567T",
+        country="IE", address="1 Quay, Dublin",
+    ))  # fmt: skip
     payload = taxed.to_payload()
     assert (payload["tax_rate"], payload["country"], payload["tax_exempt"]) == (
         "8.875", "IE", False
