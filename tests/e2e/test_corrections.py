@@ -117,8 +117,12 @@ def oracle(steps: list[tuple[Any, ...]]) -> dict[str, Any]:
             settle(c, step[4])
         elif kind == "write_off":
             left = D(step[3])
-            named = [c.invoices[step[4]]] if step[4] else sorted(
-                (i for i in c.invoices.values() if i.open > 0), key=lambda i: (i.due, i.id)
+            named = (
+                [c.invoices[step[4]]]
+                if step[4]
+                else sorted(
+                    (i for i in c.invoices.values() if i.open > 0), key=lambda i: (i.due, i.id)
+                )
             )
             parts = c.write_offs[step[2]] = {}
             for invoice in named:
