@@ -20,6 +20,7 @@ from ledger.config import Settings
 from ledger.store import tokens
 from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
+    build,
     charge,
     customer_registered,
     msgs,
@@ -41,6 +42,7 @@ PROTECTED = [
     "/support/tickets",
     "/trial-balance",
     "/margin",
+    "/tax",
 ]
 # Customers whose January invoice (dated 2025-02-01) is due after these payment terms.
 LATE = {"late-1": 5, "late-2": 10, "late-3": 15, "late-4": 20}
@@ -505,3 +507,38 @@ def test_an_unknown_query_parameter_is_refused_naming_it(api: Api) -> None:
     assert_problem(api.get("/remittance", perod="2026-01"), 422, "invalid_request", "perod:")
     assert_problem(api.get("/health", role=None, verbose="1"), 422, "invalid_request", "verbose")
     api.ok("/remittance", period="2026-01")
+
+
+def test_tax_per_period_and_currency(api: Api) -> None:
+    """SPEC §12: the fixture's customers carry no tax (rate 0): the figures are taxable only."""
+    body = api.ok("/tax", role="reader")
+    assert body["items"] == [
+        {"billing_period": "2025-01", "currency": "USD", "taxable": "230.00",
+         "tax_invoiced": "0.00", "tax_credited": "0.00", "tax_due": "0.00"},
+        {"billing_period": "2025-02", "currency": "USD", "taxable": "40.00",
+         "tax_invoiced": "0.00", "tax_credited": "0.00", "tax_due": "0.00"},
+    ]  # fmt: skip
+    assert [r["billing_period"] for r in api.ok("/tax", period="2025-02")["items"]] == ["2025-02"]
+    assert_problem(api.get("/tax", period="2025-13"), 422, "invalid_request", "period")
+
+
+def test_a_voided_and_a_written_off_invoice_show_their_status(tmp_path: Path) -> None:
+    ledger = make_ledger()
+    ledger.void_invoice("INV-fabrikam-2025-01", "wrong", at=TODAY)
+    written = ledger.handle_batch(msgs([build(
+        "write_off", "contoso", "wo-1", write_off_id="WO-1", amount="70.00", currency="USD",
+        reason="insolvent", invoice_id="INV-contoso-2025-01", occurred_at=at("2025-03-20"),
+    )]))  # fmt: skip
+    assert written.outcomes[0].status == "applied"
+    api = build_api(tmp_path, ledger)
+    fabrikam = api.ok("/customers/fabrikam/invoices")["items"]
+    assert [(i["status"], i["paid"], i["open"]) for i in fabrikam] == [("void", "0.00", "0.00")]
+    assert api.ok("/customers/fabrikam/balance")["unapplied_credit"] == "50.00"
+    contoso = api.ok("/customers/contoso/invoices")["items"][0]
+    assert (contoso["status"], contoso["paid"], contoso["written_off"], contoso["open"]) == (
+        "written_off", "30.00", "70.00", "0.00"
+    )  # fmt: skip
+    balance = api.ok("/customers/contoso/balance")
+    assert (balance["written_off"], balance["outstanding"], balance["paid"]) == (
+        "70.00", "40.00", "30.00"
+    )  # fmt: skip
