@@ -443,9 +443,9 @@ def void_and_reissue(
     c = next(c for c in biz.customers if c.behaviour == "partial")
     voided = f"INV-{c.id}-2026-01"
     app.void_invoice(
-        voided, "sent to the wrong billing contact", at=datetime(2026, 2, 10, 9, tzinfo=UTC)
+        voided, "sent to the wrong billing contact", at=datetime(2026, 2, 20, 9, tzinfo=UTC)
     )
-    reissued = app.run_invoices("2026-01", date(2026, 2, 10))
+    reissued = app.run_invoices("2026-01", date(2026, 2, 20))
     on_step(f"voided {voided} and reissued it as {', '.join(reissued)}")
 
 

@@ -249,10 +249,10 @@ class CustomerAccount(Corrections, SupportTickets):
             charge = self.unbilled.pop(charge_id, None)
             if charge is not None:
                 charges.append((charge_id, charge))
-        self._open_invoice(data["invoice_id"], data["due_date"], total, event.occurred_at)
         # Invoices stored before tax (SPEC §12) have no `tax`: their total was all charges.
-        self.invoices[data["invoice_id"]] = replace(
-            self.invoices[data["invoice_id"]], tax=Decimal(data.get("tax", "0")),
+        self.invoices[data["invoice_id"]] = Invoice(
+            total=total, remainder=max(total, ZERO), due_date=date.fromisoformat(data["due_date"]),
+            occurred_at=event.occurred_at, tax=Decimal(data.get("tax", "0")),
             period=data.get("period"), charges=tuple(charges),
         )  # fmt: skip
         if total < 0:

@@ -167,8 +167,11 @@ class Corrections(Collections):
                 "written off; reverse the write-off before voiding it",
                 field="invoice_id",
             )
-        occurred = _latest(meta.occurred_at, invoice.occurred_at)
-        for source in self.sources_oldest_first():
+        # Never dated before what it takes back: an as-of view never unapplies unpaid money.
+        settled_by = [s for s in self.sources_oldest_first() if s.applied.get(invoice_id)]
+        occurred = _latest(meta.occurred_at, invoice.occurred_at,
+                           *(s.occurred_at for s in settled_by))  # fmt: skip
+        for source in settled_by:
             amount = source.applied.get(invoice_id, ZERO)
             if amount > 0:
                 self._emit(
