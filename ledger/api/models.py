@@ -50,6 +50,11 @@ class Customer(Row):
     status: Literal["active", "suspended"]
     suspended_subscriptions: list[str]
     registered_at: Timestamp | None = None
+    tax_rate: str = Field("0", description="Percent charged on invoices (SPEC §12).")
+    tax_exempt: bool = False
+    tax_id: str | None = None
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2.")
+    address: str | None = None
 
 
 class Aging(BaseModel):

@@ -158,6 +158,12 @@ def get_customer(customer_id: CustomerId, reader: ReaderDep) -> dict[str, Any]:
         "status": "suspended" if row["suspended"] else "active",
         "suspended_subscriptions": sorted(row["suspended"]),
         "registered_at": row.get("registered_at"),
+        # SPEC §12 (rows stored before tax have none: rate 0, not exempt)
+        "tax_rate": str(row.get("tax_rate") or "0"),
+        "tax_exempt": bool(row.get("tax_exempt")),
+        "tax_id": row.get("tax_id"),
+        "country": row.get("country"),
+        "address": row.get("address"),
     }
 
 

@@ -190,7 +190,8 @@ def test_customer_profile(api: Api) -> None:
         "customer_id": "contoso", "name": "contoso Ltd", "currency": "USD",
         "email": "ap@example.com", "payment_terms_days": 30, "collections_policy": "standard",
         "status": "active", "suspended_subscriptions": [],
-        "registered_at": "2025-01-05T10:00:00+00:00",
+        "registered_at": "2025-01-05T10:00:00+00:00", "tax_rate": "0", "tax_exempt": False,
+        "tax_id": None, "country": None, "address": None,
     }  # fmt: skip
 
 
