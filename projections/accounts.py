@@ -123,7 +123,8 @@ class AccountsProjection:
         invoice = row["invoices"][data["invoice_id"]]
         invoice["remainder"] = str(dec(invoice["remainder"]) - amount)
         invoice["written_off"] = str(dec(invoice.get("written_off")) + amount)
-        _add(row, "written_off", amount)
+        # (`.get`: rows stored before write-offs have no such total)
+        row["written_off"] = str(dec(row.get("written_off")) + amount)
 
     def _InvoiceVoided(self, row: Row, data: dict[str, Any], event: Event) -> None:
         # What settled it was taken back first (PaymentUnapplied): nothing is open on it.
