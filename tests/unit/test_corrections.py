@@ -177,3 +177,22 @@ def test_a_store_written_before_tax_keeps_its_figures() -> None:
         assert row.pop("written_off") == "0.00"
     assert (balances, trial) == (expected["balances"], expected["trial_balance"])
     assert all(r["tax_invoiced"] == "0.00" for r in compute_view(app, "tax", day))
+
+
+def test_documents_show_tax_and_void(app: LedgerApplication) -> None:
+    """SPEC §14: the invoice shows subtotal, tax and total, a void one is marked VOID; the
+    statement closes on the balance after a write-off."""
+    from ledger.documents.service import find_invoice, find_statement
+
+    invoice = billed(app, "100.03", tax_rate="20")
+    document = find_invoice(app, invoice)
+    assert (document.subtotal, document.tax, document.total, document.void) == (
+        Decimal("100.03"), Decimal("20.01"), Decimal("120.04"), False
+    )  # fmt: skip
+    app.void_invoice(invoice, "wrong", at=datetime(2025, 2, 20, tzinfo=UTC))
+    assert find_invoice(app, invoice).void
+    app.run_invoices("2025-01", date(2025, 2, 21))
+    assert send(app, write_off("20.04", "2025-04-01")) == [("applied", None)]
+    statement = find_statement(app, C, date(2025, 1, 1), date(2025, 5, 1))
+    [row] = view(app, "balances")
+    assert statement.closing_balance == Decimal(row["balance"]) == Decimal("100.00")
