@@ -172,7 +172,7 @@ def test_a_store_written_before_tax_keeps_its_figures() -> None:
     day = date(2025, 6, 1)
     balances = compute_view(app, "balances", day)
     trial = compute_view(app, "trial-balance", day)
-    expected = json.loads((Path(__file__).parent / "v1_store_figures.json").read_text())
+    expected = json.loads((V1_STORE.parent / "v1_store_figures.json").read_text())
     for row in balances:
         assert row.pop("written_off") == "0.00"
     assert (balances, trial) == (expected["balances"], expected["trial_balance"])
