@@ -184,8 +184,11 @@ def step(run: Run, data: st.DataObject) -> str:
         return f"reverse write-off {customer} {write_off_id}: {status}"
     if kind == "void":
         account = run.app.get(customer)
-        live = sorted(i for i, inv in account.invoices.items()
-                      if not inv.void and inv.period and inv.total >= 0 and not inv.written_off)
+        live = sorted(
+            i
+            for i, inv in account.invoices.items()
+            if not inv.void and inv.period and inv.total >= 0 and not inv.written_off
+        )
         if not live:
             return "void skipped"
         invoice_id = data.draw(st.sampled_from(live), label="invoice_id")
@@ -218,9 +221,7 @@ def step(run: Run, data: st.DataObject) -> str:
     return f"wrong currency {customer}"
 
 
-def write_off_step(
-    run: Run, data: st.DataObject, customer: str, currency: str, n: int
-) -> str:
+def write_off_step(run: Run, data: st.DataObject, customer: str, currency: str, n: int) -> str:
     """Write off part of what is open (of one invoice or the oldest first), or more than
     is open: refused, naming `amount`."""
     account = run.app.get(customer)

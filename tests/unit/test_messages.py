@@ -759,7 +759,9 @@ def test_tax_fields_of_a_registration_are_read_and_checked() -> None:
     ))  # fmt: skip
     payload = taxed.to_payload()
     assert (payload["tax_rate"], payload["country"], payload["tax_exempt"]) == (
-        "8.875", "IE", False
+        "8.875",
+        "IE",
+        False,
     )
     for field, value in (("tax_rate", "100.5"), ("tax_rate", "-1"), ("tax_rate", 20),
                          ("country", "XX"), ("country", "ie"), ("tax_exempt", "no")):  # fmt: skip
