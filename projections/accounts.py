@@ -21,8 +21,10 @@ SEVERITY = {"reminder": 1, "final_notice": 2, "suspend": 3}
 # customer_updated field -> the row's column
 UPDATED_COLUMNS = {
     "name": "name", "collections_policy": "policy", "payment_terms_days": "payment_terms_days",
-    "email": "email",
+    "email": "email", "tax_rate": "tax_rate", "tax_exempt": "tax_exempt", "tax_id": "tax_id",
+    "country": "country", "address": "address",
 }  # fmt: skip
+TAX_COLUMNS = ("tax_rate", "tax_exempt", "tax_id", "country", "address")
 
 
 class AccountsProjection:
@@ -50,6 +52,9 @@ class AccountsProjection:
             policy=data.get("collections_policy") or "standard",
             email=data.get("email"), registered_at=event["occurred_at"],
         )  # fmt: skip
+        for column in TAX_COLUMNS:  # SPEC §12; absent (stored before tax) is the default
+            if data.get(column) is not None:
+                row[column] = data[column]
 
     def _CustomerUpdated(self, row: Row, data: dict[str, Any], event: Event) -> None:
         # The latest update of each field by business time (then message id), as the
@@ -77,6 +82,8 @@ class AccountsProjection:
             "due_date": data["due_date"], "total": str(total), "remainder": str(max(total, ZERO)),
             "kind": "invoice", "invoice_date": data.get("invoice_date"),
             "period": data.get("period"), "paid": "0", "credited": "0",
+            # Gross total = subtotal + tax (SPEC §12); stored before tax: no tax.
+            "tax": data.get("tax", "0"), "written_off": "0", "tax_credited": "0",
         }  # fmt: skip
         if total < 0:
             _add(row, "unapplied_credit", -total)
@@ -101,6 +108,31 @@ class AccountsProjection:
     def _CreditNoteIssued(self, row: Row, data: dict[str, Any], event: Event) -> None:
         _add(row, "credited", dec(data["amount"]))
         _add(row, "unapplied_credit", dec(data["amount"]))
+        if "tax" in data:  # tax given back on the invoice it names (SPEC §12)
+            invoice = row["invoices"][data["invoice_id"]]
+            invoice["tax_credited"] = str(dec(invoice.get("tax_credited")) + dec(data["tax"]))
+
+    def _InvoiceWrittenOff(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        self._write_off(row, data, dec(data["amount"]))
+
+    def _WriteOffReversed(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        self._write_off(row, data, -dec(data["amount"]))
+
+    def _write_off(self, row: Row, data: dict[str, Any], amount: Decimal) -> None:
+        # Bad debt: no longer open, and neither paid nor credited (SPEC §12).
+        invoice = row["invoices"][data["invoice_id"]]
+        invoice["remainder"] = str(dec(invoice["remainder"]) - amount)
+        invoice["written_off"] = str(dec(invoice.get("written_off")) + amount)
+        # (`.get`: rows stored before write-offs have no such total)
+        row["written_off"] = str(dec(row.get("written_off")) + amount)
+
+    def _InvoiceVoided(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        # What settled it was taken back first (PaymentUnapplied): nothing is open on it.
+        invoice = row["invoices"][data["invoice_id"]]
+        invoice.update(remainder="0", void=True)
+        _add(row, "billed", -dec(data["total"]))
+        for charge in data["charges"]:
+            row["unbilled_charges"][charge["charge_id"]] = charge["amount"]
 
     def _PaymentApplied(self, row: Row, data: dict[str, Any], event: Event) -> None:
         self._move(row, data, -dec(data["amount"]))
@@ -160,7 +192,8 @@ def _new_row(customer_id: str) -> Row:
         "payment_terms_days": 30, "billed": "0", "paid": "0", "credited": "0", "refunded": "0",
         "unapplied_credit": "0", "unbilled_charges": {}, "invoices": {}, "fired": [],
         "last_action": None, "last_action_date": None, "suspended": {},
-        "last_payment_date": None, "email": None, "registered_at": None,
+        "last_payment_date": None, "email": None, "registered_at": None, "written_off": "0",
+        "tax_rate": "0", "tax_exempt": False, "tax_id": None, "country": None, "address": None,
     }  # fmt: skip
 
 
@@ -212,6 +245,8 @@ def balance_row(row: Row, as_of: date) -> dict[str, Any]:
         "paid": dec(row["paid"]),
         "credited": dec(row["credited"]),
         "refunded": dec(row["refunded"]),
+        # Rows stored before write-offs (SPEC §12) have none.
+        "written_off": dec(row.get("written_off")),
         "outstanding": outstanding,
         "unapplied_credit": unapplied,
         "balance": outstanding - unapplied,

@@ -50,6 +50,11 @@ class Customer(Row):
     status: Literal["active", "suspended"]
     suspended_subscriptions: list[str]
     registered_at: Timestamp | None = None
+    tax_rate: str = Field("0", description="Percent charged on invoices (SPEC §12).")
+    tax_exempt: bool = False
+    tax_id: str | None = None
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2.")
+    address: str | None = None
 
 
 class Aging(BaseModel):
@@ -71,6 +76,7 @@ class Balance(Row):
     paid: Amount
     credited: Amount
     refunded: Amount
+    written_off: Amount = Field(description="Written off to bad debt (SPEC §12), net of reversals.")
     outstanding: Amount
     unapplied_credit: Amount
     balance: Amount
@@ -82,21 +88,26 @@ class Balance(Row):
 
 
 class Invoice(Row):
+    """SPEC §12 `invoices` row (projections/invoices.py `invoice_row`)."""
+
     invoice_id: str
     kind: Literal["invoice", "debit_memo"] = Field(
         description="debit_memo: re-billed when a reversed payment had been refunded out"
     )
-    period: str | None = Field(description="Billing period YYYY-MM (null for a debit memo).")
+    billing_period: str | None = Field(
+        description="Billing period YYYY-MM (null for a debit memo)."
+    )
     invoice_date: date | None
     due_date: date
     currency: Currency
-    total: Amount
-    outstanding: Amount = Field(description="What is still open on it.")
+    subtotal: Amount = Field(description="Its charges, before tax.")
+    tax: Amount = Field(description="subtotal x the customer's tax rate, half-even; 0 if exempt.")
+    total: Amount = Field(description="Gross: subtotal + tax.")
     paid: Amount = Field(description="Settled by cash (payments net of reversals).")
     credited: Amount = Field(description="Settled by credit notes or credit invoices.")
-    status: Literal["open", "paid", "credited", "credit"] = Field(
-        description="paid: settled, with cash; credited: settled by credit alone"
-    )
+    written_off: Amount = Field(description="Written off to bad debt (net of reversals).")
+    open: Amount = Field(description="What is still open on it.")
+    status: Literal["open", "partially_paid", "paid", "written_off", "void"]
     days_past_due: int = Field(description="On `as_of`; 0 when not open or not yet due.")
 
 
@@ -148,6 +159,17 @@ class Remittance(Row):
     due_date: date | None
     collected_from_customers: Amount
     exposure: Amount
+
+
+class TaxRow(Row):
+    """SPEC §12 `tax` row: per billing period and currency."""
+
+    billing_period: str
+    currency: Currency
+    taxable: Amount = Field(description="Subtotals of the period's invoices (void ones not).")
+    tax_invoiced: Amount
+    tax_credited: Amount = Field(description="Given back by credit notes naming the invoices.")
+    tax_due: Amount = Field(description="tax_invoiced - tax_credited.")
 
 
 class MarginRow(Row):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -24,6 +23,7 @@ from ledger.api.models import (
     PageOf,
     Remittance,
     SupportTicket,
+    TaxRow,
     TrialBalanceRow,
 )
 from ledger.api.pagination import (
@@ -35,9 +35,8 @@ from ledger.api.pagination import (
     paginate,
 )
 from ledger.domain.ids import normalize_id
-from ledger.domain.money import fmt
 from projections.accounts import balance_row
-from projections.base import Row
+from projections.invoices import invoice_row
 
 # A GUID in either case is one customer (SPEC §2): the path's id is read in lower case.
 CustomerId = Annotated[
@@ -159,6 +158,12 @@ def get_customer(customer_id: CustomerId, reader: ReaderDep) -> dict[str, Any]:
         "status": "suspended" if row["suspended"] else "active",
         "suspended_subscriptions": sorted(row["suspended"]),
         "registered_at": row.get("registered_at"),
+        # SPEC §12 (rows stored before tax have none: rate 0, not exempt)
+        "tax_rate": str(row.get("tax_rate") or "0"),
+        "tax_exempt": bool(row.get("tax_exempt")),
+        "tax_id": row.get("tax_id"),
+        "country": row.get("country"),
+        "address": row.get("address"),
     }
 
 
@@ -191,40 +196,17 @@ def list_invoices(
     cursor: Cursor = None,
     as_recorded_at: AsRecordedAt = None,
 ) -> dict[str, Any]:
-    """The customer's invoices (and debit memos), oldest first, as they stood on `as_of`."""
+    """The customer's invoices (and debit memos), oldest first, as they stood on `as_of`
+    (SPEC §12 `invoices` rows, with `status`)."""
     day, historical = reader.resolve(as_of, as_recorded_at)
     row = reader.account(customer_id, day if historical else None, as_recorded_at)
-    items = [_invoice(invoice_id, invoice, row["currency"], day)
+    items = [invoice_row(invoice_id, invoice, row["currency"], day)
              for invoice_id, invoice in row["invoices"].items()]  # fmt: skip
     page = paginate(
         items, lambda i: (i["invoice_date"] or "", i["invoice_id"]), (str, str),
         f"invoices:{customer_id}", limit, cursor,
     )  # fmt: skip
     return page.body()
-
-
-def _invoice(invoice_id: str, invoice: Row, currency: str, day: date) -> dict[str, Any]:
-    total, remainder = Decimal(invoice["total"]), Decimal(invoice["remainder"])
-    days = (day - date.fromisoformat(invoice["due_date"])).days
-    paid, credited = Decimal(invoice.get("paid") or 0), Decimal(invoice.get("credited") or 0)
-    status = "open" if remainder > 0 else "credit" if total < 0 else "paid"
-    if status == "paid" and paid <= 0 and credited > 0:
-        status = "credited"  # settled without cash (credit notes): never shown as paid
-    kind = invoice.get("kind") or ("debit_memo" if invoice_id.startswith("DM-") else "invoice")
-    return {
-        "invoice_id": invoice_id,
-        "kind": kind,
-        "period": invoice.get("period"),
-        "invoice_date": invoice.get("invoice_date"),
-        "due_date": invoice["due_date"],
-        "currency": currency,
-        "total": fmt(total, currency),
-        "outstanding": fmt(remainder, currency),
-        "paid": fmt(paid, currency),
-        "credited": fmt(credited, currency),
-        "status": status,
-        "days_past_due": max(days, 0) if status == "open" else 0,
-    }
 
 
 @router.get(
@@ -367,4 +349,27 @@ def list_margin(
         rows, lambda r: (r["customer_id"], r["billing_period"], r["currency"]), (str, str, str),
         "margin", limit, cursor,
     )  # fmt: skip
+    return page.body()
+
+
+@router.get(
+    "/tax", response_model=PageOf[TaxRow], dependencies=reader_role, responses=list_errors,
+    tags=["views"],
+)  # fmt: skip
+def list_tax(
+    reader: ReaderDep,
+    period: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="One billing period YYYY-MM."),
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Taxable amount, tax invoiced, tax given back by credit notes and tax due per billing
+    period and currency (SPEC §12)."""
+    day, historical = reader.resolve(None)
+    rows = reader.view("tax", day, historical, period=period)
+    page = paginate(
+        rows, lambda r: (r["billing_period"], r["currency"]), (str, str), "tax", limit, cursor
+    )
     return page.body()

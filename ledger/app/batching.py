@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "payment_reversed": "reverse_payment",
     "credit_note": "issue_credit_note",
     "refund": "issue_refund",
+    "write_off": "write_off",
+    "write_off_reversed": "reverse_write_off",
     "support_ticket_opened": "open_ticket",
     "support_interaction": "log_interaction",
     "support_escalated": "escalate_ticket",

@@ -13,7 +13,7 @@ import json
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,10 @@ class Customer:
 
 
 EUR_CUSTOMER = 4  # tenant-005 is billed in EUR (Microsoft bills the partner in USD)
+# tenant-005 is an Irish company: 23 % would be Ireland's standard rate; the demo shows a
+# round 20 % VAT (SPEC §12 tax fields).
+VAT = {"tax_rate": "20", "country": "IE", "tax_id": "IE9876543W",
+       "address": "2 Grand Canal Quay, Dublin D02 A342, Ireland"}  # fmt: skip
 EUR_PER_USD = Decimal("0.92")  # the partner's rate, in the price book's [fx]
 
 
@@ -119,9 +123,20 @@ class DemoBusiness:
 
     def registrations(self) -> Iterator[str]:
         for c in self.customers:
+            tax = VAT if c.currency == "EUR" else {}
             yield self._message(
                 "customer_registered", c, date(2026, 1, 1), name=c.name, currency=c.currency,
-                payment_terms_days=c.terms, email=f"billing@{c.id}.example",
+                payment_terms_days=c.terms, email=f"billing@{c.id}.example", **tax,
+            )  # fmt: skip
+
+    def write_offs(self, app: LedgerApplication, day: date) -> Iterator[str]:
+        """The first customer that never pays is insolvent: all it owes goes to bad debt."""
+        c = next(c for c in self.customers if c.behaviour == "never")
+        owed = app.get(c.id).outstanding()
+        if owed > 0:
+            yield self._message(
+                "write_off", c, day, write_off_id=f"WO-{c.id}", amount=str(owed),
+                currency=c.currency, reason="uncollectible: customer insolvent",
             )  # fmt: skip
 
     def charges(self, period: str, first: date, last: date) -> Iterator[str]:
@@ -334,8 +349,10 @@ def demo_price_book(biz: DemoBusiness) -> str:
                         if (f := _first_seat_subscription(c)) is not None)  # fmt: skip
         product = found[1]
         price = (product[3] * factor).quantize(Decimal("0.01"))
-        rules.append(f'[[rules]]  # {c.name}: {label}\ncustomer_id = "{c.id}"\n'
-                     f'product_id = "{product[0]}"\n{window}unit_price = "{price}"\n')
+        rules.append(
+            f'[[rules]]  # {c.name}: {label}\ncustomer_id = "{c.id}"\n'
+            f'product_id = "{product[0]}"\n{window}unit_price = "{price}"\n'
+        )
     rules.append(f'[fx]\n"USD->EUR" = "{EUR_PER_USD}"\n')
     return "\n".join(rules)
 
@@ -371,6 +388,7 @@ def run_demo(
     on_step(f"invoice run 2026-01: {len(issued)} invoices")
     feed(biz.payments(open_invoices(app, "2026-01"), "2026-01"), "January payments")
     feed(biz.mishaps(), "a redelivery, a wrong currency, a truncated record")
+    void_and_reissue(app, biz, on_step)
     billed = bill_february(app, biz, totals, dead_letters, files)
     summed = billed.totals()
     margins = ", ".join(f"{r['margin']} {r['currency']}"
@@ -387,6 +405,7 @@ def run_demo(
     feed(biz.payments(open_invoices(app, "2026-02"), "2026-02"), "February payments")
     owed = {c: app.get(c).outstanding() for c in app.customer_ids()}
     feed(biz.settle_late(owed, date(2026, 4, 2)), "catch-up payments (reinstatements)")
+    feed(biz.write_offs(app, date(2026, 4, 6)), "write-off of an insolvent customer's invoices")
     fired = app.run_collections(DEMO_DAY)
     on_step(f"collections run {DEMO_DAY}: {len(fired)} events")
     recon = microsoft_invoice_csv(app, "2026-01", "G012345678")
@@ -403,6 +422,31 @@ def run_demo(
     on_step("paid Microsoft half of January's invoice")
     microsoft_side(app, imported.recon.total, on_step)
     return totals
+
+
+def demo_corrections() -> list[tuple[str, str]]:
+    """(customer id, what happened) of the demo's taxed, voided and written-off customers."""
+    biz = DemoBusiness()  # seeded: the same customers as the run
+    return [
+        (biz.customers[EUR_CUSTOMER].id, "20 % VAT"),
+        (next(c for c in biz.customers if c.behaviour == "partial").id, "voided and reissued"),
+        (next(c for c in biz.customers if c.behaviour == "never").id, "written off"),
+    ]
+
+
+def void_and_reissue(
+    app: LedgerApplication, biz: DemoBusiness, on_step: Callable[[str], None]
+) -> None:
+    """A partial payer's January invoice went out wrong: it is voided (its partial payment
+    becomes unapplied credit again) and the January run reissues it as `-2`, which that
+    credit settles in part at once (SPEC §12)."""
+    c = next(c for c in biz.customers if c.behaviour == "partial")
+    voided = f"INV-{c.id}-2026-01"
+    app.void_invoice(
+        voided, "sent to the wrong billing contact", at=datetime(2026, 2, 20, 9, tzinfo=UTC)
+    )
+    reissued = app.run_invoices("2026-01", date(2026, 2, 20))
+    on_step(f"voided {voided} and reissued it as {', '.join(reissued)}")
 
 
 def microsoft_side(

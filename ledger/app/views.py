@@ -13,11 +13,13 @@ from ledger.domain.ids import normalize_id
 from ledger.published import to_published
 from projections.accounts import AccountsProjection, balances_view, delinquency_view
 from projections.base import Projection, Rows, fold, occurred_by
+from projections.invoices import invoices_view
 from projections.journal import JournalProjection, trial_balance_view
 from projections.margin import MarginProjection, margin_view
 from projections.microsoft import MicrosoftProjection, microsoft_view
 from projections.remittance import RemittanceProjection, remittance_view
 from projections.support import SupportProjection, support_view
+from projections.tax import tax_view
 from projections.timelines import recorded_by, settle_open_items
 
 PROJECTIONS: dict[str, Projection] = {
@@ -33,11 +35,12 @@ PROJECTIONS: dict[str, Projection] = {
 }
 VIEWS = (
     "balances", "delinquency", "remittance", "support", "trial-balance", "microsoft", "margin",
+    "invoices", "tax",
 )  # fmt: skip
 VIEW_SOURCE = {
     "balances": "accounts", "delinquency": "accounts", "remittance": "remittance",
     "support": "support", "trial-balance": "journal", "microsoft": "microsoft",
-    "margin": "margin",
+    "margin": "margin", "invoices": "accounts", "tax": "accounts",
 }  # fmt: skip
 
 
@@ -102,6 +105,11 @@ def render_view(
         return microsoft_view(rows, as_of)
     elif view == "margin":
         return margin_view(rows, period, customer_id)
+    elif view == "tax":
+        return tax_view(rows, period)
+    elif view == "invoices":
+        wanted_id = None if customer_id is None else normalize_id(customer_id)
+        return invoices_view(rows, as_of, wanted_id)
     else:
         raise UnknownView(f"view: {view!r} is not one of {', '.join(VIEWS)}")
     wanted = None if customer_id is None else normalize_id(customer_id)  # SPEC §2

@@ -13,8 +13,12 @@ from ledger.logs import configure_logging
 DEMO_DB = "ledger-demo.db"
 
 BALANCE_COLUMNS = [
-    "customer_id", "name", "billed", "paid", "outstanding", "unapplied_credit", "overdue",
-    "days_past_due", "status",
+    "customer_id", "name", "billed", "paid", "written_off", "outstanding", "unapplied_credit",
+    "overdue", "days_past_due", "status",
+]  # fmt: skip
+INVOICE_COLUMNS = [
+    "invoice_id", "billing_period", "due_date", "subtotal", "tax", "total", "paid", "credited",
+    "written_off", "open", "status",
 ]  # fmt: skip
 DELINQUENCY_COLUMNS = [
     "customer_id", "name", "overdue", "days_past_due", "last_action", "last_action_date",
@@ -36,7 +40,7 @@ def demo(
     ),
 ) -> None:
     """Run two months of a CSP partner's billing through the ledger and show the views."""
-    from ledger.app.demo import DEMO_DAY, microsoft_invoice_csv, run_demo
+    from ledger.app.demo import DEMO_DAY, demo_corrections, microsoft_invoice_csv, run_demo
     from ledger.app.views import compute_view
     from ledger.bootstrap import build_app, deadletter_store
     from ledger.cli.tables import print_rows
@@ -80,6 +84,9 @@ def demo(
     show("remittance", None, "Remittance due to Microsoft")
     show("support", SUPPORT_COLUMNS, "Support tickets")
     show("margin", None, "February's margin, billed from Microsoft's file", period="2026-02")
+    show("tax", None, "Tax (20 % VAT on tenant-005, billed in EUR)")
+    for customer, what in demo_corrections():
+        show("invoices", INVOICE_COLUMNS, f"Invoices of {customer}: {what}", customer_id=customer)
     from ledger.cli.microsoft import print_microsoft
 
     print_microsoft(compute_view(app, "microsoft", DEMO_DAY), DEMO_DAY, console)

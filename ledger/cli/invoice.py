@@ -1,4 +1,5 @@
-"""`ledger invoice run`: issue a billing period's invoices."""
+"""`ledger invoice run`: issue a billing period's invoices; `ledger invoice void`: cancel one
+(SPEC §12) so that the next run reissues its charges."""
 
 from __future__ import annotations
 
@@ -31,6 +32,21 @@ def invoice_run(
     refuse_if_closed(ledger, period, "invoice run")
     issued = ledger.run_invoices(period, invoice_date)
     typer.echo(f"issued {len(issued)} invoices for {period} dated {invoice_date}")
+
+
+@invoice_app.command("void")
+def invoice_void(
+    invoice_id: str = typer.Argument(..., help="INV-<customer_id>-<YYYY-MM>[-N]"),
+    reason: str = typer.Option(..., "--reason", help="Why it is voided (kept on the event)."),
+) -> None:
+    """Void an invoice: what settled it becomes unapplied credit again, its charges are
+    unbilled again and its journal entry (tax included) is reversed; the next `invoice run`
+    of its period issues INV-<customer_id>-<YYYY-MM>-2. Exit 1 for an unknown or void
+    invoice or a closed period."""
+    if not reason.strip():
+        raise typer.BadParameter("must not be blank", param_hint="--reason")
+    customer_id = build_app(get_settings()).void_invoice(invoice_id, reason)
+    typer.echo(f"voided {invoice_id} of {customer_id}")
 
 
 def register(app: typer.Typer) -> None:

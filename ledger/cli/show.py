@@ -16,7 +16,7 @@ from ledger.cli.options import (
 from ledger.cli.tables import print_rows
 from ledger.config import get_settings
 
-VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|microsoft|margin"
+VIEW_NAMES = "balances|delinquency|remittance|support|trial-balance|microsoft|margin|invoices|tax"
 
 
 def show(
@@ -25,7 +25,7 @@ def show(
     as_of: str | None = typer.Option(None, "--as-of", help="Date; a past date replays history."),
     as_json: bool = typer.Option(False, "--json"),
     status: str | None = typer.Option(None, help="support: open, escalated or resolved."),
-    period: str | None = typer.Option(None, help="remittance, margin: one billing period."),
+    period: str | None = typer.Option(None, help="remittance, margin, tax: one billing period."),
     as_recorded_at: str | None = typer.Option(
         None,
         "--as-recorded-at",

@@ -143,7 +143,10 @@ def invoice_document(events: list[dict[str, Any]], invoice_id: str) -> Invoice:
     )  # fmt: skip
     return Invoice(
         customer=customer, invoice_id=invoice_id, kind=kind,
-        void=bool(data.get("void")) or data.get("status") == "void",
+        void=bool(data.get("void")) or data.get("status") == "void" or any(
+            e["event_type"] == "InvoiceVoided" and e["data"].get("invoice_id") == invoice_id
+            for e in events
+        ),
         period=data.get("period"),
         invoice_date=data.get("invoice_date") or utc_date(issued["occurred_at"]),
         due_date=data["due_date"], currency=currency, lines=lines,
@@ -172,6 +175,9 @@ MOVEMENTS: dict[str, tuple[str, int]] = {
     "CreditNoteIssued": ("credit_note", -1),
     "RefundIssued": ("refund", 1),
     "PaymentReversed": ("reversal", 1),
+    "InvoiceWrittenOff": ("write_off", -1),  # SPEC §12
+    "WriteOffReversed": ("write_off_reversed", 1),
+    "InvoiceVoided": ("void", -1),
 }
 
 
@@ -243,6 +249,15 @@ def _movement(event: dict[str, Any]) -> tuple[str, str, str, Decimal, Decimal] |
         return typ, data.get("credit_id", ""), f"Credit note {reason}".strip(), ZERO, amount
     if name == "refund":
         return name, data.get("refund_id", ""), "Refund", amount, ZERO
+    if name == "write_off":
+        return name, data["invoice_id"], f"Written off: {data.get('reason') or ''}".strip(), (
+            ZERO), amount  # fmt: skip
+    if name == "write_off_reversed":
+        return name, data["invoice_id"], f"Write-off reversed: {data.get('reason') or ''}"\
+            .strip(), amount, ZERO  # fmt: skip
+    if name == "void":
+        return name, data["invoice_id"], f"Invoice voided: {data.get('reason') or ''}".strip(), (
+            ZERO), amount  # fmt: skip
     return name, data.get("payment_id", ""), f"Payment reversed ({data.get('reason', '')})",\
         amount, ZERO  # fmt: skip
 

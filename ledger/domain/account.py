@@ -15,7 +15,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.domain import events as ev
-from ledger.domain.account_collections import Collections
+from ledger.domain.account_corrections import Corrections
 from ledger.domain.account_state import (
     CASH_SOURCES,
     ZERO,
@@ -34,6 +34,7 @@ from ledger.domain.errors import InsufficientCredit, InvalidState, UnknownPolicy
 from ledger.domain.ids import normalize_id
 from ledger.domain.money import fmt
 from ledger.domain.stream import Meta
+from ledger.domain.tax import credited_tax, invoice_tax
 
 # Re-exported: callers import these from here.
 __all__ = [
@@ -59,7 +60,8 @@ def account_id(customer_id: str) -> UUID:
 
 
 DEFAULT_POLICY = "standard"
-UPDATABLE_FIELDS = ("name", "payment_terms_days", "collections_policy", "email")
+TAX_FIELDS = ("tax_rate", "tax_exempt", "tax_id", "country", "address")
+UPDATABLE_FIELDS = ("name", "payment_terms_days", "collections_policy", "email", *TAX_FIELDS)
 
 
 def _stamp(event: ev.LedgerEvent) -> tuple[datetime, str]:
@@ -85,7 +87,7 @@ def _cost_currency(charge: UnbilledCharge, currency: str) -> dict[str, str]:
     return {"cost_currency": other} if other and other != currency else {}
 
 
-class CustomerAccount(Collections, SupportTickets):
+class CustomerAccount(Corrections, SupportTickets):
     """A customer's stream. Its state: ledger/domain/account_state.py; its collections and
     support tickets: account_collections.py and account_support.py; here the customer,
     charges, invoices and the money that settles them."""
@@ -137,6 +139,11 @@ class CustomerAccount(Collections, SupportTickets):
         self.payment_terms_days = int(data.get("payment_terms_days", 30))
         self.collections_policy = data.get("collections_policy", "standard")
         self.email = data.get("email")
+        # Tax fields (SPEC §12); a registration stored before them means rate 0, not exempt.
+        for field in TAX_FIELDS:
+            if data.get(field) is not None:
+                setattr(self, field, data[field])
+        self.tax_rate = Decimal(self.tax_rate)
         self.registered_at = event.occurred_at
         self._remember(event, "customer:registration")
 
@@ -150,6 +157,7 @@ class CustomerAccount(Collections, SupportTickets):
                 setattr(self, field, data[field])
                 self.field_stamps[field] = stamp
         self.payment_terms_days = int(self.payment_terms_days)
+        self.tax_rate = Decimal(self.tax_rate)
         self._remember(event)
 
     # ---- charges and invoices -------------------------------------------------------------
@@ -173,15 +181,31 @@ class CustomerAccount(Collections, SupportTickets):
         self.subscriptions.setdefault(normalize_id(data["subscription_id"]), "active")
         self._remember(event, f"charge:{data['charge_id']}")
 
+    def next_invoice_id(self, period: str) -> str | None:
+        """The id the period's next invoice gets: `INV-<customer>-<YYYY-MM>`, after a void
+        `-2`, `-3`, ... (SPEC §12); None when the period has an invoice that is not void."""
+        base = f"INV-{self.customer_id}-{period}"
+        invoice_id, number = base, 1
+        while invoice_id in self.invoices:
+            if not self.invoices[invoice_id].void:
+                return None
+            number += 1
+            invoice_id = f"{base}-{number}"
+        return invoice_id
+
     def issue_invoice(self, period: str, invoice_date: date, recorded_at: datetime) -> bool:
-        """Put every unbilled charge of `period` or earlier on one invoice. Idempotent."""
-        invoice_id = f"INV-{self.customer_id}-{period}"
-        if invoice_id in self.invoices:
+        """Put every unbilled charge of `period` or earlier on one invoice, with the
+        customer's tax (SPEC §12: `subtotal`, `tax`, gross `total`). Idempotent: a period
+        whose invoice stands issues nothing; after a void the next one gets `-2`, ..."""
+        invoice_id = self.next_invoice_id(period)
+        if invoice_id is None:
             return False
         charge_ids = sorted(cid for cid, c in self.unbilled.items() if c.billing_period <= period)
         if not charge_ids:
             return False
-        total = sum((self.unbilled[c].amount for c in charge_ids), ZERO)
+        subtotal = sum((self.unbilled[c].amount for c in charge_ids), ZERO)
+        tax = invoice_tax(subtotal, self.tax_rate, self.tax_exempt, self.currency)
+        total = subtotal + tax
         occurred = max(
             [start_of(invoice_date)] + [self.unbilled[c].occurred_at for c in charge_ids]
         )
@@ -194,6 +218,8 @@ class CustomerAccount(Collections, SupportTickets):
                 "period": period,
                 "invoice_date": invoice_date.isoformat(),
                 "due_date": due.isoformat(),
+                "subtotal": fmt(subtotal, self.currency),
+                "tax": fmt(tax, self.currency),
                 "total": fmt(total, self.currency),
                 "currency": self.currency,
                 "charge_ids": charge_ids,
@@ -218,9 +244,17 @@ class CustomerAccount(Collections, SupportTickets):
 
     def _when_InvoiceIssued(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         total = Decimal(data["total"])
+        charges = []
         for charge_id in data["charge_ids"]:
-            self.unbilled.pop(charge_id, None)
-        self._open_invoice(data["invoice_id"], data["due_date"], total, event.occurred_at)
+            charge = self.unbilled.pop(charge_id, None)
+            if charge is not None:
+                charges.append((charge_id, charge))
+        # Invoices stored before tax (SPEC §12) have no `tax`: their total was all charges.
+        self.invoices[data["invoice_id"]] = Invoice(
+            total=total, remainder=max(total, ZERO), due_date=date.fromisoformat(data["due_date"]),
+            occurred_at=event.occurred_at, tax=Decimal(data.get("tax", "0")),
+            period=data.get("period"), charges=tuple(charges),
+        )  # fmt: skip
         if total < 0:
             # A credit invoice (refunds outweigh charges): its value is credit to apply.
             self._add_source("invoice", data["invoice_id"], -total, event.occurred_at)
@@ -255,16 +289,31 @@ class CustomerAccount(Collections, SupportTickets):
         self._remember(event, f"payment:{data['payment_id']}")
 
     def issue_credit_note(self, payload: dict[str, Any], meta: Meta) -> bool:
+        """A credit note; one naming a taxed invoice gives back its tax in proportion (SPEC
+        §12): the event then carries `tax` (the tax part of `amount`) and `tax_period`."""
         if self.is_duplicate(meta, f"credit:{payload['credit_id']}"):
             return False
         self._check_currency(payload)
-        self._emit(ev.CreditNoteIssued, dict(payload), meta, caused_by_message=True)
+        data = dict(payload)
+        invoice = self.invoices.get(payload.get("invoice_id") or "")
+        if invoice is not None and not invoice.void and invoice.tax > 0:
+            left = invoice.tax - self.tax_credited.get(payload["invoice_id"], ZERO)
+            share = credited_tax(Decimal(payload["amount"]), invoice.total, invoice.tax,
+                                 self.currency)  # fmt: skip
+            tax = min(share, left)
+            if tax > 0:
+                data.update(tax=fmt(tax, self.currency), tax_period=invoice.period)
+        self._emit(ev.CreditNoteIssued, data, meta, caused_by_message=True)
         self._settle(meta, preferred_invoice=payload.get("invoice_id"))
         self._reinstate_if_rule_met(meta)
         return True
 
     def _when_CreditNoteIssued(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         self._add_source("credit", data["credit_id"], Decimal(data["amount"]), event.occurred_at)
+        if "tax" in data:
+            invoice_id = data["invoice_id"]
+            credited = self.tax_credited.get(invoice_id, ZERO)
+            self.tax_credited[invoice_id] = credited + Decimal(data["tax"])
         self._remember(event, f"credit:{data['credit_id']}")
 
     def _add_source(self, kind: SourceKind, source_id: str, amount: Decimal, at: datetime) -> None:

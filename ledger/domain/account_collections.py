@@ -120,7 +120,7 @@ class Collections(AccountState):
         do not keep a customer suspended); `below_min_amount` = what is past due is at or
         below the suspending step's min_amount."""
         assert self.suspension is not None
-        overdue = self.overdue_on(on)
+        overdue = self.overdue_on(on) + self.written_off_past_due(on)
         if self.suspension.reinstatement == "paid_in_full":
             return overdue <= 0
         return overdue <= self.suspension.threshold

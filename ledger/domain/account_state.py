@@ -50,15 +50,30 @@ class Invoice:
     """An invoice (`InvoiceIssued`) or debit memo (`DebitMemoIssued`) and what is left to pay.
 
     A credit invoice (total < 0) has remainder 0: its value is a `MoneySource` instead.
+    `total` is gross: `subtotal` (its charges) plus `tax` (SPEC §12). `remainder` is what is
+    still open: total less what settled it (payments, credits) and what was written off.
     """
 
     total: Decimal
     remainder: Decimal
     due_date: date
     occurred_at: datetime
+    tax: Decimal = ZERO
+    written_off: Decimal = ZERO
+    void: bool = False
+    period: str | None = None  # billing period YYYY-MM (None: a debit memo)
+    # The charges it billed (charge id -> charge): a void returns them to unbilled.
+    charges: tuple[tuple[str, UnbilledCharge], ...] = ()
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.total - self.tax
 
     def with_remainder(self, remainder: Decimal) -> Invoice:
-        return Invoice(self.total, remainder, self.due_date, self.occurred_at)
+        return Invoice(
+            self.total, remainder, self.due_date, self.occurred_at, self.tax, self.written_off,
+            self.void, self.period, self.charges,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +161,12 @@ class AccountState(ChainedStream):
         self.payment_terms_days = 30
         self.collections_policy = "standard"
         self.email: str | None = None
+        # Tax (SPEC §12): percent charged on invoices, unless exempt; the rest is for documents.
+        self.tax_rate = ZERO
+        self.tax_exempt = False
+        self.tax_id: str | None = None
+        self.country: str | None = None
+        self.address: str | None = None
         self.head_hash = GENESIS
         self.registered_at: datetime | None = None
         # field -> (UTC business time, message id) of the fact that set its current value
@@ -166,6 +187,10 @@ class AccountState(ChainedStream):
         # payment id -> UTC date received: `last_payment_date` is their latest, whatever
         # order the payments arrived in (SPEC §6 is a function of the facts).
         self.payment_dates: dict[str, date] = {}
+        # write-off id -> invoice id -> amount written off (SPEC §12), while not reversed
+        self.write_offs: dict[str, dict[str, Decimal]] = {}
+        self.reversed_write_offs: set[str] = set()
+        self.tax_credited: dict[str, Decimal] = {}  # invoice id -> tax given back by credits
 
     # ---- idempotency ----------------------------------------------------------------------
 
@@ -233,6 +258,14 @@ class AccountState(ChainedStream):
     def overdue_on(self, on: date) -> Decimal:
         """The remainders of open invoices past due on `on` (due before that day)."""
         return sum((inv.remainder for _, inv in self.open_invoices() if inv.due_date < on), ZERO)
+
+    def written_off_past_due(self, on: date) -> Decimal:
+        """What was written off of invoices past due on `on`: bad debt, not paid, so it
+        keeps a suspension in force (SPEC §12: a write-off never reinstates)."""
+        return sum(
+            (i.written_off for i in self.invoices.values() if not i.void and i.due_date < on),
+            ZERO,
+        )
 
     @property
     def last_payment_date(self) -> str | None:

@@ -68,3 +68,9 @@ class UnknownPolicy(LedgerError):
     """A customer names a collections policy that does not exist (fail closed, SPEC §4)."""
 
     code = "unknown_policy"
+
+
+class ExceedsOpenAmount(LedgerError):
+    """A write-off of more than is open (SPEC §12): dead letter naming `amount`."""
+
+    code = "exceeds_open_amount"

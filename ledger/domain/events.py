@@ -71,6 +71,22 @@ class RefundIssued(LedgerEvent):
     pass
 
 
+class InvoiceWrittenOff(LedgerEvent):
+    """Part of an invoice written off to bad debt (SPEC §12): one event per invoice a
+    `write_off` touched (`write_off_id`, `invoice_id`, `amount`, `currency`, `reason`)."""
+
+
+class WriteOffReversed(LedgerEvent):
+    """A write-off's part on one invoice reopened (`write_off_id`, `invoice_id`, `amount`,
+    `currency`, `reason`)."""
+
+
+class InvoiceVoided(LedgerEvent):
+    """An invoice cancelled (SPEC §12): its charges are unbilled again, its journal entry
+    reversed; `invoice_id`, `reason`, `period`, `subtotal`, `tax`, `total`, `currency`,
+    `charges` (as on the invoice)."""
+
+
 class DunningNoticeSent(LedgerEvent):
     pass
 
@@ -165,7 +181,8 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     for cls in (
         CustomerRegistered, CustomerUpdated, ChargePosted, InvoiceIssued, DebitMemoIssued,
         PaymentReceived, PaymentApplied, PaymentUnapplied, PaymentReversed, CreditNoteIssued,
-        RefundIssued, DunningNoticeSent, SubscriptionSuspended, SubscriptionReinstated,
+        RefundIssued, InvoiceWrittenOff, WriteOffReversed, InvoiceVoided, DunningNoticeSent,
+        SubscriptionSuspended, SubscriptionReinstated,
         SupportTicketOpened, SupportInteractionLogged, SupportTicketEscalated,
         SupportTicketResolved, *REMITTANCE_EVENTS, *MICROSOFT_ACCOUNT_EVENTS,
     )

@@ -19,6 +19,8 @@ PAYABLE_MICROSOFT = "payable_to_microsoft"
 # Money paid to Microsoft and not yet applied to one of its invoices (an asset: prepaid).
 UNALLOCATED_MICROSOFT = "unallocated_paid_to_microsoft"
 BAD_DEBT = "bad_debt"
+# Tax invoiced to customers and owed to the tax authority (SPEC §12), net of tax given back.
+TAX_PAYABLE = "tax_payable"
 
 
 def receivable(customer_id: str) -> str:
@@ -69,17 +71,36 @@ def postings_for(
             COST_OF_SALES, PAYABLE_MICROSOFT, Decimal(data["cost"]), cost_currency
         )
     if event_type == "InvoiceIssued":
-        total = Decimal(data["total"])
+        # Gross to the receivable: the charges out of unbilled, the tax to tax payable.
+        # Invoices stored before tax (SPEC §12) have no `tax`: all of the total is charges.
+        total, tax = Decimal(data["total"]), Decimal(data.get("tax", "0"))
         if total < 0:
             # A credit invoice: the customer gets credit to apply, not a negative receivable.
-            return _entry(unbilled(c), unapplied(c), -total, currency)
-        return _entry(receivable(c), unbilled(c), total, currency)
+            return _entry(unbilled(c), unapplied(c), tax - total, currency) + _entry(
+                TAX_PAYABLE, unapplied(c), -tax, currency
+            )
+        return _entry(receivable(c), unbilled(c), total - tax, currency) + _entry(
+            receivable(c), TAX_PAYABLE, tax, currency
+        )
+    if event_type == "InvoiceVoided":  # the invoice's entry reversed, tax included
+        total, tax = Decimal(data["total"]), Decimal(data["tax"])
+        return _entry(unbilled(c), receivable(c), total - tax, currency) + _entry(
+            TAX_PAYABLE, receivable(c), tax, currency
+        )
+    if event_type == "InvoiceWrittenOff":
+        return _entry(BAD_DEBT, receivable(c), Decimal(data["amount"]), currency)
+    if event_type == "WriteOffReversed":
+        return _entry(receivable(c), BAD_DEBT, Decimal(data["amount"]), currency)
     if event_type == "DebitMemoIssued":
         return _entry(receivable(c), unapplied(c), Decimal(data["total"]), currency)
     if event_type == "PaymentReceived":
         return _entry(CASH, unapplied(c), Decimal(data["amount"]), currency)
     if event_type == "CreditNoteIssued":
-        return _entry(REVENUE, unapplied(c), Decimal(data["amount"]), currency)
+        # A credit note naming a taxed invoice gives back its tax part (SPEC §12).
+        amount, tax = Decimal(data["amount"]), Decimal(data.get("tax", "0"))
+        return _entry(REVENUE, unapplied(c), amount - tax, currency) + _entry(
+            TAX_PAYABLE, unapplied(c), tax, currency
+        )
     if event_type == "PaymentApplied":
         return _entry(unapplied(c), receivable(c), Decimal(data["amount"]), currency)
     if event_type == "PaymentUnapplied":

@@ -64,6 +64,8 @@ from ledger.messages.billing import (
     PaymentMsg,
     PaymentReversedMsg,
     RefundMsg,
+    WriteOffMsg,
+    WriteOffReversedMsg,
 )
 from ledger.messages.customers import CustomerRegisteredMsg, CustomerUpdatedMsg
 from ledger.messages.envelope import Envelope, differing_fields
@@ -94,6 +96,8 @@ __all__ = [
     "SupportInteractionMsg",
     "SupportTicketOpenedMsg",
     "SupportTicketResolvedMsg",
+    "WriteOffMsg",
+    "WriteOffReversedMsg",
     "differing_fields",
     "parse_message",
     "parse_object",

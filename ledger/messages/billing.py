@@ -1,4 +1,5 @@
-"""Billing messages (SPEC §3): charge, payment, payment_reversed, credit_note, refund."""
+"""Billing messages (SPEC §3): charge, payment, payment_reversed, credit_note, refund,
+write_off, write_off_reversed (§12)."""
 
 from __future__ import annotations
 
@@ -140,4 +141,24 @@ class RefundMsg(_PositiveAmount):
     _business_id_field: ClassVar[str | None] = "refund_id"
 
     refund_id: BusinessId
+    reason: RequiredText
+
+
+class WriteOffMsg(_PositiveAmount):
+    """SPEC §12: write `amount` off to bad debt, of `invoice_id` or the oldest open ones."""
+
+    type: Literal["write_off"] = "write_off"
+    _business_id_field: ClassVar[str | None] = "write_off_id"
+
+    write_off_id: BusinessId
+    reason: RequiredText
+    invoice_id: InvoiceRef | None = None
+
+
+class WriteOffReversedMsg(Envelope):
+    """SPEC §12: reopen exactly what write-off `write_off_id` wrote off."""
+
+    type: Literal["write_off_reversed"] = "write_off_reversed"
+
+    write_off_id: BusinessId
     reason: RequiredText

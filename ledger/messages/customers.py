@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
 from ledger.messages.envelope import Envelope
 from ledger.messages.fields import (
+    Country,
     Currency,
     Email,
     PaymentTerms,
     RequiredText,
+    TaxRate,
     _rule,
 )
+
+# SPEC §12 tax fields. Null (absent) means the default: rate "0", not exempt. They are left
+# out of fingerprints while null, so a registration re-sent from before them is no conflict.
+TAX_FIELDS = ("tax_rate", "tax_exempt", "tax_id", "country", "address")
 
 
 class CustomerRegisteredMsg(Envelope):
@@ -23,6 +29,13 @@ class CustomerRegisteredMsg(Envelope):
     payment_terms_days: PaymentTerms = 30
     collections_policy: RequiredText = "standard"
     email: Email | None = None
+    tax_rate: TaxRate | None = None
+    tax_exempt: bool | None = None
+    tax_id: RequiredText | None = None
+    country: Country | None = None
+    address: RequiredText | None = None
+
+    _unprinted_when_null: ClassVar[tuple[str, ...]] = TAX_FIELDS
 
     @model_validator(mode="before")
     @classmethod
@@ -39,10 +52,17 @@ class CustomerUpdatedMsg(Envelope):
     payment_terms_days: PaymentTerms | None = None
     collections_policy: RequiredText | None = None
     email: Email | None = None
+    tax_rate: TaxRate | None = None
+    tax_exempt: bool | None = None
+    tax_id: RequiredText | None = None
+    country: Country | None = None
+    address: RequiredText | None = None
+
+    _unprinted_when_null: ClassVar[tuple[str, ...]] = TAX_FIELDS
 
     @model_validator(mode="after")
     def _at_least_one(self) -> CustomerUpdatedMsg:
-        names = ("name", "payment_terms_days", "collections_policy", "email")
+        names = ("name", "payment_terms_days", "collections_policy", "email", *TAX_FIELDS)
         if all(getattr(self, n) is None for n in names):
             raise _rule("name", "customer_updated needs at least one of " + ", ".join(names))
         return self

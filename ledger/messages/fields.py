@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
+import pycountry
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -221,7 +222,28 @@ def _decimal(*, allow_int: bool, max_decimals: int | None = None) -> Callable[[o
     return parse
 
 
+def _tax_rate(value: object) -> object:
+    """A tax rate in percent: a decimal string 0..100 (SPEC §12), e.g. "20" or "8.875"."""
+    number = _decimal(allow_int=False, max_decimals=MAX_PLAIN_DECIMALS)(value)
+    assert isinstance(number, Decimal)
+    if not Decimal(0) <= number <= Decimal(100):
+        raise _fail(f"{_short(str(number))} is not a percentage between 0 and 100")
+    return number
+
+
+def _country(value: str) -> str:
+    """An ISO 3166-1 alpha-2 country code in upper case ("IE", "US")."""
+    if (
+        not re.fullmatch(r"[A-Z]{2}", value, re.ASCII)
+        or pycountry.countries.get(alpha_2=value) is None
+    ):
+        raise _fail(f"{_short(value)} is not an ISO 3166-1 alpha-2 country code (e.g. IE, US)")
+    return value
+
+
 BusinessId = Annotated[str, AfterValidator(_business_id)]
+TaxRate = Annotated[Decimal, BeforeValidator(_tax_rate)]
+Country = Annotated[str, AfterValidator(_country)]
 RequiredText = Annotated[str, AfterValidator(_required_text)]
 Text = Annotated[str, AfterValidator(_unicode)]
 CustomerId = Annotated[str, AfterValidator(_customer_id)]

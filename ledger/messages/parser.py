@@ -27,6 +27,8 @@ from ledger.messages.billing import (
     PaymentMsg,
     PaymentReversedMsg,
     RefundMsg,
+    WriteOffMsg,
+    WriteOffReversedMsg,
 )
 from ledger.messages.customers import CustomerRegisteredMsg, CustomerUpdatedMsg
 from ledger.messages.envelope import Envelope
@@ -49,6 +51,8 @@ Message = Annotated[
     | PaymentReversedMsg
     | CreditNoteMsg
     | RefundMsg
+    | WriteOffMsg
+    | WriteOffReversedMsg
     | SupportTicketOpenedMsg
     | SupportInteractionMsg
     | SupportEscalatedMsg
@@ -66,6 +70,8 @@ MESSAGE_TYPES: dict[str, type[Envelope]] = {
         PaymentReversedMsg,
         CreditNoteMsg,
         RefundMsg,
+        WriteOffMsg,
+        WriteOffReversedMsg,
         SupportTicketOpenedMsg,
         SupportInteractionMsg,
         SupportEscalatedMsg,

@@ -37,8 +37,8 @@ LOOK_DAY = date(2025, 3, 10)
 
 BALANCE_FIELDS = {
     "customer_id", "name", "currency", "billed", "unbilled", "paid", "credited", "refunded",
-    "outstanding", "unapplied_credit", "balance", "overdue", "days_past_due", "aging", "status",
-    "last_payment_date",
+    "written_off", "outstanding", "unapplied_credit", "balance", "overdue", "days_past_due",
+    "aging", "status", "last_payment_date",
 }  # fmt: skip
 AGING_FIELDS = {"current", "d1_30", "d31_60", "d61_90", "d90_plus"}
 

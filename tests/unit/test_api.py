@@ -20,6 +20,7 @@ from ledger.config import Settings
 from ledger.store import tokens
 from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
+    build,
     charge,
     customer_registered,
     msgs,
@@ -41,6 +42,7 @@ PROTECTED = [
     "/support/tickets",
     "/trial-balance",
     "/margin",
+    "/tax",
 ]
 # Customers whose January invoice (dated 2025-02-01) is due after these payment terms.
 LATE = {"late-1": 5, "late-2": 10, "late-3": 15, "late-4": 20}
@@ -188,7 +190,8 @@ def test_customer_profile(api: Api) -> None:
         "customer_id": "contoso", "name": "contoso Ltd", "currency": "USD",
         "email": "ap@example.com", "payment_terms_days": 30, "collections_policy": "standard",
         "status": "active", "suspended_subscriptions": [],
-        "registered_at": "2025-01-05T10:00:00+00:00",
+        "registered_at": "2025-01-05T10:00:00+00:00", "tax_rate": "0", "tax_exempt": False,
+        "tax_id": None, "country": None, "address": None,
     }  # fmt: skip
 
 
@@ -215,8 +218,8 @@ def test_balance_today_is_the_spec_row(api: Api) -> None:
     assert body == {
         "customer_id": "contoso", "name": "contoso Ltd", "currency": "USD",
         "billed": "140.00", "unbilled": "0.00", "paid": "30.00", "credited": "0.00",
-        "refunded": "0.00", "outstanding": "110.00", "unapplied_credit": "0.00",
-        "balance": "110.00", "overdue": "70.00", "days_past_due": 17,
+        "refunded": "0.00", "written_off": "0.00", "outstanding": "110.00",
+        "unapplied_credit": "0.00", "balance": "110.00", "overdue": "70.00", "days_past_due": 17,
         "aging": {"current": "40.00", "d1_30": "70.00", "d31_60": "0.00", "d61_90": "0.00",
                   "d90_plus": "0.00"},
         "status": "active", "last_payment_date": "2025-02-10",
@@ -257,23 +260,25 @@ def test_invoices_page_by_page(api: Api) -> None:
     items, pages = api.all_pages("/customers/contoso/invoices", limit=1)
     assert pages == 2
     assert items == [
-        {"invoice_id": "INV-contoso-2025-01", "kind": "invoice", "period": "2025-01",
+        {"invoice_id": "INV-contoso-2025-01", "kind": "invoice", "billing_period": "2025-01",
          "invoice_date": "2025-02-01", "due_date": "2025-03-03", "currency": "USD",
-         "total": "100.00", "outstanding": "70.00", "paid": "30.00", "credited": "0.00",
-         "status": "open", "days_past_due": 17},
-        {"invoice_id": "INV-contoso-2025-02", "kind": "invoice", "period": "2025-02",
+         "subtotal": "100.00", "tax": "0.00", "total": "100.00", "paid": "30.00",
+         "credited": "0.00", "written_off": "0.00", "open": "70.00", "status": "partially_paid",
+         "days_past_due": 17},
+        {"invoice_id": "INV-contoso-2025-02", "kind": "invoice", "billing_period": "2025-02",
          "invoice_date": "2025-03-01", "due_date": "2025-03-31", "currency": "USD",
-         "total": "40.00", "outstanding": "40.00", "paid": "0.00", "credited": "0.00",
-         "status": "open", "days_past_due": 0},
+         "subtotal": "40.00", "tax": "0.00", "total": "40.00", "paid": "0.00",
+         "credited": "0.00", "written_off": "0.00", "open": "40.00", "status": "open",
+         "days_past_due": 0},
     ]  # fmt: skip
     paid = api.ok("/customers/fabrikam/invoices")["items"]
-    assert [(i["status"], i["outstanding"]) for i in paid] == [("paid", "0.00")]
+    assert [(i["status"], i["open"]) for i in paid] == [("paid", "0.00")]
 
 
 def test_invoices_as_of_a_past_date(api: Api) -> None:
     body = api.ok("/customers/contoso/invoices", as_of="2025-02-20")
     assert [i["invoice_id"] for i in body["items"]] == ["INV-contoso-2025-01"]
-    assert body["items"][0]["outstanding"] == "70.00" and body["next_cursor"] is None
+    assert body["items"][0]["open"] == "70.00" and body["next_cursor"] is None
 
 
 def test_events_are_the_audit_history_in_stream_order_page_by_page(api: Api) -> None:
@@ -503,3 +508,38 @@ def test_an_unknown_query_parameter_is_refused_naming_it(api: Api) -> None:
     assert_problem(api.get("/remittance", perod="2026-01"), 422, "invalid_request", "perod:")
     assert_problem(api.get("/health", role=None, verbose="1"), 422, "invalid_request", "verbose")
     api.ok("/remittance", period="2026-01")
+
+
+def test_tax_per_period_and_currency(api: Api) -> None:
+    """SPEC §12: the fixture's customers carry no tax (rate 0): the figures are taxable only."""
+    body = api.ok("/tax", role="reader")
+    assert body["items"] == [
+        {"billing_period": "2025-01", "currency": "USD", "taxable": "230.00",
+         "tax_invoiced": "0.00", "tax_credited": "0.00", "tax_due": "0.00"},
+        {"billing_period": "2025-02", "currency": "USD", "taxable": "40.00",
+         "tax_invoiced": "0.00", "tax_credited": "0.00", "tax_due": "0.00"},
+    ]  # fmt: skip
+    assert [r["billing_period"] for r in api.ok("/tax", period="2025-02")["items"]] == ["2025-02"]
+    assert_problem(api.get("/tax", period="2025-13"), 422, "invalid_request", "period")
+
+
+def test_a_voided_and_a_written_off_invoice_show_their_status(tmp_path: Path) -> None:
+    ledger = make_ledger()
+    ledger.void_invoice("INV-fabrikam-2025-01", "wrong", at=TODAY)
+    written = ledger.handle_batch(msgs([build(
+        "write_off", "contoso", "wo-1", write_off_id="WO-1", amount="70.00", currency="USD",
+        reason="insolvent", invoice_id="INV-contoso-2025-01", occurred_at=at("2025-03-20"),
+    )]))  # fmt: skip
+    assert written.outcomes[0].status == "applied"
+    api = build_api(tmp_path, ledger)
+    fabrikam = api.ok("/customers/fabrikam/invoices")["items"]
+    assert [(i["status"], i["paid"], i["open"]) for i in fabrikam] == [("void", "0.00", "0.00")]
+    assert api.ok("/customers/fabrikam/balance")["unapplied_credit"] == "50.00"
+    contoso = api.ok("/customers/contoso/invoices")["items"][0]
+    assert (contoso["status"], contoso["paid"], contoso["written_off"], contoso["open"]) == (
+        "written_off", "30.00", "70.00", "0.00"
+    )  # fmt: skip
+    balance = api.ok("/customers/contoso/balance")
+    assert (balance["written_off"], balance["outstanding"], balance["paid"]) == (
+        "70.00", "40.00", "30.00"
+    )  # fmt: skip

@@ -23,8 +23,8 @@ from tests.helpers import (
 
 BALANCE_FIELDS = [
     "customer_id", "name", "currency", "billed", "unbilled", "paid", "credited", "refunded",
-    "outstanding", "unapplied_credit", "balance", "overdue", "days_past_due", "aging", "status",
-    "last_payment_date",
+    "written_off", "outstanding", "unapplied_credit", "balance", "overdue", "days_past_due",
+    "aging", "status", "last_payment_date",
 ]  # fmt: skip
 AGING_FIELDS = ["current", "d1_30", "d31_60", "d61_90", "d90_plus"]
 
@@ -150,8 +150,8 @@ def test_show_balances_json_has_exactly_the_spec_fields(db: Path, mixed_file: Pa
     assert row == {
         "customer_id": "contoso", "name": "contoso Ltd", "currency": "USD",
         "billed": "70.00", "unbilled": "0.00", "paid": "40.00", "credited": "0.00",
-        "refunded": "0.00", "outstanding": "30.00", "unapplied_credit": "0.00",
-        "balance": "30.00", "overdue": "30.00", "days_past_due": 7,
+        "refunded": "0.00", "written_off": "0.00", "outstanding": "30.00",
+        "unapplied_credit": "0.00", "balance": "30.00", "overdue": "30.00", "days_past_due": 7,
         "aging": {"current": "0.00", "d1_30": "30.00", "d31_60": "0.00", "d61_90": "0.00",
                   "d90_plus": "0.00"},
         "status": "active", "last_payment_date": "2025-01-15",

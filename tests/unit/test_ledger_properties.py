@@ -2,8 +2,10 @@
 
 After every step: the books balance per currency; each customer's balance is outstanding less
 unapplied credit, never both open invoices and credit, and the customer's receivable and
-unapplied-credit accounts agree with the balances view and with the aggregate. Re-delivering
-the whole sequence afterwards changes nothing.
+unapplied-credit accounts agree with the balances view and with the aggregate; tax payable
+equals the tax view's tax due; no invoice is open for more than its total less what settled
+it and what was written off. Write-offs, their reversals and voids (with reissues) are among
+the steps (SPEC §12). Re-delivering the whole sequence afterwards changes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ledger.app.application import LedgerApplication
@@ -21,6 +23,7 @@ from ledger.app.reconcile import day_after as _day_after
 from ledger.app.views import compute_view
 from ledger.store.eventstore import eventsourcing_env
 from tests.helpers import (
+    build,
     charge,
     credit_note,
     customer_registered,
@@ -31,6 +34,7 @@ from tests.helpers import (
 )
 
 CUSTOMERS = {"alpha": "USD", "beta": "USD", "gamma": "EUR"}
+TAX_RATES = {"gamma": "20", "beta": "8.875"}  # VAT and a US sales tax (SPEC §12)
 PERIODS = ("2025-01", "2025-02", "2025-03", "2025-04")
 CHARGE_TYPES = ("new", "renew", "cycle", "usage", "one_time", "support", "cancel_refund")
 # Weighted: enough invoices, payments and reversals that reversals meet applied payments.
@@ -41,6 +45,8 @@ KINDS = (
     + ["reversal"] * 2
     + ["refund"] * 2
     + ["credit_note", "redeliver", "conflict", "register", "wrong_currency"]
+    + ["write_off"] * 2
+    + ["write_off_reversal", "void"]
 )
 START = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
 AS_OF = date(2025, 5, 15)
@@ -64,6 +70,7 @@ class Run:
     sent: list[tuple[str, str, str | None]] = field(default_factory=list)  # raw, status, code
     registered: set[str] = field(default_factory=set)
     payments: dict[str, list[str]] = field(default_factory=dict)
+    write_offs: dict[str, list[str]] = field(default_factory=dict)
     steps: int = 0
 
     def when(self) -> str:
@@ -85,7 +92,8 @@ def step(run: Run, data: st.DataObject) -> str:
     kind = data.draw(st.sampled_from(KINDS), label="kind")
     if kind == "register" or (customer not in run.registered and kind != "invoice_run"):
         # Same message each time: registering again is a redelivery.
-        status, code = run.send(customer_registered(customer, currency=currency))
+        tax = {"tax_rate": TAX_RATES[customer]} if customer in TAX_RATES else {}
+        status, code = run.send(customer_registered(customer, currency=currency, **tax))
         assert status in ("applied", "duplicate"), code
         run.registered.add(customer)
         return f"register {customer}"
@@ -161,6 +169,32 @@ def step(run: Run, data: st.DataObject) -> str:
                 assert status == "applied" or code == "conflict", code
                 label += f", reverse {refunded[0]}: {status}"
         return label
+    if kind == "write_off":
+        return write_off_step(run, data, customer, currency, n)
+    if kind == "write_off_reversal":
+        candidates = run.write_offs.get(customer, [])
+        if not candidates:
+            return "write-off reversal skipped"
+        write_off_id = data.draw(st.sampled_from(candidates), label="write_off_id")
+        raw = build("write_off_reversed", customer, f"m-wr-{n}", write_off_id=write_off_id,
+                    reason="recovered", occurred_at=run.when())  # fmt: skip
+        status, code = run.send(raw)
+        # A re-drawn, already reversed write-off: a conflict (other message) or invalid_state.
+        assert status == "applied" or code in ("conflict", "invalid_state"), code
+        return f"reverse write-off {customer} {write_off_id}: {status}"
+    if kind == "void":
+        account = run.app.get(customer)
+        live = sorted(
+            i
+            for i, inv in account.invoices.items()
+            if not inv.void and inv.period and inv.total >= 0 and not inv.written_off
+        )
+        if not live:
+            return "void skipped"
+        invoice_id = data.draw(st.sampled_from(live), label="invoice_id")
+        run.app.void_invoice(invoice_id, "wrong", at=START + timedelta(hours=7 * run.steps))
+        assert run.app.get(customer).invoices[invoice_id].void
+        return f"void {invoice_id}"
     if kind == "invoice_run":
         period = data.draw(st.sampled_from(PERIODS), label="period")
         issued = run.app.run_invoices(period, _day_after(period))
@@ -187,12 +221,52 @@ def step(run: Run, data: st.DataObject) -> str:
     return f"wrong currency {customer}"
 
 
+def write_off_step(run: Run, data: st.DataObject, customer: str, currency: str, n: int) -> str:
+    """Write off part of what is open (of one invoice or the oldest first), or more than
+    is open: refused, naming `amount`."""
+    account = run.app.get(customer)
+    open_items = account.open_invoices()
+    named = data.draw(st.none() | st.sampled_from([i for i, _ in open_items] or [None]),
+                      label="invoice")  # fmt: skip
+    available = account.invoices[named].remainder if named else account.outstanding()
+    within = available > 0 and data.draw(st.booleans(), label="within")
+    if within:
+        amount = Decimal(data.draw(st.integers(1, int(available * 100)), label="cents")) / 100
+    else:
+        amount = available + data.draw(amounts, label="beyond")
+    extra = {} if named is None else {"invoice_id": named}
+    raw = build(
+        "write_off", customer, f"m-wo-{n}", write_off_id=f"WO-{n}", amount=text(amount),
+        currency=currency, reason="uncollectible", occurred_at=run.when(), **extra,
+    )  # fmt: skip
+    status, code = run.send(raw)
+    if within:
+        assert (status, code) == ("applied", None)
+        run.write_offs.setdefault(customer, []).append(f"WO-{n}")
+    else:
+        assert (status, code) == ("rejected", "exceeds_open_amount")
+    return f"write off {customer} {text(amount)} of {text(available)} {extra}: {status}"
+
+
 def views(app: LedgerApplication) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return compute_view(app, "balances", AS_OF), compute_view(app, "trial-balance", AS_OF)
 
 
 def check_invariants(app: LedgerApplication) -> None:
     balances, trial = views(app)
+    tax_due: dict[str, Decimal] = {}
+    for row in compute_view(app, "tax", AS_OF):
+        tax_due[row["currency"]] = tax_due.get(row["currency"], ZERO) + Decimal(row["tax_due"])
+    by_currency = {(r["account"], r["currency"]): Decimal(r["balance"]) for r in trial}
+    for currency, due in tax_due.items():
+        assert by_currency.get(("tax_payable", currency), ZERO) == -due, (currency, due)
+    for row in compute_view(app, "invoices", AS_OF):
+        figures = [Decimal(row[k]) for k in ("paid", "credited", "written_off", "open")]
+        assert all(f >= 0 for f in figures), row
+        if row["status"] == "void":
+            assert sum(figures) == 0, row
+        elif Decimal(row["total"]) >= 0:
+            assert sum(figures) == Decimal(row["total"]), row
     sums: dict[str, Decimal] = {}
     accounts: dict[str, Decimal] = {}
     for row in trial:
@@ -224,6 +298,7 @@ def test_ledger_invariants_hold_after_every_step_and_redelivery_changes_nothing(
     for _ in range(length):
         label = step(run, data)
         data.draw(st.just(label), label="step")  # shows the applied step in failure reports
+        event(label.split(":")[0].split(" ")[0])  # --hypothesis-show-statistics: what ran
         check_invariants(run.app)
 
     before = views(run.app)

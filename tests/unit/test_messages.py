@@ -27,6 +27,8 @@ from ledger.messages import (
     SupportInteractionMsg,
     SupportTicketOpenedMsg,
     SupportTicketResolvedMsg,
+    WriteOffMsg,
+    WriteOffReversedMsg,
     parse_message,
     parse_object,
 )
@@ -88,6 +90,14 @@ VALID: dict[str, dict[str, Any]] = {
         "microsoft_case_id": "2403050010001234",
     },
     "support_ticket_resolved": {"ticket_id": "T-1", "resolution": "Explained proration"},
+    "write_off": {
+        "write_off_id": "WO-1",
+        "amount": "40.04",
+        "currency": "EUR",
+        "reason": "insolvent",
+        "invoice_id": "INV-contoso-01-2024-02",
+    },
+    "write_off_reversed": {"write_off_id": "WO-1", "reason": "recovered"},
 }
 
 CLASSES = {
@@ -102,6 +112,8 @@ CLASSES = {
     "support_interaction": SupportInteractionMsg,
     "support_escalated": SupportEscalatedMsg,
     "support_ticket_resolved": SupportTicketResolvedMsg,
+    "write_off": WriteOffMsg,
+    "write_off_reversed": WriteOffReversedMsg,
 }
 
 BUSINESS_IDS = {
@@ -110,6 +122,7 @@ BUSINESS_IDS = {
     "credit_note": "CN-1",
     "refund": "RF-1",
     "support_ticket_opened": "T-1",
+    "write_off": "WO-1",
 }
 
 
@@ -734,3 +747,37 @@ def test_message_union_discriminates_on_type() -> None:
 
     adapter: TypeAdapter[Message] = TypeAdapter(Message)
     assert isinstance(adapter.validate_python(doc("refund")), RefundMsg)
+
+
+# ------------------------------------------------------------------ tax fields (SPEC §12)
+
+
+def test_tax_fields_of_a_registration_are_read_and_checked() -> None:
+    taxed = parse_message(raw(
+        "customer_registered", tax_rate="8.875", tax_exempt=False, tax_id="IE1234567T",
+        country="IE", address="1 Quay, Dublin",
+    ))  # fmt: skip
+    payload = taxed.to_payload()
+    assert (payload["tax_rate"], payload["country"], payload["tax_exempt"]) == (
+        "8.875",
+        "IE",
+        False,
+    )
+    for field, value in (("tax_rate", "100.5"), ("tax_rate", "-1"), ("tax_rate", 20),
+                         ("country", "XX"), ("country", "ie"), ("tax_exempt", "no")):  # fmt: skip
+        fails(raw("customer_registered", **{field: value}), "invalid_message", field)
+
+
+def test_a_registration_without_tax_fields_keeps_its_fingerprint() -> None:
+    """Tax fields absent are left out of the fingerprint: a registration stored before them
+    and re-sent is a duplicate, never a conflict."""
+    plain = parse_message(raw("customer_registered")).fingerprint()
+    nulls = parse_message(raw("customer_registered", tax_rate=None, country=None)).fingerprint()
+    taxed = parse_message(raw("customer_registered", tax_rate="0")).fingerprint()
+    assert plain == nulls != taxed
+
+
+def test_a_write_off_needs_a_positive_amount_in_minor_units() -> None:
+    fails(raw("write_off", amount="0.00"), "invalid_message", "amount")
+    fails(raw("write_off", amount="1.001"), "invalid_message", "amount")
+    fails(raw("write_off_reversed", write_off_id=DROP), "invalid_message", "write_off_id")

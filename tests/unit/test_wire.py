@@ -17,6 +17,7 @@ from ledger.published import event_id, to_published
 from ledger.store.wire import Decoder
 from ledger.store.wire import event_id as fast_event_id
 from tests.helpers import (
+    build,
     charge,
     credit_note,
     customer_registered,
@@ -44,6 +45,11 @@ def rich_ledger() -> LedgerApplication:
     ]))  # fmt: skip
     app.run_invoices("2025-01", date(2025, 2, 1))
     app.handle_batch(msgs([payment_reversed("x", "P-1")]))
+    app.handle_batch(msgs([  # SPEC §12: a write-off and its reversal
+        build("write_off", "x", "wo-1", write_off_id="WO-1", amount="10.00", currency="USD",
+              reason="uncollectible"),
+        build("write_off_reversed", "x", "wo-2", write_off_id="WO-1", reason="recovered"),
+    ]))  # fmt: skip
     check(app, date(2026, 7, 1))  # February's Microsoft invoice is overdue by then
     return app
 
