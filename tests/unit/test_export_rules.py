@@ -129,10 +129,10 @@ def account_row(**invoice: Any) -> dict[str, Any]:
         ({}, ("120.00", "0.00", "0.00", "open")),
         ({"remainder": "70.00", "paid": "50.00"}, ("120.00", "0.00", "0.00", "partially_paid")),
         ({"remainder": "0", "credited": "120.00"}, ("120.00", "0.00", "0.00", "paid")),
-        # fields of the tax and write-off work, read when present
+        # a taxed invoice: its subtotal is the total less the tax
         ({"subtotal": "100.00", "tax": "20.00", "remainder": "0", "paid": "70.00",
           "written_off": "50.00"}, ("100.00", "20.00", "50.00", "written_off")),
-        ({"status": "void", "remainder": "0"}, ("120.00", "0.00", "0.00", "void")),
+        ({"void": True, "remainder": "0"}, ("120.00", "0.00", "0.00", "void")),
     ],
 )  # fmt: skip
 def test_invoices_view_defaults_and_status(
