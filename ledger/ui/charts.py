@@ -14,12 +14,17 @@ from pygal.style import Style
 # Hatch patterns (SVG <pattern>): distinguishable without colour, on screen and on paper.
 PATTERNS = (
     ("hatch-solid", '<rect width="8" height="8" fill="#1f3b57"/>'),
-    ("hatch-diagonal", '<rect width="8" height="8" fill="#ffffff"/>'
-                       '<path d="M-2,2 l4,-4 M0,8 l8,-8 M6,10 l4,-4" stroke="#000" '
-                       'stroke-width="1.6"/>'),
-    ("hatch-dots", '<rect width="8" height="8" fill="#d9d9d9"/>'
-                   '<circle cx="4" cy="4" r="1.8" fill="#000"/>'),
-)  # fmt: skip
+    (
+        "hatch-diagonal",
+        '<rect width="8" height="8" fill="#ffffff"/>'
+        '<path d="M-2,2 l4,-4 M0,8 l8,-8 M6,10 l4,-4" stroke="#000" '
+        'stroke-width="1.6"/>',
+    ),
+    (
+        "hatch-dots",
+        '<rect width="8" height="8" fill="#d9d9d9"/><circle cx="4" cy="4" r="1.8" fill="#000"/>',
+    ),
+)
 DEFS = [
     f'<pattern id="{name}" patternUnits="userSpaceOnUse" width="8" height="8">{body}</pattern>'
     for name, body in PATTERNS

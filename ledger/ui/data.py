@@ -23,8 +23,13 @@ from projections.accounts import AGING_BUCKETS, balance_row
 from projections.base import Row, Rows, dec
 
 ZERO = Decimal(0)
-AGING_LABELS = {"current": "Current", "d1_30": "1-30 days", "d31_60": "31-60 days",
-                "d61_90": "61-90 days", "d90_plus": "Over 90 days"}  # fmt: skip
+AGING_LABELS = {
+    "current": "Current",
+    "d1_30": "1-30 days",
+    "d31_60": "31-60 days",
+    "d61_90": "61-90 days",
+    "d90_plus": "Over 90 days",
+}
 
 
 def source_rows(reader: Reader, projections: Iterable[str]) -> dict[str, Rows]:
@@ -37,8 +42,9 @@ def source_rows(reader: Reader, projections: Iterable[str]) -> dict[str, Rows]:
     return {name: project_rows(reader.app, name) for name in wanted}
 
 
-def view(reader: Reader, rows: dict[str, Rows], name: str, day: date, **filters: Any
-         ) -> list[dict[str, Any]]:  # fmt: skip
+def view(
+    reader: Reader, rows: dict[str, Rows], name: str, day: date, **filters: Any
+) -> list[dict[str, Any]]:
     """A SPEC §6 view from already loaded rows, by the API's `render_view`."""
     return render_view(reader.app, rows[VIEW_SOURCE[name]], name, day, **filters)
 
@@ -75,7 +81,9 @@ def overview(reader: Reader) -> Overview:
         exposure[item["currency"]] = exposure.get(item["currency"], ZERO) + dec(item["exposure"])
     return Overview(
         day=day,
-        aging={cur: {b: fmt(v, cur) for b, v in sums.items()} for cur, sums in sorted(aging.items())},
+        aging={
+            cur: {b: fmt(v, cur) for b, v in sums.items()} for cur, sums in sorted(aging.items())
+        },
         months=_months(rows["accounts"], day),
         microsoft=view(reader, rows, "microsoft", day),
         exposure={cur: fmt(v, cur) for cur, v in sorted(exposure.items())},
@@ -107,10 +115,15 @@ def _months(accounts: Rows, day: date) -> list[dict[str, Any]]:
             if item["days_past_due"] > 0:
                 slot[2] += dec(item["outstanding"])
     return [
-        {"period": period, "currency": cur, "invoiced": fmt(s[0], cur),
-         "collected": fmt(s[1], cur), "overdue": fmt(s[2], cur)}
+        {
+            "period": period,
+            "currency": cur,
+            "invoiced": fmt(s[0], cur),
+            "collected": fmt(s[1], cur),
+            "overdue": fmt(s[2], cur),
+        }
         for (period, cur), s in sorted(sums.items())
-    ]  # fmt: skip
+    ]
 
 
 # ---- lists ----------------------------------------------------------------------------------
@@ -121,8 +134,11 @@ def search_customers(reader: Reader, query: str) -> list[dict[str, Any]]:
     needle = query.strip().lower()
     rows = source_rows(reader, ("accounts",))
     found = view(reader, rows, "balances", reader.today())
-    return [r for r in found
-            if needle in r["customer_id"].lower() or needle in (r["name"] or "").lower()]  # fmt: skip
+    return [
+        r
+        for r in found
+        if needle in r["customer_id"].lower() or needle in (r["name"] or "").lower()
+    ]
 
 
 # ---- one customer ---------------------------------------------------------------------------
@@ -162,14 +178,18 @@ def customer(reader: Reader, customer_id: str, *, history: bool) -> CustomerPage
     delinquent = render_view(reader.app, {customer_id: row}, "delinquency", day)
     tickets = reader.view("support", day, False, customer_id=row["customer_id"])
     events = stream_events(reader.app, row["customer_id"])
-    subscriptions = sorted({e["data"]["subscription_id"].lower() for e in events
-                            if e["event_type"] == "ChargePosted"} | set(row["suspended"]))  # fmt: skip
+    subscriptions = sorted(
+        {e["data"]["subscription_id"].lower() for e in events if e["event_type"] == "ChargePosted"}
+        | set(row["suspended"])
+    )
     page = CustomerPage(
         account=row,
         balance=balance_row(row, day),
         invoices=invoices,
-        subscriptions=[{"subscription_id": s, "suspended_since": row["suspended"].get(s)}
-                       for s in subscriptions],  # fmt: skip
+        subscriptions=[
+            {"subscription_id": s, "suspended_since": row["suspended"].get(s)}
+            for s in subscriptions
+        ],
         tickets=tickets,
         delinquency=delinquent[0] if delinquent else None,
     )
@@ -190,8 +210,12 @@ def chain_status(reader: Reader, customer_id: str) -> ChainStatus:
             event = app.mapper.to_domain_event(item)
             assert isinstance(event, ev.LedgerEvent)
         except Exception as error:  # any decoding failure means the row was altered
-            return ChainStatus(checked, BrokenLink(customer_id, item.originator_version,
-                                                   f"event cannot be decoded: {error}"))  # fmt: skip
+            return ChainStatus(
+                checked,
+                BrokenLink(
+                    customer_id, item.originator_version, f"event cannot be decoded: {error}"
+                ),
+            )
         link = _check_link(event, version, prev_hash, customer_id, rule)
         if isinstance(link, BrokenLink):
             return ChainStatus(checked, link)

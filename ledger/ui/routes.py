@@ -80,9 +80,13 @@ def render(
 
 def _nav(request: Request) -> str:
     path = request.url.path
-    for prefix, name in (("/ui/collections", "collections"), ("/ui/customers", "customers"),
-                         ("/ui/microsoft", "microsoft"), ("/ui/support", "support"),
-                         ("/ui/audit", "audit")):  # fmt: skip
+    for prefix, name in (
+        ("/ui/collections", "collections"),
+        ("/ui/customers", "customers"),
+        ("/ui/microsoft", "microsoft"),
+        ("/ui/support", "support"),
+        ("/ui/audit", "audit"),
+    ):
         if path.startswith(prefix):
             return name
     return "overview"
@@ -101,33 +105,57 @@ def signed_in(request: Request, role: str = "reader") -> Session:
         response.delete_cookie(COOKIE, path="/ui")
         raise Denied(response)
     if not session.record.allows(role):
-        raise Denied(render(request, "error.html", 403, session, title="Not allowed",
-                            message=f"This page needs the {role} role; you are signed in "
-                                    f"as {session.record.name} ({session.role}).",
-                            ))  # fmt: skip
+        raise Denied(
+            render(
+                request,
+                "error.html",
+                403,
+                session,
+                title="Not allowed",
+                message=f"This page needs the {role} role; you are signed in "
+                f"as {session.record.name} ({session.role}).",
+            )
+        )
     return session
 
 
 def _unavailable(request: Request, why: str) -> HTMLResponse:
-    return render(request, "error.html", 503, title="Console unavailable",
-                  message=f"The console cannot sign anyone in: {why}")  # fmt: skip
+    return render(
+        request,
+        "error.html",
+        503,
+        title="Console unavailable",
+        message=f"The console cannot sign anyone in: {why}",
+    )
 
 
 async def checked_form(request: Request, session: Session) -> dict[str, str]:
     """The POSTed form, after its CSRF token is checked against the session's (403 if not)."""
     form = {k: str(v) for k, v in (await request.form()).items()}
     if not secrets.compare_digest(form.get("csrf", ""), session.csrf):
-        raise Denied(render(request, "error.html", 403, session, title="Form refused",
-                            message="The form's security token is missing or out of date. "
-                                    "Reload the page and try again."))  # fmt: skip
+        raise Denied(
+            render(
+                request,
+                "error.html",
+                403,
+                session,
+                title="Form refused",
+                message="The form's security token is missing or out of date. "
+                "Reload the page and try again.",
+            )
+        )
     return form
 
 
 def paged(items: list[Any], page: int, size: int = PAGE_SIZE) -> dict[str, Any]:
     pages = max(1, -(-len(items) // size))
     page = min(page, pages)
-    return {"items": items[(page - 1) * size : page * size], "page": page, "pages": pages,
-            "total": len(items)}  # fmt: skip
+    return {
+        "items": items[(page - 1) * size : page * size],
+        "page": page,
+        "pages": pages,
+        "total": len(items),
+    }
 
 
 def _safe_next(target: str | None) -> str:
@@ -148,10 +176,18 @@ def signin_page(request: Request, next: str | None = None) -> Response:
 
 def _signin_form(request: Request, target: str, error: str | None = None) -> Response:
     nonce = secrets.token_urlsafe(24)
-    response = render(request, "signin.html", 401 if error else 200, csrf=nonce, next=target,
-                      error=error)
-    response.set_cookie(SIGNIN_COOKIE, nonce, max_age=3600, path="/ui/signin", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+    response = render(
+        request, "signin.html", 401 if error else 200, csrf=nonce, next=target, error=error
+    )
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        nonce,
+        max_age=3600,
+        path="/ui/signin",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -161,9 +197,14 @@ async def signin(request: Request) -> Response:
     target = _safe_next(form.get("next"))
     expected = request.cookies.get(SIGNIN_COOKIE, "")
     if not expected or not secrets.compare_digest(form.get("csrf", ""), expected):
-        return render(request, "error.html", 403, title="Form refused",
-                      message="The sign-in form's security token is missing or out of date. "
-                              "Open the sign-in page again.")  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            403,
+            title="Form refused",
+            message="The sign-in form's security token is missing or out of date. "
+            "Open the sign-in page again.",
+        )
     try:
         made = _sessions(request).sign_in(form.get("token", ""))
     except ConsoleKeyError as error:
@@ -172,9 +213,15 @@ async def signin(request: Request) -> Response:
         return _signin_form(request, target, "That token is unknown or revoked.")
     _, cookie = made
     response = RedirectResponse(target, 303)
-    response.set_cookie(COOKIE, cookie, max_age=_sessions(request).max_age, path="/ui",
-                        httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")  # fmt: skip
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=_sessions(request).max_age,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     response.delete_cookie(SIGNIN_COOKIE, path="/ui/signin")
     return response
 
@@ -202,24 +249,45 @@ def overview_page(request: Request) -> Response:
     session = signed_in(request)
     view = data.overview(_reader(request))
     aging_charts = [
-        (currency, charts.bar_chart(
-            f"Receivables aging ({currency})", tuple(data.AGING_LABELS.values()),
-            ((currency, tuple(buckets[b] for b in data.AGING_LABELS)),)))
+        (
+            currency,
+            charts.bar_chart(
+                f"Receivables aging ({currency})",
+                tuple(data.AGING_LABELS.values()),
+                ((currency, tuple(buckets[b] for b in data.AGING_LABELS)),),
+            ),
+        )
         for currency, buckets in view.aging.items()
-    ]  # fmt: skip
+    ]
     month_charts = []
     for currency in sorted({m["currency"] for m in view.months}):
         months = [m for m in view.months if m["currency"] == currency]
-        month_charts.append((currency, charts.bar_chart(
-            f"Invoiced, cash collected and overdue by billing month ({currency})",
-            tuple(m["period"] for m in months),
-            tuple((label, tuple(m[key] for m in months)) for key, label in
-                  (("invoiced", "Invoiced"), ("collected", "Cash collected"),
-                   ("overdue", "Overdue")))),
-        ))  # fmt: skip
-    return render(request, "overview.html", session=session, view=view,
-                  aging_charts=aging_charts, month_charts=month_charts,
-                  labels=data.AGING_LABELS)  # fmt: skip
+        month_charts.append(
+            (
+                currency,
+                charts.bar_chart(
+                    f"Invoiced, cash collected and overdue by billing month ({currency})",
+                    tuple(m["period"] for m in months),
+                    tuple(
+                        (label, tuple(m[key] for m in months))
+                        for key, label in (
+                            ("invoiced", "Invoiced"),
+                            ("collected", "Cash collected"),
+                            ("overdue", "Overdue"),
+                        )
+                    ),
+                ),
+            )
+        )
+    return render(
+        request,
+        "overview.html",
+        session=session,
+        view=view,
+        aging_charts=aging_charts,
+        month_charts=month_charts,
+        labels=data.AGING_LABELS,
+    )
 
 
 SortKey = Literal["days", "amount", "name"]
@@ -227,9 +295,11 @@ SortKey = Literal["days", "amount", "name"]
 
 @router.get("/collections", response_class=HTMLResponse)
 def collections_page(
-    request: Request, sort: SortKey = "days", order: Literal["asc", "desc"] = "desc",
+    request: Request,
+    sort: SortKey = "days",
+    order: Literal["asc", "desc"] = "desc",
     page: Page = 1,
-) -> Response:  # fmt: skip
+) -> Response:
     session = signed_in(request)
     reader = _reader(request)
     rows = reader.view("delinquency", reader.today(), False)
@@ -239,8 +309,16 @@ def collections_page(
         "name": lambda r: ((r["name"] or "").lower(), r["customer_id"]),
     }
     rows.sort(key=keys[sort], reverse=order == "desc")
-    return render(request, "collections.html", session=session, listing=paged(rows, page),
-                  sort=sort, order=order, day=reader.today(), preview=None)  # fmt: skip
+    return render(
+        request,
+        "collections.html",
+        session=session,
+        listing=paged(rows, page),
+        sort=sort,
+        order=order,
+        day=reader.today(),
+        preview=None,
+    )
 
 
 @router.post("/collections/preview", response_class=HTMLResponse)
@@ -255,8 +333,14 @@ async def collections_preview(request: Request) -> Response:
     try:
         day = date.fromisoformat(form.get("as_of", ""))
     except ValueError:
-        return render(request, "error.html", 422, session, title="Not a date",
-                      message="as_of: give a date as YYYY-MM-DD.")  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            422,
+            session,
+            title="Not a date",
+            message="as_of: give a date as YYYY-MM-DD.",
+        )
     skipped: list[str] = []
     try:
         fired = await run_in_threadpool(collections_and_microsoft, reader.app, day, dry_run=True)
@@ -264,9 +348,16 @@ async def collections_preview(request: Request) -> Response:
         fired, skipped = error.fired, [e.message for e in error.skipped]
     rows = reader.view("delinquency", reader.today(), False)
     rows.sort(key=lambda r: (r["days_past_due"], r["customer_id"]), reverse=True)
-    return render(request, "collections.html", session=session, listing=paged(rows, 1),
-                  sort="days", order="desc", day=reader.today(),
-                  preview={"as_of": day, "fired": fired, "skipped": skipped})  # fmt: skip
+    return render(
+        request,
+        "collections.html",
+        session=session,
+        listing=paged(rows, 1),
+        sort="days",
+        order="desc",
+        day=reader.today(),
+        preview={"as_of": day, "fired": fired, "skipped": skipped},
+    )
 
 
 @router.get("/customers", response_class=HTMLResponse)
@@ -290,11 +381,18 @@ def customer_page(request: Request, customer_id: str, page: Page = 1) -> Respons
     try:
         view = data.customer(_reader(request), normalize_id(customer_id), history=history)
     except UnknownCustomer as error:
-        return render(request, "error.html", 404, session, title="No such customer",
-                      message=str(error))  # fmt: skip
-    return render(request, "customer.html", session=session, view=view, history=history,
-                  events=paged(list(reversed(view.events)), page),
-                  labels=data.AGING_LABELS)  # fmt: skip
+        return render(
+            request, "error.html", 404, session, title="No such customer", message=str(error)
+        )
+    return render(
+        request,
+        "customer.html",
+        session=session,
+        view=view,
+        history=history,
+        events=paged(list(reversed(view.events)), page),
+        labels=data.AGING_LABELS,
+    )
 
 
 def _document(request: Request, session: Session, find: Any) -> Any:
@@ -303,8 +401,11 @@ def _document(request: Request, session: Session, find: Any) -> Any:
     try:
         return find()
     except DocumentNotFound as error:
-        raise Denied(render(request, "error.html", 404, session, title="No such document",
-                            message=str(error))) from None  # fmt: skip
+        raise Denied(
+            render(
+                request, "error.html", 404, session, title="No such document", message=str(error)
+            )
+        ) from None
 
 
 @router.get("/customers/{customer_id}/invoices/{invoice_id}", response_class=HTMLResponse)
@@ -321,9 +422,11 @@ def invoice_document(request: Request, customer_id: str, invoice_id: str) -> Res
     doc = _document(request, session, lambda: find_invoice(app, number, customer_id))
     profile = partner_profile(settings)
     if pdf:
-        return Response(render_pdf(doc, profile), media_type="application/pdf",
-                        headers={"Content-Disposition": f'inline; filename="{number}.pdf"',
-                                 **SECURITY_HEADERS})  # fmt: skip
+        return Response(
+            render_pdf(doc, profile),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{number}.pdf"', **SECURITY_HEADERS},
+        )
     html = render_html(doc, profile, settings.templates_dir)
     return HTMLResponse(html, headers=SECURITY_HEADERS)
 
@@ -356,9 +459,14 @@ def microsoft_page(request: Request, page: Page = 1) -> Response:
     remittance = data.view(reader, rows, "remittance", day)
     remittance.sort(key=lambda r: (r["billing_period"], r["currency"]), reverse=True)
     listing = paged(remittance, page)
-    return render(request, "microsoft.html", session=session,
-                  positions=data.view(reader, rows, "microsoft", day), remittance=listing,
-                  reconciliations=data.reconciliations(reader, listing["items"]))  # fmt: skip
+    return render(
+        request,
+        "microsoft.html",
+        session=session,
+        positions=data.view(reader, rows, "microsoft", day),
+        remittance=listing,
+        reconciliations=data.reconciliations(reader, listing["items"]),
+    )
 
 
 @router.get("/support", response_class=HTMLResponse)
@@ -370,14 +478,25 @@ def support_page(
     session = signed_in(request)
     reader = _reader(request)
     tickets = reader.view("support", reader.today(), False)
-    counts = {s: sum(1 for t in tickets if t["status"] == s)
-              for s in ("open", "escalated", "resolved")}  # fmt: skip
+    counts = {
+        s: sum(1 for t in tickets if t["status"] == s) for s in ("open", "escalated", "resolved")
+    }
     shown = [t for t in tickets if status is None or t["status"] == status]
-    escalations = [dict(e, ticket_id=t["ticket_id"], customer_id=t["customer_id"])
-                   for t in tickets for e in t["escalations"]]  # fmt: skip
+    escalations = [
+        dict(e, ticket_id=t["ticket_id"], customer_id=t["customer_id"])
+        for t in tickets
+        for e in t["escalations"]
+    ]
     escalations.sort(key=lambda e: e["at"], reverse=True)
-    return render(request, "support.html", session=session, status=status, counts=counts,
-                  listing=paged(shown, page), escalations=escalations[:PAGE_SIZE])  # fmt: skip
+    return render(
+        request,
+        "support.html",
+        session=session,
+        status=status,
+        counts=counts,
+        listing=paged(shown, page),
+        escalations=escalations[:PAGE_SIZE],
+    )
 
 
 # ---- audit (auditor and admin) --------------------------------------------------------------
@@ -397,9 +516,16 @@ def _audit(request: Request, session: Session, verification: Any) -> Response:
         sums = totals.setdefault(row["currency"], [Decimal(0), Decimal(0)])
         sums[0] += Decimal(row["debit"])
         sums[1] += Decimal(row["credit"])
-    return render(request, "audit.html", session=session, trial=trial, totals=totals,
-                  checkpoints=data.checkpoints(reader)[:PAGE_SIZE],
-                  verification=verification, day=reader.today())  # fmt: skip
+    return render(
+        request,
+        "audit.html",
+        session=session,
+        trial=trial,
+        totals=totals,
+        checkpoints=data.checkpoints(reader)[:PAGE_SIZE],
+        verification=verification,
+        day=reader.today(),
+    )
 
 
 @router.post("/audit/verify", response_class=HTMLResponse)
@@ -432,15 +558,26 @@ def trial_balance_csv(request: Request) -> Response:
     reader = _reader(request)
     rows = reader.view("trial-balance", reader.today(), False)
     out = io.StringIO()
-    writer = csv.DictWriter(out, ["account", "currency", "debit", "credit", "balance"],
-                            lineterminator="\n")  # fmt: skip
+    writer = csv.DictWriter(
+        out, ["account", "currency", "debit", "credit", "balance"], lineterminator="\n"
+    )
     writer.writeheader()
     writer.writerows(rows)
     return _csv(out.getvalue(), f"trial-balance-{reader.today()}.csv")
 
 
-JOURNAL_COLUMNS = ["posting_date", "occurred_at", "global_position", "event_id", "event_type",
-                   "customer_id", "account", "currency", "debit", "credit"]  # fmt: skip
+JOURNAL_COLUMNS = [
+    "posting_date",
+    "occurred_at",
+    "global_position",
+    "event_id",
+    "event_type",
+    "customer_id",
+    "account",
+    "currency",
+    "debit",
+    "credit",
+]
 
 
 @router.get("/audit/journal.csv")
@@ -459,21 +596,42 @@ def journal_csv(request: Request) -> Response:
         writer.writerow(JOURNAL_COLUMNS)
         for line in journal_lines(published_events(reader.app)):
             event, posting = line.event, line.posting
-            writer.writerow([line.posting_date, event["occurred_at"], event["global_position"],
-                             event["event_id"], event["event_type"], event["customer_id"],
-                             posting.account, posting.currency, posting.debit,
-                             posting.credit])  # fmt: skip
+            writer.writerow(
+                [
+                    line.posting_date,
+                    event["occurred_at"],
+                    event["global_position"],
+                    event["event_id"],
+                    event["event_type"],
+                    event["customer_id"],
+                    posting.account,
+                    posting.currency,
+                    posting.debit,
+                    posting.credit,
+                ]
+            )
             if out.tell() > 65536:
                 yield out.getvalue()
                 out.seek(0)
                 out.truncate()
         yield out.getvalue()
 
-    return StreamingResponse(lines(), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="journal-{reader.today()}.csv"',
-        "Cache-Control": "no-store"})  # fmt: skip
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="journal-{reader.today()}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def _csv(text: str, filename: str) -> Response:
-    return Response(text, media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+    return Response(
+        text,
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -104,8 +104,11 @@ class Sessions:
         record = self.tokens.verify(token.strip())
         if record is None:
             return None
-        payload = {"n": record.name, "d": record.sha256[:DIGEST_PREFIX],
-                   "c": secrets.token_urlsafe(24)}  # fmt: skip
+        payload = {
+            "n": record.name,
+            "d": record.sha256[:DIGEST_PREFIX],
+            "c": secrets.token_urlsafe(24),
+        }
         return record, self._signer().dumps(payload)
 
     def read(self, cookie: str | None) -> Session | None:

@@ -40,8 +40,11 @@ class Console:
 
     def api(self, path: str, role: str = "admin", **params: Any) -> Any:
         """GET an API endpoint with a bearer token; the JSON body."""
-        response = httpx.get(self.base + path, params=params,
-                             headers={"Authorization": f"Bearer {self.tokens[role]}"})  # fmt: skip
+        response = httpx.get(
+            self.base + path,
+            params=params,
+            headers={"Authorization": f"Bearer {self.tokens[role]}"},
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -52,8 +55,9 @@ def build_ledger(database_url: str) -> LedgerApplication:
     return ledger
 
 
-def console_app(tmp: Path, database_url: str, *, stored: bool, kafka: str | None = None
-                ) -> tuple[Any, LedgerApplication, dict[str, str]]:  # fmt: skip
+def console_app(
+    tmp: Path, database_url: str, *, stored: bool, kafka: str | None = None
+) -> tuple[Any, LedgerApplication, dict[str, str]]:
     """The FastAPI app over a populated store; `stored`: projection rows rebuilt into the
     database and Kafka configured, so that pages and API read the stored rows."""
     ledger = build_ledger(database_url)
@@ -65,8 +69,9 @@ def console_app(tmp: Path, database_url: str, *, stored: bool, kafka: str | None
             db.close()
     path = tmp / "tokens.toml"
     by_role = {role: tokens.create(path, f"{role}-1", role) for role in tokens.ROLES}
-    settings = Settings(database_url=database_url, api_tokens_file=path,
-                        kafka_bootstrap=kafka if stored else None)  # fmt: skip
+    settings = Settings(
+        database_url=database_url, api_tokens_file=path, kafka_bootstrap=kafka if stored else None
+    )
     return create_app(settings, ledger), ledger, by_role
 
 
@@ -76,8 +81,9 @@ def serving(app: Any) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -21,8 +21,11 @@ from tests.browser.stores import CUSTOMERS, Console, console_app, serving
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (deploy/test installs it when missing)
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-README_SHOTS = {"overview": "console-overview.png", "collections": "console-collections.png",
-                "customer": "console-customer.png"}  # fmt: skip
+README_SHOTS = {
+    "overview": "console-overview.png",
+    "collections": "console-collections.png",
+    "customer": "console-customer.png",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +37,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Console]:  # fmt: skip
+def console(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Console]:
     tmp = tmp_path_factory.mktemp(f"console-{request.param}")
     if request.param == "sqlite":
         app, ledger, by_role = console_app(tmp, f"sqlite:///{tmp / 'ledger.db'}", stored=False)
@@ -53,8 +57,10 @@ def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
 
     def shoot(page: Page, name: str) -> None:
         page.screenshot(path=tmp_path / f"{name}.png", full_page=True)
-        if os.environ.get("LEDGER_UPDATE_SCREENSHOTS") == "1" and store == "sqlite" and (
-            name in README_SHOTS
+        if (
+            os.environ.get("LEDGER_UPDATE_SCREENSHOTS") == "1"
+            and store == "sqlite"
+            and (name in README_SHOTS)
         ):
             page.screenshot(path=DOCS / README_SHOTS[name], full_page=False)
 
@@ -76,8 +82,9 @@ def cells(page: Page, selector: str) -> list[str]:
     return [text.strip() for text in page.locator(selector).all_inner_texts()]
 
 
-def test_walk_every_page_with_the_apis_figures(browser: Browser, console: Console, shots: Any
-                                               ) -> None:  # fmt: skip
+def test_walk_every_page_with_the_apis_figures(
+    browser: Browser, console: Console, shots: Any
+) -> None:
     page = sign_in(browser, console, "admin")
     expect(page.locator("html")).to_have_attribute("lang", "en")
 
@@ -98,10 +105,12 @@ def test_walk_every_page_with_the_apis_figures(browser: Browser, console: Consol
     page.get_by_role("link", name="Collections", exact=True).first.click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Collections")
     assert [r["customer_id"] for r in delinquency] == page.locator(
-        "#worklist tbody tr").evaluate_all("rows => rows.map(r => r.dataset.customer)")
+        "#worklist tbody tr"
+    ).evaluate_all("rows => rows.map(r => r.dataset.customer)")
     assert cells(page, '#worklist td[data-field="overdue"]') == [r["overdue"] for r in delinquency]
     assert cells(page, '#worklist td[data-field="days_past_due"]') == [
-        str(r["days_past_due"]) for r in delinquency]  # fmt: skip
+        str(r["days_past_due"]) for r in delinquency
+    ]
     shots(page, "collections")
     page.get_by_role("link", name="Overdue").click()  # sort by amount, largest first
     amounts = [Decimal(a) for a in cells(page, '#worklist td[data-field="overdue"]')]
@@ -121,10 +130,12 @@ def test_walk_every_page_with_the_apis_figures(browser: Browser, console: Consol
     balance = console.api(f"/customers/{first}/balance")
     for field in ("billed", "paid", "outstanding", "balance", "overdue", "days_past_due"):
         assert page.locator(f'#balance td[data-field="{field}"]').inner_text() == str(
-            balance[field]), field  # fmt: skip
+            balance[field]
+        ), field
     invoices = console.api(f"/customers/{first}/invoices")["items"]
     assert cells(page, '#invoices td[data-field="outstanding"]') == [
-        i["outstanding"] for i in invoices]  # fmt: skip
+        i["outstanding"] for i in invoices
+    ]
     expect(page.locator("#chain-status")).to_contain_text("Hash chain intact")
     events = console.api(f"/customers/{first}/events")["items"]
     assert page.locator("#events tbody tr").count() == len(events)
@@ -147,7 +158,8 @@ def test_walk_every_page_with_the_apis_figures(browser: Browser, console: Consol
     page.goto(console.base + "/ui/microsoft")
     remittance = console.api("/remittance")["items"]
     assert sorted(cells(page, '#remittance td[data-field="exposure"]')) == sorted(
-        r["exposure"] for r in remittance)  # fmt: skip
+        r["exposure"] for r in remittance
+    )
     shots(page, "microsoft")
     page.get_by_role("link", name="Support", exact=True).click()
     for status in ("open", "escalated", "resolved"):
@@ -161,8 +173,9 @@ def test_walk_every_page_with_the_apis_figures(browser: Browser, console: Consol
     expect(page.locator("#verification")).to_contain_text("every chain intact")
     shots(page, "audit")
     with page.expect_download() as download:
-        page.get_by_role("link", name="Download the journal: every line with its posting date "
-                                        "(CSV)").click()  # fmt: skip
+        page.get_by_role(
+            "link", name="Download the journal: every line with its posting date (CSV)"
+        ).click()
     journal = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
     assert journal[0].startswith("posting_date,") and len(journal) > len(trial)
 
@@ -181,8 +194,9 @@ def test_walk_every_page_with_the_apis_figures(browser: Browser, console: Consol
     page.close()
 
 
-def test_a_reader_is_refused_the_auditors_page(browser: Browser, console: Console, shots: Any
-                                               ) -> None:  # fmt: skip
+def test_a_reader_is_refused_the_auditors_page(
+    browser: Browser, console: Console, shots: Any
+) -> None:
     page = sign_in(browser, console, "reader")
     expect(page.get_by_role("link", name="Audit", exact=True)).to_have_count(0)
     response = page.goto(console.base + "/ui/audit")
