@@ -5,11 +5,14 @@ with Kafka, the stored projection rows are read (as the API does)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
+
+import psycopg
 
 from ledger.api.data import Reader
 from ledger.api.history import stream_events
@@ -20,9 +23,11 @@ from ledger.domain import events as ev
 from ledger.domain.hashchain import GENESIS
 from ledger.domain.money import fmt
 from projections.accounts import AGING_BUCKETS, balance_row
-from projections.base import Row, Rows, dec
+from projections.base import Row, Rows, dec, fold
+from projections.support import SupportProjection, support_view
 
 ZERO = Decimal(0)
+STORE_ERRORS = (sqlite3.OperationalError, psycopg.errors.UndefinedTable)
 AGING_LABELS = {
     "current": "Current",
     "d1_30": "1-30 days",
@@ -176,8 +181,10 @@ def customer(reader: Reader, customer_id: str, *, history: bool) -> CustomerPage
     invoices = [_invoice(iid, inv, row["currency"], day) for iid, inv in row["invoices"].items()]
     invoices.sort(key=lambda i: (i["invoice_date"] or "", i["invoice_id"]))
     delinquent = render_view(reader.app, {customer_id: row}, "delinquency", day)
-    tickets = reader.view("support", day, False, customer_id=row["customer_id"])
     events = stream_events(reader.app, row["customer_id"])
+    # The support projection folded over this customer's stream, which holds every event of
+    # its tickets: the rows `GET /support/tickets?customer_id=` reads, without the others'.
+    tickets = support_view(fold(SupportProjection(), events))
     subscriptions = sorted(
         {e["data"]["subscription_id"].lower() for e in events if e["event_type"] == "ChargePosted"}
         | set(row["suspended"])
@@ -247,16 +254,19 @@ def reconciliations(reader: Reader, remittance: list[dict[str, Any]]) -> list[di
 # ---- audit ----------------------------------------------------------------------------------
 
 
-def checkpoints(reader: Reader) -> list[dict[str, Any]]:
-    """The audit checkpoints kept in the database (SPEC §13), newest first."""
+def checkpoints(reader: Reader, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` audit checkpoints kept in the database (SPEC §13): the
+    `audit_checkpoints` table of ledger/store/checkpoints.py, none before the first is taken.
+    Read over the API's connection (pooled with PostgreSQL), never creating the table."""
     import json
 
-    from ledger.store.checkpoints import CheckpointStore
-    from ledger.store.db import Database
-
-    db = Database(reader.settings.database_url)
-    try:
-        lines = CheckpointStore(db).lines()
-    finally:
-        db.close()
-    return [json.loads(line) for _, line in reversed(lines)]
+    sql = "SELECT line FROM audit_checkpoints ORDER BY taken_at DESC, checkpoint_id DESC LIMIT %s"
+    with reader.rows() as store:
+        try:
+            lines = [line for (line,) in store.db.execute(sql, (limit,)).fetchall()]
+        except STORE_ERRORS as error:
+            if "audit_checkpoints" not in str(error):
+                raise
+            store.db.rollback()
+            lines = []  # no checkpoint was ever taken: the table is made by the first one
+    return [json.loads(line) for line in lines]

@@ -522,7 +522,7 @@ def _audit(request: Request, session: Session, verification: Any) -> Response:
         session=session,
         trial=trial,
         totals=totals,
-        checkpoints=data.checkpoints(reader)[:PAGE_SIZE],
+        checkpoints=data.checkpoints(reader, PAGE_SIZE),
         verification=verification,
         day=reader.today(),
     )

@@ -19,13 +19,16 @@ import uvicorn
 
 from ledger.api import create_app
 from ledger.app.application import LedgerApplication
+from ledger.app.checkpoints import take_checkpoint
 from ledger.config import Settings
 from ledger.store import tokens
+from ledger.store.checkpoints import CheckpointStore
 from ledger.store.db import Database
 from ledger.store.eventstore import eventsourcing_env
 from ledger.store.readmodels import rebuild
 from tests.unit.test_api import TODAY, populate
 
+AUDIT_KEY = bytes(range(32))
 CUSTOMERS = ("contoso", "fabrikam", "late-1", "late-2", "late-3", "late-4")
 
 
@@ -61,6 +64,11 @@ def console_app(
     """The FastAPI app over a populated store; `stored`: projection rows rebuilt into the
     database and Kafka configured, so that pages and API read the stored rows."""
     ledger = build_ledger(database_url)
+    db = Database(database_url)
+    try:
+        take_checkpoint(ledger, CheckpointStore(db), AUDIT_KEY)
+    finally:
+        db.close()
     if stored:
         db = Database(database_url)
         try:
@@ -70,7 +78,10 @@ def console_app(
     path = tmp / "tokens.toml"
     by_role = {role: tokens.create(path, f"{role}-1", role) for role in tokens.ROLES}
     settings = Settings(
-        database_url=database_url, api_tokens_file=path, kafka_bootstrap=kafka if stored else None
+        database_url=database_url,
+        api_tokens_file=path,
+        kafka_bootstrap=kafka if stored else None,
+        audit_key=AUDIT_KEY.hex(),
     )
     return create_app(settings, ledger), ledger, by_role
 

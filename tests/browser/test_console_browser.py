@@ -171,6 +171,8 @@ def test_walk_every_page_with_the_apis_figures(
     assert page.locator("#trial-balance tbody tr").count() == len(trial)
     page.get_by_role("button", name="Verify now").click()
     expect(page.locator("#verification")).to_contain_text("every chain intact")
+    expect(page.locator("#verification")).to_contain_text("OK: 1 checkpoints verified")
+    assert page.locator("#checkpoints tbody tr").count() == 1
     shots(page, "audit")
     with page.expect_download() as download:
         page.get_by_role(
