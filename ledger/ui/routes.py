@@ -301,14 +301,23 @@ def collections_page(
     page: Page = 1,
 ) -> Response:
     session = signed_in(request)
+    return _collections(request, session, sort, order, page, None)
+
+
+WORKLIST_ORDER = {
+    "days": lambda r: (r["days_past_due"], r["customer_id"]),
+    "amount": lambda r: (Decimal(r["overdue"]), r["customer_id"]),
+    "name": lambda r: ((r["name"] or "").lower(), r["customer_id"]),
+}
+
+
+def _collections(
+    request: Request, session: Session, sort: str, order: str, page: int, preview: Any
+) -> Response:
+    """The worklist (`GET /delinquency` rows) in the chosen order, and a preview if any."""
     reader = _reader(request)
     rows = reader.view("delinquency", reader.today(), False)
-    keys = {
-        "days": lambda r: (r["days_past_due"], r["customer_id"]),
-        "amount": lambda r: (Decimal(r["overdue"]), r["customer_id"]),
-        "name": lambda r: ((r["name"] or "").lower(), r["customer_id"]),
-    }
-    rows.sort(key=keys[sort], reverse=order == "desc")
+    rows.sort(key=WORKLIST_ORDER[sort], reverse=order == "desc")
     return render(
         request,
         "collections.html",
@@ -317,7 +326,7 @@ def collections_page(
         sort=sort,
         order=order,
         day=reader.today(),
-        preview=None,
+        preview=preview,
     )
 
 
@@ -346,18 +355,8 @@ async def collections_preview(request: Request) -> Response:
         fired = await run_in_threadpool(collections_and_microsoft, reader.app, day, dry_run=True)
     except CollectionsIncomplete as error:
         fired, skipped = error.fired, [e.message for e in error.skipped]
-    rows = reader.view("delinquency", reader.today(), False)
-    rows.sort(key=lambda r: (r["days_past_due"], r["customer_id"]), reverse=True)
-    return render(
-        request,
-        "collections.html",
-        session=session,
-        listing=paged(rows, 1),
-        sort="days",
-        order="desc",
-        day=reader.today(),
-        preview={"as_of": day, "fired": fired, "skipped": skipped},
-    )
+    preview = {"as_of": day, "fired": fired, "skipped": skipped}
+    return _collections(request, session, "days", "desc", 1, preview)
 
 
 @router.get("/customers", response_class=HTMLResponse)
