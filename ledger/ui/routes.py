@@ -477,6 +477,7 @@ def support_page(
     session = signed_in(request)
     reader = _reader(request)
     tickets = reader.view("support", reader.today(), False)
+    tickets.sort(key=lambda t: (t["customer_id"], t["ticket_id"]))  # the API's order
     counts = {
         s: sum(1 for t in tickets if t["status"] == s) for s in ("open", "escalated", "resolved")
     }
@@ -502,14 +503,15 @@ def support_page(
 
 
 @router.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request) -> Response:
+def audit_page(request: Request, page: Page = 1) -> Response:
     session = signed_in(request, "auditor")
-    return _audit(request, session, None)
+    return _audit(request, session, None, page)
 
 
-def _audit(request: Request, session: Session, verification: Any) -> Response:
+def _audit(request: Request, session: Session, verification: Any, page: int = 1) -> Response:
     reader = _reader(request)
     trial = reader.view("trial-balance", reader.today(), False)
+    trial.sort(key=lambda r: (r["account"], r["currency"]))  # the API's order
     totals: dict[str, list[Decimal]] = {}
     for row in trial:
         sums = totals.setdefault(row["currency"], [Decimal(0), Decimal(0)])
@@ -519,7 +521,7 @@ def _audit(request: Request, session: Session, verification: Any) -> Response:
         request,
         "audit.html",
         session=session,
-        trial=trial,
+        trial=paged(trial, page),
         totals=totals,
         checkpoints=data.checkpoints(reader, PAGE_SIZE),
         verification=verification,
