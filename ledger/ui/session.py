@@ -8,7 +8,7 @@ the tokens file at each request, never from the cookie, so a role change applies
 
 The signing key is a file next to the tokens file (`<tokens file>.console-key`, 32 random
 bytes, mode 0600), made on first use: every `ledger serve` worker and host that shares the
-tokens file shares the key, and deleting it signs everyone out.
+tokens file shares the key; replacing it (and restarting) signs everyone out.
 """
 
 from __future__ import annotations
