@@ -206,3 +206,16 @@ def test_the_signing_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
     key = load_or_create_key(path)
     assert len(key) == 32 and load_or_create_key(path) == key
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_without_a_usable_signing_key_nobody_signs_in(tmp_path: Path) -> None:
+    api = build_api(tmp_path, make_ledger())
+    key_path(api.tokens_file).mkdir()  # neither readable as a key nor replaceable
+    browser = client(api)
+    form = browser.get("/ui/signin")
+    refused = browser.post("/ui/signin", data={"csrf": csrf_of(form), "token": api.tokens["admin"]})
+    assert refused.status_code == 503 and "cannot sign anyone in" in refused.text
+    assert COOKIE not in browser.cookies
+    browser.cookies.set(COOKIE, "a-session-from-before", path="/ui")
+    assert browser.get("/ui/").status_code == 503  # not even a cookie can be checked
+    assert api.get("/customers/contoso").status_code == 200  # the JSON API is unaffected
