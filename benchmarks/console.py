@@ -4,6 +4,8 @@ API's JSON endpoint for the same data, and a bare SELECT of the projection rows 
 
     eval "$(deploy/services up)"
     .venv/bin/python benchmarks/console.py [--customers 10000] [--requests 100] [--quick]
+    .venv/bin/python benchmarks/console.py --keep ...          # keep the store it built, then
+    .venv/bin/python benchmarks/console.py --database URL ...  # time again without building
 
 The store: N customers, each registered and charged for two months, invoiced, half of them
 paid, one in ten with a support ticket, then one collections run (reminders, suspensions),
@@ -15,6 +17,7 @@ one at a time, a session cookie as a browser sends it): the time is the server's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -30,7 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from benchmarks.support import bootstrap, machine, percentile, scratch_database  # noqa: E402
+from benchmarks.support import (  # noqa: E402
+    bootstrap,
+    create_database,
+    drop_database,
+    machine,
+    percentile,
+)
 from ledger.api import create_app  # noqa: E402
 from ledger.app.application import LedgerApplication  # noqa: E402
 from ledger.config import Settings  # noqa: E402
@@ -109,26 +118,35 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=100, help="per page")
     parser.add_argument("--quick", action="store_true", help="500 customers, 20 requests")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", help="a database a --keep run built: time, do not build")
     args = parser.parse_args()
     customers, requests = (500, 20) if args.quick else (args.customers, args.requests)
     configure_logging("console", "warning")
-    with scratch_database("console") as url, tempfile.TemporaryDirectory() as tmp:
-        began = time.perf_counter()
-        ledger = build_store(url, customers)
-        db = Database(url)
-        rebuild(ledger, db)
-        db.close()
-        print(
-            f"store: {customers} customers, {ledger.head_position()} events, built in "
-            f"{time.perf_counter() - began:.0f} s",
-            file=sys.stderr,
-        )
+    with contextlib.ExitStack() as stack:
+        if args.database:
+            url = args.database
+            ledger = LedgerApplication(eventsourcing_env(url), clock=lambda: TODAY)
+        else:
+            url = create_database("console")
+            if not args.keep:
+                stack.callback(drop_database, url)
+            began = time.perf_counter()
+            ledger = build_store(url, customers)
+            db = Database(url)
+            rebuild(ledger, db)
+            db.close()
+            print(
+                f"store: {customers} customers, {ledger.head_position()} events, built in "
+                f"{time.perf_counter() - began:.0f} s ({url if args.keep else 'scratch'})",
+                file=sys.stderr,
+            )
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         path = Path(tmp) / "tokens.toml"
         token = tokens.create(path, "bench", "admin")
         settings = Settings(database_url=url, api_tokens_file=path, kafka_bootstrap=bootstrap())
-        client = TestClient(create_app(settings, ledger))
-        with client:
-            results = run(client, token, url, customers, requests)
+        client = stack.enter_context(TestClient(create_app(settings, ledger)))
+        results = run(client, token, url, customers, requests)
     report = {
         "customers": customers,
         "requests_per_page": requests,
