@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from ledger.ui.routes import Denied, router
+from ledger.ui import audit, routes, signin
+from ledger.ui.web import Denied
 
 
 def install(app: FastAPI) -> None:
@@ -15,5 +16,6 @@ def install(app: FastAPI) -> None:
         assert isinstance(error, Denied)
         return error.response
 
-    app.include_router(router)
+    for module in (signin, routes, audit):
+        app.include_router(module.router)
     app.add_exception_handler(Denied, denied)
