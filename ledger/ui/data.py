@@ -1,7 +1,7 @@
 """What the console's pages show, read through the API's own functions (`Reader.view`,
-`Reader.account`, the routes' row builders, `stream_events`), so that every figure on a page
-equals the same figure in the API (SPEC §15). Embedded, the views are folded in-process;
-with Kafka, the stored projection rows are read (as the API does)."""
+`Reader.account`, the routes' row builders, the event history's reader), so that every
+figure on a page equals the same figure in the API (SPEC §15). Embedded, the views are folded
+in-process; with Kafka, the stored projection rows are read (as the API does)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from typing import Any
 import psycopg
 
 from ledger.api.data import Reader
-from ledger.api.history import stream_events
+from ledger.api.history import _select
 from ledger.api.routes import _invoice
 from ledger.app.audit import BrokenLink, _check_link
 from ledger.app.views import VIEW_SOURCE, project_rows, render_view
 from ledger.domain import events as ev
 from ledger.domain.hashchain import GENESIS
 from ledger.domain.money import fmt
+from ledger.published import to_published
 from projections.accounts import AGING_BUCKETS, balance_row
 from projections.base import Row, Rows, dec, fold
 from projections.support import SupportProjection, support_view
@@ -173,15 +174,16 @@ class CustomerPage:
     chain: ChainStatus | None = None
 
 
-def customer(reader: Reader, customer_id: str, *, history: bool) -> CustomerPage:
-    """The customer's page; `history` (auditor and up): the event timeline and chain status.
+def customer(reader: Reader, customer_id: str, *, with_history: bool) -> CustomerPage:
+    """The customer's page; `with_history` (auditor and up): the event timeline and the
+    chain's status.
     Raises UnknownCustomer."""
     day = reader.today()
     row = reader.account(customer_id)
     invoices = [_invoice(iid, inv, row["currency"], day) for iid, inv in row["invoices"].items()]
     invoices.sort(key=lambda i: (i["invoice_date"] or "", i["invoice_id"]))
     delinquent = render_view(reader.app, {customer_id: row}, "delinquency", day)
-    events = stream_events(reader.app, row["customer_id"])
+    events, chain = history(reader, row["customer_id"], check=with_history)
     # The support projection folded over this customer's stream, which holds every event of
     # its tickets: the rows `GET /support/tickets?customer_id=` reads, without the others'.
     tickets = support_view(fold(SupportProjection(), events))
@@ -200,35 +202,44 @@ def customer(reader: Reader, customer_id: str, *, history: bool) -> CustomerPage
         tickets=tickets,
         delinquency=delinquent[0] if delinquent else None,
     )
-    if history:
+    if with_history:
         page.events = events
-        page.chain = chain_status(reader, row["customer_id"])
+        page.chain = chain
     return page
 
 
-def chain_status(reader: Reader, customer_id: str) -> ChainStatus:
-    """Recompute the customer's stream hash by hash: the first broken link, if any."""
+def history(reader: Reader, customer_id: str, *, check: bool) -> tuple[list[Row], ChainStatus]:
+    """The customer's events in the SPEC §5 shape with their hash-chain links, as
+    `GET /customers/{id}/events` gives them, read once; with `check`, the chain recomputed
+    event by event over them as `ledger audit verify` does. An event that cannot be decoded
+    (an altered row) ends the list and is the broken link."""
     app = reader.app
-    recorder: Any = app.recorder
-    stored = recorder.select_events(app.stream_id(customer_id))
+    events: list[Row] = []
     version, prev_hash, rule, checked = 0, GENESIS, 1, 0
-    for item in stored:
+    broken: BrokenLink | None = None
+    for notification in _select(app, app.stream_id(customer_id), 0, None):
         try:
-            event = app.mapper.to_domain_event(item)
+            event = app.mapper.to_domain_event(notification)
             assert isinstance(event, ev.LedgerEvent)
         except Exception as error:  # any decoding failure means the row was altered
-            return ChainStatus(
-                checked,
-                BrokenLink(
-                    customer_id, item.originator_version, f"event cannot be decoded: {error}"
-                ),
-            )
-        link = _check_link(event, version, prev_hash, customer_id, rule)
-        if isinstance(link, BrokenLink):
-            return ChainStatus(checked, link)
-        version, prev_hash, rule = event.originator_version, event.hash, link
-        checked += 1
-    return ChainStatus(checked, None)
+            reason = f"event cannot be decoded: {error}"
+            broken = broken or BrokenLink(customer_id, notification.originator_version, reason)
+            break
+        events.append(
+            {
+                **to_published(event, notification.id),
+                "prev_hash": event.prev_hash,
+                "hash": event.hash,
+            }
+        )
+        if check and broken is None:
+            link = _check_link(event, version, prev_hash, customer_id, rule)
+            if isinstance(link, BrokenLink):
+                broken = link
+            else:
+                version, prev_hash, rule = event.originator_version, event.hash, link
+                checked += 1
+    return events, ChainStatus(checked, broken)
 
 
 # ---- Microsoft ------------------------------------------------------------------------------

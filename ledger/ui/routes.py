@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+from eventsourcing.persistence import MapperDeserialisationError
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -167,11 +168,16 @@ def customer_page(request: Request, customer_id: str, page: Page = 1) -> Respons
     session = signed_in(request)
     history = session.record.allows("auditor")
     try:
-        view = data.customer(_reader(request), normalize_id(customer_id), history=history)
+        view = data.customer(_reader(request), normalize_id(customer_id), with_history=history)
     except UnknownCustomer as error:
         return render(
             request, "error.html", 404, session, title="No such customer", message=str(error)
         )
+    except MapperDeserialisationError as error:  # an altered row: the API cannot read it either
+        return render(
+            request, "error.html", 500, session, title="This customer's history cannot be read",
+            message=f"{error}. Run `ledger audit verify`: the stored event was altered.",
+        )  # fmt: skip
     return render(
         request,
         "customer.html",

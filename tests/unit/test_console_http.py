@@ -5,7 +5,10 @@ its CSRF token is refused (403); a reader cannot reach the auditor's pages."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from itsdangerous import URLSafeTimedSerializer
 
+from ledger.domain.account import account_id
 from ledger.store import tokens
 from ledger.ui.session import COOKIE, SESSION_SECONDS, key_path, load_or_create_key
 from tests.unit.test_api import Api, build_api, make_ledger
@@ -219,3 +223,37 @@ def test_without_a_usable_signing_key_nobody_signs_in(tmp_path: Path) -> None:
     browser.cookies.set(COOKIE, "a-session-from-before", path="/ui")
     assert browser.get("/ui/").status_code == 503  # not even a cookie can be checked
     assert api.get("/customers/contoso").status_code == 200  # the JSON API is unaffected
+
+
+def alter_event(store: Path, customer_id: str, change: Callable[[bytes], bytes]) -> None:
+    """Rewrite the stored bytes of the customer's second event (a charge) in place."""
+    with closing(sqlite3.connect(store)) as conn, conn:
+        (state,) = conn.execute(
+            "SELECT state FROM stored_events WHERE originator_id = ? AND originator_version = 2",
+            (account_id(customer_id).hex,),
+        ).fetchone()
+        conn.execute(
+            "UPDATE stored_events SET state = ? WHERE originator_id = ? AND originator_version = 2",
+            (change(bytes(state)), account_id(customer_id).hex),
+        )
+
+
+def test_the_customer_page_names_a_broken_chain(tmp_path: Path) -> None:
+    """An event whose amount was altered in the store is named on the customer's timeline."""
+    store = tmp_path / "ledger.db"
+    api = build_api(tmp_path, make_ledger(f"sqlite:///{store}"), f"sqlite:///{store}")
+    alter_event(store, "late-1", lambda state: state.replace(b'"20.00"', b'"2.00"'))
+    page = sign_in(api, "auditor").get("/ui/customers/late-1")
+    assert page.status_code == 200
+    status = re.search(r'id="chain-status"[^>]*>(.*?)</p>', page.text, re.DOTALL)
+    assert status is not None
+    assert "BROKEN at position 2: content does not match its hash" in status.group(1)
+
+
+def test_an_undecodable_event_is_named_not_a_traceback(tmp_path: Path) -> None:
+    store = tmp_path / "ledger.db"
+    api = build_api(tmp_path, make_ledger(f"sqlite:///{store}"), f"sqlite:///{store}")
+    alter_event(store, "late-1", lambda state: state[: len(state) // 2])
+    page = sign_in(api, "auditor").get("/ui/customers/late-1")
+    assert page.status_code == 500 and "history cannot be read" in page.text
+    assert "originator_version 2" in page.text and "ledger audit verify" in page.text
