@@ -98,6 +98,20 @@ def test_walk_every_page_with_the_apis_figures(
         assert Decimal(shown.inner_text()) == total, bucket
     delinquency = console.api("/delinquency")["items"]
     assert page.locator('[data-count="delinquent"]').inner_text() == str(len(delinquency))
+    # Invoiced, cash collected and overdue per billing month: sums of the API's invoice rows.
+    months: dict[str, list[Decimal]] = {}
+    for customer in CUSTOMERS:
+        for item in console.api(f"/customers/{customer}/invoices")["items"]:
+            if item["kind"] == "invoice":
+                sums = months.setdefault(item["period"], [Decimal(0)] * 3)
+                sums[0] += Decimal(item["total"])
+                sums[1] += Decimal(item["paid"])
+                if item["days_past_due"] > 0:
+                    sums[2] += Decimal(item["outstanding"])
+    shown_months = page.locator("#months tbody tr").evaluate_all(
+        "rows => rows.map(r => Array.from(r.cells, c => c.innerText.trim()))"
+    )
+    assert {row[0]: [Decimal(v) for v in row[2:]] for row in shown_months} == months
     assert page.locator("figure.chart svg").count() >= 2  # aging, and months
     shots(page, "overview")
 
