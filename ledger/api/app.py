@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledger import __version__
+from ledger import __version__, ui
 from ledger.api import documents as documents_api
 from ledger.api import errors, routes
 from ledger.api import microsoft as microsoft_api
@@ -105,6 +105,7 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
     app.include_router(routes.router)
     app.include_router(microsoft_api.router)
     app.include_router(documents_api.router)
+    ui.install(app)  # the web console at /ui/ (SPEC §15)
     _operations(app, reader, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
