@@ -30,6 +30,7 @@ from ledger.domain.merkle import compare as compare_heads
 
 log = structlog.get_logger(__name__)
 
+
 class CheckpointRefused(LedgerError):
     """A checkpoint cannot be taken: no key, or the store's chains are already broken."""
 
