@@ -18,6 +18,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
@@ -63,8 +64,8 @@ class ScanTarget:
             with psycopg.connect(self.location) as conn:
                 row = conn.execute(f"SELECT max(notification_id) FROM {self.table}").fetchone()
         else:
-            with _sqlite(self.location) as conn:
-                row = conn.execute(f"SELECT max(rowid) FROM {self.table}").fetchone()
+            with closing(_sqlite(self.location)) as db:
+                row = db.execute(f"SELECT max(rowid) FROM {self.table}").fetchone()
         return int(row[0] or 0) if row else 0
 
 
@@ -97,7 +98,7 @@ def rows(target: ScanTarget, low: str | None, high: str | None, upto: int) -> It
             # them (the planner's pick for a range) spills the sort to disk for a big store.
             cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off;"
                         " SET LOCAL jit = off")  # fmt: skip
-            with cur.copy(query) as copy:  # type: ignore[call-overload]
+            with cur.copy(query) as copy:
                 copy.set_types(["text", "int8", "text", "bytea"])
                 yield from copy.rows()
         return
@@ -105,8 +106,8 @@ def rows(target: ScanTarget, low: str | None, high: str | None, upto: int) -> It
         bool(high)
     )  # fmt: skip
     params: list[Any] = [upto] + [UUID(b).hex for b in (low, high) if b]
-    with _sqlite(target.location) as conn:
-        cursor = conn.execute(
+    with closing(_sqlite(target.location)) as db:
+        cursor = db.execute(
             "SELECT originator_id, originator_version, topic, state FROM"
             f" {target.table} WHERE {' AND '.join(conditions)}"
             " ORDER BY originator_id, originator_version",
