@@ -15,12 +15,13 @@ Why it is shaped so (what a profile of the first version showed):
 from __future__ import annotations
 
 import os
+import pickle
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
-from multiprocessing import get_context
 from typing import Any
 from uuid import UUID
 
@@ -150,23 +151,59 @@ def processes() -> int:
 
 
 def scan(
-    target: ScanTarget, wanted: Mapping[str, frozenset[int]], upto: int,
+    target: ScanTarget,
+    wanted: Mapping[str, frozenset[int]],
+    upto: int,
     workers: int | None = None,
-) -> ChainScan:  # fmt: skip
+) -> ChainScan:
     """Every stream's chain up to global position `upto`: `workers` processes (default: one
     per core, one below `PARALLEL_FROM` events) each checking one range of stream ids, this
-    process included."""
+    process included. Raises ScanFailed when another process fails."""
     count = workers or (processes() if upto >= PARALLEL_FROM else 1)
     ranges = bounds(count)
     parts = [{sid: v for sid, v in wanted.items()
               if (low is None or sid >= low) and (high is None or sid < high)}
              for low, high in ranges]  # fmt: skip
-    if count == 1:
-        return scan_range(target, None, None, upto, wanted)
-    with ProcessPoolExecutor(count - 1, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(scan_range, target, low, high, upto, part)
-                   for (low, high), part in zip(ranges[1:], parts[1:], strict=True)]  # fmt: skip
+    # The others are `python -m ledger.store.chainscan`: a multiprocessing child would import
+    # the `ledger` command again (its whole CLI) before starting; this imports only the scan.
+    children = [_start(target, low, high, upto, part)
+                for (low, high), part in zip(ranges[1:], parts[1:], strict=True)]  # fmt: skip
+    try:
         result = scan_range(target, *ranges[0], upto, parts[0])
-        for future in futures:
-            result.merge(future.result())
+        for child in children:
+            result.merge(_result(child))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
     return result
+
+
+class ScanFailed(RuntimeError):
+    """A scan process failed (its error output is the message)."""
+
+
+def _start(target: ScanTarget, low: str | None, high: str | None, upto: int,
+           wanted: Mapping[str, frozenset[int]]) -> subprocess.Popen[bytes]:  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )  # its errors go to this command's stderr
+    assert child.stdin is not None
+    child.stdin.write(pickle.dumps((target, low, high, upto, dict(wanted))))
+    child.stdin.close()
+    return child
+
+
+def _result(child: subprocess.Popen[bytes]) -> ChainScan:
+    assert child.stdout is not None
+    out = child.stdout.read()
+    if child.wait() != 0:
+        raise ScanFailed(f"a chain scan process exited {child.returncode} (its error above)")
+    result = pickle.loads(out)  # our own child's answer
+    assert isinstance(result, ChainScan)
+    return result
+
+
+if __name__ == "__main__":  # one range, asked for by `scan` on stdin (pickle), answered on stdout
+    sys.stdout.buffer.write(pickle.dumps(scan_range(*pickle.loads(sys.stdin.buffer.read()))))
