@@ -183,3 +183,33 @@ def check_rows(rows: Iterable[Row], wanted: Mapping[str, frozenset[int]]) -> Cha
         heads.append((sid, name, version, prev))
     result.checked = checked
     return result
+
+
+# (stream id, first version, last version, last event's topic, its state, the state before
+# it (None for a stream of one event), the first event's state)
+EndRow = tuple[str, int, int, str, bytes, bytes | None, bytes]
+
+
+def check_ends(rows: Iterable[EndRow]) -> list[tuple[str, str, int, str]] | None:
+    """Every stream's (id, name, version, head hash) from its first and newest events alone,
+    or None when any of them is not what an intact chain ends with (a stream not starting at
+    version 1, a newest event that does not hash to its hash or does not link to the event
+    before it, a first event that cannot be read): then only a full check can say what is
+    wrong."""
+    heads = []
+    for raw_id, first, last, topic, state, before, first_state in rows:
+        sid = hyphenated(raw_id)
+        try:
+            name = orjson.loads(first_state)["customer_id"]
+            prev = GENESIS if before is None else orjson.loads(before)["hash"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None
+        if first != 1 or type(name) is not str or type(prev) is not str:
+            return None
+        if (before is None) != (last == 1):
+            return None
+        link = stored_link(sid, last, topic, state, prev, 1)  # rule 1 or 2
+        if link is None:
+            return None
+        heads.append((sid, name, last, link[0]))
+    return heads

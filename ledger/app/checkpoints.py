@@ -21,7 +21,7 @@ import structlog
 
 from ledger.app.application import LedgerApplication
 from ledger.app.audit import BrokenLink, _check_link
-from ledger.app.chainlinks import ChainScan, Row, Unsettled, check_rows
+from ledger.app.chainlinks import ChainScan, EndRow, Row, Unsettled, check_ends, check_rows
 from ledger.domain import events as ev
 from ledger.domain.errors import LedgerError
 from ledger.domain.hashchain import canonical_json
@@ -54,6 +54,8 @@ class ChainScanner(Protocol):
     def position(self) -> int: ...
 
     def scan(self, wanted: Mapping[str, frozenset[int]], upto: int) -> ChainScan: ...
+
+    def ends(self, upto: int) -> list[EndRow]: ...
 
 
 def walk(
@@ -145,14 +147,23 @@ def take_checkpoint(
     now: datetime | None = None,
     scanner: ChainScanner | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Walk the store, build and sign a checkpoint, store it, append it to `out` (one line).
+    """Take every stream's head, build and sign a checkpoint, store it, append it to `out`
+    (one line).
+
+    With `scanner`, the heads come from each stream's first and newest events alone (one
+    query, not a read of every event): each newest event must hash to its hash and link to
+    the one before it, each stream must start at version 1. Anything else, or no scanner,
+    and every chain is walked. An edit further back is left to `audit verify`, which names
+    it whether or not a checkpoint was taken since; re-hashing the chain to hide it changes
+    the head this checkpoint pins.
 
     Returns (checkpoint object, its JSON line). Raises CheckpointRefused without a key (an
     unauthenticated checkpoint would prove nothing against someone who can write the store)
-    or when a chain is already broken (a checkpoint must not bless a tampered store)."""
+    or when the walk finds a chain broken (a checkpoint must not bless a tampered store)."""
     if key is None:
         raise CheckpointRefused("LEDGER_AUDIT_KEY is not set: a checkpoint must be authenticated")
-    walked = walk(ledger, scanner=scanner)
+    walked = _heads(scanner) if scanner is not None else None
+    walked = walked or walk(ledger, scanner=scanner)
     if walked.broken:
         first = walked.broken[0]
         raise CheckpointRefused(
@@ -178,6 +189,17 @@ def take_checkpoint(
              global_position=walked.global_position, streams=checkpoint["stream_count"],
              merkle_root=checkpoint["merkle_root"])  # fmt: skip
     return checkpoint, line
+
+
+def _heads(scanner: ChainScanner) -> Walk | None:
+    """The heads from every stream's ends (see `take_checkpoint`); None: walk every chain."""
+    position = scanner.position()
+    heads = check_ends(scanner.ends(position))
+    if heads is None:
+        return None
+    found = Walk(global_position=position)  # `checked` stays 0: no chain was walked
+    found.heads = {sid: StreamHead(sid, name, v, h) for sid, name, v, h in heads}
+    return found
 
 
 def file_lines(path: Path) -> list[tuple[str, str]]:
