@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 from ledger.app.chainlinks import ChainScan, EndRow, Row, check_rows
@@ -71,7 +72,8 @@ class ScanTarget:
 
 
 def _sqlite(path: str) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Read-only: the audit never writes (a path's `?` or `#` quoted out of the URI)."""
+    return sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
 
 
 def bounds(shards: int) -> list[tuple[str | None, str | None]]:
