@@ -11,24 +11,25 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 import structlog
 
 from ledger.app.application import LedgerApplication
 from ledger.app.audit import BrokenLink, _check_link
+from ledger.app.chainlinks import ChainScan, EndRow, Row, Unsettled, check_ends, check_rows
 from ledger.domain import events as ev
 from ledger.domain.errors import LedgerError
-from ledger.domain.hashchain import GENESIS, canonical_json, chain_hash_v2_text
+from ledger.domain.hashchain import canonical_json
 from ledger.domain.merkle import Finding, StreamHead, authentic, build_checkpoint, check_shape
 from ledger.domain.merkle import compare as compare_heads
 
 log = structlog.get_logger(__name__)
+
 
 class CheckpointRefused(LedgerError):
     """A checkpoint cannot be taken: no key, or the store's chains are already broken."""
@@ -36,8 +37,8 @@ class CheckpointRefused(LedgerError):
 
 @dataclass
 class Walk:
-    """One pass over the notification log: chains checked, every stream's head, and the
-    hashes of the positions some checkpoint names."""
+    """One pass over the store: chains checked, every stream's head, and the hashes of the
+    positions some checkpoint names."""
 
     checked: int = 0
     broken: list[BrokenLink] = field(default_factory=list)  # the first break of each stream
@@ -46,42 +47,77 @@ class Walk:
     global_position: int = 0
 
 
-def walk(ledger: LedgerApplication, wanted: set[tuple[str, int]] | None = None) -> Walk:
-    """Recompute every stream's chain (as `verify_chains`, but on past a break, so every
-    stream's head is known) and note the hash at each (stream id, position) in `wanted`."""
-    result = Walk()
-    plain = ledger.mapper.cipher is None and ledger.mapper.compressor is None
-    state: dict[Any, tuple[int, str, str, int, bool]] = {}
-    sids: dict[Any, str] = {}  # stream UUID → its text, made once per stream
-    wanted = wanted or set()
-    for notification in ledger.notifications():
-        originator = notification.originator_id
-        version, prev_hash, name, rule, ok = state.get(
-            originator, (0, GENESIS, str(originator), 1, True)
-        )
-        result.global_position = notification.id
-        sid = sids.get(originator) or sids.setdefault(originator, str(originator))
-        fast = _fast_link(notification, sid, version, prev_hash, plain) if ok else None
-        if fast is not None:  # verified under rule 2 without building the domain event
-            head_hash, stream_name = fast
-            if version == 0:
-                name = stream_name
-            result.checked += 1
-            state[originator] = (notification.originator_version, head_hash, name, 2, True)
-            result.heads[sid] = StreamHead(sid, name, notification.originator_version, head_hash)
-            if (sid, notification.originator_version) in wanted:
-                result.hash_at[(sid, notification.originator_version)] = head_hash
-            continue
+class ChainScanner(Protocol):
+    """The fast read of every stream's rows (ledger/store/chainscan.py): the global position
+    now, and the fast path of ledger/app/chainlinks.py over every row up to it."""
+
+    def position(self) -> int: ...
+
+    def scan(self, wanted: Mapping[str, frozenset[int]], upto: int) -> ChainScan: ...
+
+    def ends(self, upto: int) -> list[EndRow]: ...
+
+
+def walk(
+    ledger: LedgerApplication,
+    wanted: set[tuple[str, int]] | None = None,
+    scanner: ChainScanner | None = None,
+) -> Walk:
+    """Recompute every stream's chain (on past a break, so every stream's head is known) and
+    note the hash at each (stream id, position) in `wanted`.
+
+    The fast path (ledger/app/chainlinks.py) checks the stored rows, through `scanner` when
+    given (the store read by stream id ranges in parallel processes), else read here from the
+    notification log; the streams it stops on are decided here, by the domain decoder."""
+    by_stream: dict[str, set[int]] = {}
+    for sid, version in wanted or ():
+        by_stream.setdefault(sid, set()).add(version)
+    versions = {sid: frozenset(v) for sid, v in by_stream.items()}
+    if scanner is not None:
+        position = scanner.position()
+        scanned = scanner.scan(versions, position)
+    else:
+        position, rows = _stored_rows(ledger)
+        scanned = check_rows(rows, versions)
+    result = Walk(checked=scanned.checked, hash_at=scanned.hash_at, global_position=position)
+    result.heads = {sid: StreamHead(sid, name, v, h) for sid, name, v, h in scanned.heads}
+    for stopped in sorted(scanned.unsettled, key=lambda u: u.stream_id):
+        _settle(ledger, stopped, versions.get(stopped.stream_id, frozenset()), result)
+    result.broken.sort(key=lambda b: (b.customer_id, b.position))
+    return result
+
+
+def _stored_rows(ledger: LedgerApplication) -> tuple[int, list[Row]]:
+    """The global position and every stored row in stream and version order, read from the
+    notification log (a store no other connection can read: in memory)."""
+    position, rows = 0, []
+    for n in ledger.notifications():
+        position = n.id
+        rows.append((str(n.originator_id), n.originator_version, n.topic, n.state))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return position, rows
+
+
+def _settle(
+    ledger: LedgerApplication, stopped: Unsettled, wanted: frozenset[int], result: Walk
+) -> None:
+    """The slow path for a stream the fast path stopped on: each event after the last one it
+    accepted decoded and checked by `_check_link`, which names what is wrong (the first break
+    of the stream); on to the stream's last event, so its head is known."""
+    sid = stopped.stream_id
+    version, prev_hash, rule, ok = stopped.version, stopped.head_hash, stopped.rule, True
+    name = stopped.name if stopped.name is not None else sid
+    for stored in ledger.recorder.select_events(uuid.UUID(sid), gt=stopped.version):
         try:
-            event = ledger.mapper.to_domain_event(notification)
+            event = ledger.mapper.to_domain_event(stored)
             assert isinstance(event, ev.LedgerEvent)
         except Exception as exc:  # any decoding failure means the row was altered
             if ok:
-                result.broken.append(BrokenLink(name, notification.originator_version,
+                result.broken.append(BrokenLink(name, stored.originator_version,
                                                 f"event cannot be decoded: {exc}"))  # fmt: skip
-            state[originator] = (notification.originator_version, "?", name, rule, False)
+            version, prev_hash, ok = stored.originator_version, "?", False
             continue
-        if version == 0:
+        if version == 0:  # a stream is named by its first event, never by a later one
             name = event.customer_id
         if ok:
             checked = _check_link(event, version, prev_hash, name, rule)
@@ -91,63 +127,10 @@ def walk(ledger: LedgerApplication, wanted: set[tuple[str, int]] | None = None) 
             else:
                 rule = checked
                 result.checked += 1
-        sid = str(originator)
-        state[originator] = (event.originator_version, event.hash, name, rule, ok)
-        result.heads[sid] = StreamHead(sid, name, event.originator_version, event.hash)
-        if (sid, event.originator_version) in wanted:
-            result.hash_at[(sid, event.originator_version)] = event.hash
-    return result
-
-
-_TAG = b'"_type_"'
-
-
-def _canonical_data(data: Any) -> str:
-    """canonical_json(data), by orjson when it can: the same text for JSON-decoded data
-    (keys sorted by code point = by UTF-8 bytes, no spaces, no ASCII escaping); what it
-    refuses goes to json. A difference could only make a hash mismatch (the slow path),
-    never a match."""
-    try:
-        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode("utf-8")
-    except TypeError:
-        return canonical_json(data)
-
-
-def _fast_link(
-    notification: Any, stream_id: str, last_version: int, prev_hash: str, plain: bool
-) -> tuple[str, str] | None:
-    """(hash, stream name) when the stored event links to `prev_hash` at the next position
-    and its stored fields hash, under rule 2, to the hash it carries — read straight from
-    its JSON (as ledger/store/wire.py does for a rebuild). None means "decide the slow way" (the
-    domain decoder and `_check_link`, which also say what is wrong): anything unusual, any
-    mismatch. It only ever accepts what the slow path would accept."""
-    state = notification.state
-    if not plain or state.count(_TAG) != 2 or notification.originator_version != last_version + 1:
-        return None
-    try:
-        fields = orjson.loads(state)
-        occurred, recorded = fields["occurred_at"], fields["timestamp"]
-        if (occurred.get("_type_") != "datetime_iso" or recorded.get("_type_") != "datetime_iso"
-                or "class_version" in fields or fields["prev_hash"] != prev_hash):  # fmt: skip
-            return None
-        topic = notification.topic
-        digest = chain_hash_v2_text(
-            stream_id=stream_id,
-            position=notification.originator_version,
-            event_type=topic[topic.index(":") + 1 :],
-            customer_id=fields["customer_id"],
-            occurred_at=occurred["_data_"],
-            recorded_at=recorded["_data_"],
-            message_id=fields["message_id"],
-            originator_topic=fields.get("originator_topic"),
-            data_json=_canonical_data(fields["data"]),
-            prev_hash=prev_hash,
-        )
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
-        return None
-    if digest != fields.get("hash"):
-        return None
-    return digest, fields["customer_id"]
+        version, prev_hash = event.originator_version, event.hash
+        result.heads[sid] = StreamHead(sid, name, version, event.hash)
+        if version in wanted:
+            result.hash_at[(sid, version)] = event.hash
 
 
 class CheckpointKeeper(Protocol):
@@ -162,15 +145,25 @@ def take_checkpoint(
     key: bytes | None,
     out: Path | None = None,
     now: datetime | None = None,
+    scanner: ChainScanner | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Walk the store, build and sign a checkpoint, store it, append it to `out` (one line).
+    """Take every stream's head, build and sign a checkpoint, store it, append it to `out`
+    (one line).
+
+    With `scanner`, the heads come from each stream's first and newest events alone (one
+    query, not a read of every event): each newest event must hash to its hash and link to
+    the one before it, each stream must start at version 1. Anything else, or no scanner,
+    and every chain is walked. An edit further back is left to `audit verify`, which names
+    it whether or not a checkpoint was taken since; re-hashing the chain to hide it changes
+    the head this checkpoint pins.
 
     Returns (checkpoint object, its JSON line). Raises CheckpointRefused without a key (an
     unauthenticated checkpoint would prove nothing against someone who can write the store)
-    or when a chain is already broken (a checkpoint must not bless a tampered store)."""
+    or when the walk finds a chain broken (a checkpoint must not bless a tampered store)."""
     if key is None:
         raise CheckpointRefused("LEDGER_AUDIT_KEY is not set: a checkpoint must be authenticated")
-    walked = walk(ledger)
+    walked = _heads(scanner) if scanner is not None else None
+    walked = walked or walk(ledger, scanner=scanner)
     if walked.broken:
         first = walked.broken[0]
         raise CheckpointRefused(
@@ -198,6 +191,17 @@ def take_checkpoint(
     return checkpoint, line
 
 
+def _heads(scanner: ChainScanner) -> Walk | None:
+    """The heads from every stream's ends (see `take_checkpoint`); None: walk every chain."""
+    position = scanner.position()
+    heads = check_ends(scanner.ends(position))
+    if heads is None:
+        return None
+    found = Walk(global_position=position)  # `checked` stays 0: no chain was walked
+    found.heads = {sid: StreamHead(sid, name, v, h) for sid, name, v, h in heads}
+    return found
+
+
 def file_lines(path: Path) -> list[tuple[str, str]]:
     """(where, line) of every non-blank line of a checkpoints file."""
     text = path.read_text(encoding="utf-8")
@@ -221,7 +225,10 @@ class Verification:
 
 
 def verify(
-    ledger: LedgerApplication, key: bytes | None, sources: Iterable[tuple[str, str]]
+    ledger: LedgerApplication,
+    key: bytes | None,
+    sources: Iterable[tuple[str, str]],
+    scanner: ChainScanner | None = None,
 ) -> Verification:
     """Check every chain, then every checkpoint line of `sources` ((where, JSON line)) against
     the store. With `key`, a line whose HMAC does not match is a finding (`bad_hmac`) and is
@@ -257,7 +264,7 @@ def verify(
             continue
         usable.append((label, checkpoint, heads))
     wanted = {(h.stream_id, h.version) for _, _, heads in usable for h in heads}
-    walked = walk(ledger, wanted)
+    walked = walk(ledger, wanted, scanner)
     versions = {sid: head.version for sid, head in walked.heads.items()}
     for _label, checkpoint, heads in usable:
         findings.extend(compare_heads(str(checkpoint["checkpoint_id"]), heads, versions,

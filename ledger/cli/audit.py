@@ -24,6 +24,7 @@ def audit_checkpoint(
     to --out, and published on `ledger.checkpoints` with Kafka. Cron (UTC), after the day's
     collections: `15 6 * * * ledger audit checkpoint --out /var/lib/ledger/checkpoints.jsonl`."""
     from ledger.app.checkpoints import take_checkpoint
+    from ledger.store.chainscan import StoreScanner
     from ledger.store.checkpoints import CheckpointStore
     from ledger.store.db import Database
 
@@ -32,7 +33,9 @@ def audit_checkpoint(
     if out is not None and out.is_dir():
         raise typer.BadParameter(f"{str(out)!r} is a directory", param_hint="--out")
     store = CheckpointStore(Database(settings.database_url))
-    checkpoint, line = take_checkpoint(build_app(settings), store, key, out)
+    app = build_app(settings)
+    scanner = StoreScanner.of(settings.database_url, app.recorder)
+    checkpoint, line = take_checkpoint(app, store, key, out, scanner=scanner)
     if settings.kafka_bootstrap:
         from consumers.checkpoints import publish_checkpoint
 
@@ -56,6 +59,7 @@ def audit_verify(
     checkpointed stream still exists and reaches its checkpointed version with the same head
     hash. Exit 1 on any finding. Without LEDGER_AUDIT_KEY it says what it cannot prove."""
     from ledger.app.checkpoints import file_lines, verify
+    from ledger.store.chainscan import StoreScanner
     from ledger.store.checkpoints import CheckpointStore
     from ledger.store.db import Database
 
@@ -66,7 +70,8 @@ def audit_verify(
     sources = CheckpointStore(Database(settings.database_url)).lines()
     if checkpoints is not None:
         sources += file_lines(checkpoints)
-    result = verify(build_app(settings), key, sources)
+    app = build_app(settings)
+    result = verify(app, key, sources, StoreScanner.of(settings.database_url, app.recorder))
     walked = result.walk
     for broken in walked.broken:
         typer.echo(f"BROKEN: customer {broken.customer_id} position {broken.position}: "

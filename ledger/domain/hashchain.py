@@ -136,49 +136,6 @@ def chain_hash_v2(
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def chain_hash_v2_text(
-    *,
-    stream_id: str,
-    position: int,
-    event_type: str,
-    customer_id: str,
-    occurred_at: str,
-    recorded_at: str,
-    message_id: str | None,
-    originator_topic: str | None,
-    data_json: str,
-    prev_hash: str,
-) -> str:
-    """`chain_hash_v2` with `data_json` = canonical_json(data) given, and from the stored
-    text of the timestamps (their `isoformat()`) and the
-    stream id as a string: the same bytes hashed, for `audit verify` reading stored JSON
-    without building domain events. Raises TypeError on a field of the wrong type."""
-    if (
-        not all(
-            type(v) is str
-            for v in (stream_id, event_type, customer_id, occurred_at, recorded_at, prev_hash)
-        )
-        or type(position) is not int
-    ):
-        raise TypeError("chain_hash_v2_text: a field has the wrong type")  # fmt: skip
-    if type(message_id) not in (str, type(None)) or type(originator_topic) not in (str, type(None)):
-        raise TypeError("chain_hash_v2_text: message_id or originator_topic")
-    body = (
-        '{"customer_id":' + _string(customer_id)
-        + ',"data":' + data_json
-        + ',"event_type":' + _string(event_type)
-        + ',"message_id":' + _nullable(message_id)
-        + ',"occurred_at":' + _string(occurred_at)
-        + ',"originator_topic":' + _nullable(originator_topic)
-        + ',"position":' + str(position)
-        + ',"prev_hash":' + _string(prev_hash)
-        + ',"recorded_at":' + _string(recorded_at)
-        + ',"stream_id":' + _string(stream_id)
-        + ',"v":2}'
-    )  # fmt: skip
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
 def _nullable(text: str | None) -> str:
     return "null" if text is None else _string(text)
 
