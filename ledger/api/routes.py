@@ -94,6 +94,10 @@ AsRecordedAt = Annotated[
                       "`as_of`)."),
 ]  # fmt: skip
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+Period = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="One billing period YYYY-MM."),
+]
 Cursor = Annotated[
     str | None,
     Query(max_length=1024, description="`next_cursor` of the previous page (opaque)."),
@@ -260,10 +264,7 @@ def list_delinquency(
 def list_remittance(
     reader: ReaderDep,
     as_of: AsOf = None,
-    period: Annotated[
-        str | None,
-        Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="One billing period YYYY-MM."),
-    ] = None,
+    period: Period = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     as_recorded_at: AsRecordedAt = None,
@@ -331,10 +332,7 @@ def list_trial_balance(
 )  # fmt: skip
 def list_margin(
     reader: ReaderDep,
-    period: Annotated[
-        str | None,
-        Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="One billing period YYYY-MM."),
-    ] = None,
+    period: Period = None,
     customer_id: Annotated[
         str | None, Query(pattern=CUSTOMER_ID_PATTERN, description="Only this customer's.")
     ] = None,
@@ -358,10 +356,7 @@ def list_margin(
 )  # fmt: skip
 def list_tax(
     reader: ReaderDep,
-    period: Annotated[
-        str | None,
-        Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="One billing period YYYY-MM."),
-    ] = None,
+    period: Period = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> dict[str, Any]:

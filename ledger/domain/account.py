@@ -227,8 +227,9 @@ class CustomerAccount(Corrections, SupportTickets):
                     {
                         "charge_id": c,
                         "amount": fmt(self.unbilled[c].amount, self.currency),
-                        "cost": fmt(self.unbilled[c].cost,
-                                    self.unbilled[c].cost_currency or self.currency),
+                        "cost": fmt(
+                            self.unbilled[c].cost, self.unbilled[c].cost_currency or self.currency
+                        ),
                         "billing_period": self.unbilled[c].billing_period,
                         **_cost_currency(self.unbilled[c], self.currency),
                     }
@@ -342,13 +343,7 @@ class CustomerAccount(Corrections, SupportTickets):
                 occurred = max(meta.occurred_at, invoice.occurred_at, source.occurred_at)
                 self._emit(
                     ev.PaymentApplied,
-                    {
-                        "source_type": source.kind,
-                        "source_id": source.id,
-                        "invoice_id": invoice_id,
-                        "amount": fmt(amount, self.currency),
-                        "currency": self.currency,
-                    },
+                    source.application(invoice_id, amount, self.currency),
                     meta,
                     occurred_at=occurred,
                 )

@@ -176,13 +176,7 @@ class Corrections(Collections):
             if amount > 0:
                 self._emit(
                     ev.PaymentUnapplied,
-                    {
-                        "source_type": source.kind,
-                        "source_id": source.id,
-                        "invoice_id": invoice_id,
-                        "amount": fmt(amount, self.currency),
-                        "currency": self.currency,
-                    },
+                    source.application(invoice_id, amount, self.currency),
                     meta,
                     occurred_at=occurred,
                 )

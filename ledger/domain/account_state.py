@@ -19,6 +19,7 @@ from typing import Any, Literal
 from ledger.domain import events as ev
 from ledger.domain.errors import Conflict, CurrencyMismatch
 from ledger.domain.hashchain import GENESIS
+from ledger.domain.money import fmt
 from ledger.domain.policy import Action, Reinstatement
 from ledger.domain.stream import ChainedStream, Meta
 
@@ -93,6 +94,17 @@ class MoneySource:
     def key(self) -> str:
         """Its key in `CustomerAccount.sources`: `<kind>:<id>`."""
         return source_key(self.kind, self.id)
+
+    def application(self, invoice_id: str, amount: Decimal, currency: str) -> dict[str, str]:
+        """The data of a `PaymentApplied` (or `PaymentUnapplied`) moving `amount` of this
+        money onto (or off) `invoice_id`."""
+        return {
+            "source_type": self.kind,
+            "source_id": self.id,
+            "invoice_id": invoice_id,
+            "amount": fmt(amount, currency),
+            "currency": currency,
+        }
 
     # The two updates of the ingest hot path call the constructor: dataclasses.replace costs
     # twice as much (it looks up the fields on every call).

@@ -22,13 +22,10 @@ from ledger.messages.fields import (
 TAX_FIELDS = ("tax_rate", "tax_exempt", "tax_id", "country", "address")
 
 
-class CustomerRegisteredMsg(Envelope):
-    type: Literal["customer_registered"] = "customer_registered"
-    name: RequiredText
-    currency: Currency
-    payment_terms_days: PaymentTerms = 30
-    collections_policy: RequiredText = "standard"
-    email: Email | None = None
+class _TaxFields(Envelope):
+    """The SPEC §12 tax fields both customer messages carry (field order does not matter:
+    fingerprints are canonical JSON with sorted keys)."""
+
     tax_rate: TaxRate | None = None
     tax_exempt: bool | None = None
     tax_id: RequiredText | None = None
@@ -36,6 +33,15 @@ class CustomerRegisteredMsg(Envelope):
     address: RequiredText | None = None
 
     _unprinted_when_null: ClassVar[tuple[str, ...]] = TAX_FIELDS
+
+
+class CustomerRegisteredMsg(_TaxFields):
+    type: Literal["customer_registered"] = "customer_registered"
+    name: RequiredText
+    currency: Currency
+    payment_terms_days: PaymentTerms = 30
+    collections_policy: RequiredText = "standard"
+    email: Email | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -46,19 +52,12 @@ class CustomerRegisteredMsg(Envelope):
         return data
 
 
-class CustomerUpdatedMsg(Envelope):
+class CustomerUpdatedMsg(_TaxFields):
     type: Literal["customer_updated"] = "customer_updated"
     name: RequiredText | None = None
     payment_terms_days: PaymentTerms | None = None
     collections_policy: RequiredText | None = None
     email: Email | None = None
-    tax_rate: TaxRate | None = None
-    tax_exempt: bool | None = None
-    tax_id: RequiredText | None = None
-    country: Country | None = None
-    address: RequiredText | None = None
-
-    _unprinted_when_null: ClassVar[tuple[str, ...]] = TAX_FIELDS
 
     @model_validator(mode="after")
     def _at_least_one(self) -> CustomerUpdatedMsg:
