@@ -18,14 +18,14 @@ def serve(
         min=1,
         show_default="one per CPU core, at most 4",
         help="Worker processes (each has its own pool and in-flight bound).",
-    ),  # fmt: skip
+    ),
     max_in_flight: int = typer.Option(
         None,
         min=1,
         max=10_000,
         show_default="LEDGER_API_MAX_IN_FLIGHT, else 32",
         help="Requests each worker serves at a time; more get 503 overloaded + Retry-After.",
-    ),  # fmt: skip
+    ),
 ) -> None:
     """Serve the read API (SPEC §8; OpenAPI at /openapi.json, docs at /docs) until Ctrl-C.
 
