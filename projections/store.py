@@ -125,6 +125,22 @@ class RowStore:
             [(projection, k, d) for k, d in docs],
         )
 
+    def copy_docs(self, projection: str, docs: Sequence[tuple[str, str]]) -> None:
+        """Add rows given as (key, JSON document) that do not exist yet (a rebuild, after
+        `clear`): COPY on PostgreSQL, the bulk path (a conflict fails the transaction)."""
+        if not self.db.is_postgres:
+            self.db.executemany(
+                "INSERT INTO projection_rows (projection, key, doc) VALUES (%s, %s, %s)",
+                [(projection, k, d) for k, d in docs],
+            )
+            return
+        with (
+            self.db.conn.cursor() as cursor,
+            cursor.copy("COPY projection_rows (projection, key, doc) FROM STDIN") as copy,
+        ):
+            for key, doc in docs:
+                copy.write_row((projection, key, doc))
+
     def clear(self, projection: str) -> None:
         """Forget a projection: its rows, head and customer positions (other projections'
         positions stay)."""

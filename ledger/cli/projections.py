@@ -16,8 +16,20 @@ projections_app = typer.Typer(help="Stored read models.")
 @projections_app.command("rebuild")
 def projections_rebuild(
     name: str | None = typer.Argument(None, help="One projection, or all."),
+    workers: int = typer.Option(
+        None,
+        min=1,
+        max=64,
+        show_default="one per CPU core, at most 4",
+        help="Processes folding the event store (PostgreSQL; SQLite folds in one).",
+    ),
 ) -> None:
-    """Rebuild stored projections from the event store (rows equal the live ones)."""
+    """Rebuild stored projections from the event store (rows equal the live ones).
+
+    With more than one worker, live `ledger project` processes wait for the rebuild's
+    commit from its start (with one, only while it writes)."""
+    import os
+
     from rich.progress import Progress
 
     from ledger.store.db import Database
@@ -33,6 +45,7 @@ def projections_rebuild(
             Database(settings.database_url),
             [name] if name else None,
             progress=lambda n: bar.advance(task, n),
+            workers=workers or max(1, min(os.cpu_count() or 1, 4)),
         )
     typer.echo(f"rebuilt {name or 'all projections'} from {count} events")
 
