@@ -62,12 +62,14 @@ def cores(children: list[Child], before: dict[str, float], wall: float,
     return out
 
 
-def ingest_curve(run: Run, customers: int) -> list[dict[str, Any]]:
+def ingest_curve(
+    run: Run, customers: int, counts: tuple[int, ...] = COUNTS
+) -> list[dict[str, Any]]:
     registrations_file = run.dir / "registrations.jsonl"
     registrations_file.write_bytes(b"\n".join(m.value for m in registrations(customers)))
     total = run.end_offsets(list(run.topics.values()))
     curve = []
-    for n in COUNTS:
+    for n in counts:
         url = run.database(f"scale{n}")
         subprocess.run([LEDGER, "ingest", str(registrations_file)], env=run.env(url),
                        check=True, capture_output=True)  # fmt: skip
@@ -105,8 +107,14 @@ def ingest_curve(run: Run, customers: int) -> list[dict[str, Any]]:
 def projection_curve(run: Run, url: str) -> list[dict[str, Any]]:
     head, events = sql(url, "SELECT max(notification_id), count(*) FROM ledger_events")[0]
     publish = run.start("publish", [LEDGER, "publish"], url)
-    wait_until("publish", lambda: publish_position(url, run.topic_events) >= head, 900, 0.2,
-               publish.sample)  # fmt: skip
+
+    def published() -> bool:
+        try:  # ledger_positions appears when `ledger publish` starts
+            return publish_position(url, run.topic_events) >= head
+        except Exception:
+            return False
+
+    wait_until("publish", published, 900, 0.2, publish.sample)
     run.stop(publish)
     curve = []
     for n in COUNTS:
@@ -153,6 +161,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--messages", type=int, default=60_000)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--project-only",
+        action="store_true",
+        help="ingest once (two processes), then only the projection curve",
+    )
     args = parser.parse_args()
     run = Run(QUICK, False, args.output)
     info: dict[str, Any] = {"machine": machine(), "customers": args.customers,
@@ -169,7 +182,7 @@ def main() -> None:
                                        "--prefix", run.prefix, "--group", f"{run.prefix}-raw",
                                        "--expect", str(total))  # fmt: skip
         log(f"scaling: kafka-python alone {info['kafka_raw']['rate']:,.0f} rec/s")
-        info["ingest"] = ingest_curve(run, args.customers)
+        info["ingest"] = ingest_curve(run, args.customers, (2,) if args.project_only else COUNTS)
         info["project"] = projection_curve(run, run.databases[0])
         out = run.dir / "writer-lock.json"
         lock = Child("writer-lock", [PYTHON, str(ROOT / "benchmarks" / "writer_lock.py"),
