@@ -110,7 +110,7 @@ def projection_curve(run: Run, url: str) -> list[dict[str, Any]]:
 
     def published() -> bool:
         try:  # ledger_positions appears when `ledger publish` starts
-            return publish_position(url, run.topic_events) >= head
+            return publish_position(url, run.topic_events) >= int(head)
         except Exception:
             return False
 
