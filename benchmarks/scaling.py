@@ -104,6 +104,14 @@ def ingest_curve(
     return curve
 
 
+def drop_projection_tables(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in PROJECTION_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def projection_curve(run: Run, url: str) -> list[dict[str, Any]]:
     head, events = sql(url, "SELECT max(notification_id), count(*) FROM ledger_events")[0]
     publish = run.start("publish", [LEDGER, "publish"], url)
@@ -118,8 +126,7 @@ def projection_curve(run: Run, url: str) -> list[dict[str, Any]]:
     run.stop(publish)
     curve = []
     for n in COUNTS:
-        for table in PROJECTION_TABLES:  # each count starts from empty views
-            sql(url, f"DROP TABLE IF EXISTS {table}")
+        drop_projection_tables(url)  # each count starts from empty views
         group = f"{run.prefix}-project-{n}"
         env = {"LEDGER_CONSUMER_GROUP_PROJECT": group}
         services_before = services_cpu_seconds()
