@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from ledger.app.views import PROJECTIONS
 from ledger.store.db import Database
 from projections.base import folder
-from projections.store import RowStore, _dumps
+from projections.store import PER_CUSTOMER, RowStore, _dumps
 
-# Projections whose rows each belong to one customer (every key names the event's customer):
-# they can be folded by customer shard.
-BY_CUSTOMER = frozenset({"accounts", "support", "margin"})
+# Projections whose rows each belong to one customer: they can be folded by customer shard.
+BY_CUSTOMER = PER_CUSTOMER
 PAGE = 5000
 
 
