@@ -4,6 +4,7 @@ and per-customer positions of the one-process rebuild, and of a fold of the even
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,30 @@ def test_each_projection_is_folded_whole_once_or_split_by_customer_in_every_shar
         assert sorted(wholes) == sorted(n for n in names if n not in BY_CUSTOMER)
         for s in split:
             assert set(s.by_customer) == BY_CUSTOMER & set(names)
+
+
+def test_rows_copied_in_read_back_the_same_on_sqlite_and_postgresql(
+    fresh_pg_url: Callable[[], str], tmp_path: Path
+) -> None:
+    for url in (f"sqlite:///{tmp_path / 'ledger.db'}", fresh_pg_url()):
+        db = Database(url)
+        try:
+            store = RowStore(db)
+            store.copy_docs("accounts", [("c1", '{"n":1}'), ("c2", '{"tab":"a\\tb"}')])
+            db.commit()
+            assert store.load_all("accounts") == {"c1": {"n": 1}, "c2": {"tab": "a\tb"}}
+        finally:
+            db.close()
+
+
+def test_a_rebuild_asked_for_two_workers_on_sqlite_folds_in_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    app = build_app(Settings(database_url=url))
+    try:
+        app.handle_batch(msgs([customer_registered("c1"), charge("c1", "CH-1", amount="9.50")]))
+        assert rebuild(app, Database(url), workers=2) == 2
+        rows, _ = stored(url)
+        expected = fold(PROJECTIONS["accounts"], published_events(app))
+    finally:
+        app.close()
+    assert rows["accounts"] == expected
