@@ -28,10 +28,9 @@ def projections_rebuild(
 
     With more than one worker, live `ledger project` processes wait for the rebuild's
     commit from its start (with one, only while it writes)."""
-    import os
-
     from rich.progress import Progress
 
+    from ledger.cli.serve import default_workers
     from ledger.store.db import Database
     from ledger.store.readmodels import rebuild
 
@@ -45,7 +44,7 @@ def projections_rebuild(
             Database(settings.database_url),
             [name] if name else None,
             progress=lambda n: bar.advance(task, n),
-            workers=workers or max(1, min(os.cpu_count() or 1, 4)),
+            workers=workers or default_workers(),
         )
     typer.echo(f"rebuilt {name or 'all projections'} from {count} events")
 
