@@ -69,7 +69,9 @@ class Reader:
 
                 self._pool = ConnectionPool(
                     settings.database_url,
-                    min_size=1,
+                    # Opened at start: a connection opened under load (a server process
+                    # forked by PostgreSQL) was a latency spike of its own.
+                    min_size=4,
                     max_size=8,
                     kwargs={"autocommit": True},
                     check=_check_if_closed,  # survive a database restart
