@@ -17,11 +17,11 @@ projections_app = typer.Typer(help="Stored read models.")
 def projections_rebuild(
     name: str | None = typer.Argument(None, help="One projection, or all."),
     workers: int = typer.Option(
-        None,
+        1,
         min=1,
         max=64,
-        show_default="one per CPU core, at most 4",
-        help="Processes folding the event store (PostgreSQL; SQLite folds in one).",
+        help="Processes folding the event store (PostgreSQL; SQLite folds in one). More "
+        "than one pays off only on a large store with idle cores (docs/benchmarks.md).",
     ),
 ) -> None:
     """Rebuild stored projections from the event store (rows equal the live ones).
@@ -30,7 +30,6 @@ def projections_rebuild(
     commit from its start (with one, only while it writes)."""
     from rich.progress import Progress
 
-    from ledger.cli.serve import default_workers
     from ledger.store.db import Database
     from ledger.store.readmodels import rebuild
 
@@ -44,7 +43,7 @@ def projections_rebuild(
             Database(settings.database_url),
             [name] if name else None,
             progress=lambda n: bar.advance(task, n),
-            workers=workers or default_workers(),
+            workers=workers,
         )
     typer.echo(f"rebuilt {name or 'all projections'} from {count} events")
 

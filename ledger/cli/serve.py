@@ -81,9 +81,8 @@ def serve(
 
 
 def default_workers() -> int:
-    """One worker process per core, at most 4 (`ledger serve`, `ledger projections
-    rebuild`): one Python process works on one core (the GIL), and the ledger's other
-    processes share the machine."""
+    """One worker process per core, at most 4: one Python process serves on one core (the
+    GIL), and the ledger's other processes share the machine."""
     return max(1, min(os.cpu_count() or 1, 4))
 
 
