@@ -3,7 +3,8 @@
 Request i is due at start + i/rate whatever happened to the earlier ones, and its latency is
 measured from that due time (so a slow server is not hidden by a client that waits for it:
 no coordinated omission). Keep-alive HTTP/1.1 connections over raw asyncio sockets, so the
-client costs little CPU next to the server it measures.
+client costs little CPU next to the server it measures; with --new-connections, a new TCP
+connection for each request (`Connection: close`), as clients without keep-alive do.
 
     loadgen.py --url http://127.0.0.1:8000 --token T --paths-file paths.txt
                --rate 500 --duration 20 --warmup 2 --out result.json
@@ -49,6 +50,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     idle: list[Connection] = []
     opened = 0
     latencies: list[float] = []
+    answered: list[int] = []  # the status of each latency
     statuses: dict[int, int] = {}
     errors = retried = 0
 
@@ -65,13 +67,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        close = "Connection: close\r\n" if args.new_connections else ""
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{close}"
                    f"Authorization: Bearer {args.token}\r\n\r\n").encode()  # fmt: skip
         status = 0
         for attempt in range(2):
             conn = None
             try:
-                conn = await connection(fresh=attempt > 0)
+                conn = await connection(fresh=attempt > 0 or args.new_connections)
                 status = await conn.get(request)
                 break
             except (OSError, asyncio.IncompleteReadError, ValueError):
@@ -84,9 +87,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             errors += 1
             return
         finished = time.perf_counter()
-        idle.append(conn)
+        if args.new_connections:
+            conn.writer.close()
+        else:
+            idle.append(conn)
         if record:
             latencies.append(finished - due)
+            answered.append(status)
             statuses[status] = statuses.get(status, 0) + 1
 
     total = int(args.rate * (args.warmup + args.duration))
@@ -106,7 +113,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         conn.writer.close()
     return {
         "requests": len(latencies), "rate": args.rate, "seconds": elapsed,
-        "latencies_ms": [round(x * 1000, 3) for x in latencies], "statuses": statuses,
+        "latencies_ms": [round(x * 1000, 3) for x in latencies], "answered": answered,
+        "statuses": statuses, "new_connections": args.new_connections,
         "errors": errors, "retried": retried, "connections": opened,
     }  # fmt: skip
 
@@ -120,6 +128,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--new-connections", action="store_true",
+                        help="a new TCP connection per request (no keep-alive)")  # fmt: skip
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     result = asyncio.run(run(args))

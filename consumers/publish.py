@@ -1,9 +1,13 @@
 """`ledger publish`: the event store's notification log → Kafka `ledger.events`, in global
 order, key = customer_id.
 
-Per batch: read notifications after the stored position → send → wait for every ack → store
-the new position. A crash after sending and before storing re-sends that batch: harmless,
-because projections skip events at or below a customer's last applied global position.
+Per batch: read notifications after the last one sent → send → wait for every ack of the
+PREVIOUS batch → store its last position. So reading and encoding a batch overlaps the
+broker's acks of the one before (one batch in flight; the idempotent producer keeps each
+partition in order), and the stored position never passes an event the broker has not
+taken. A crash after sending and before storing re-sends from the stored position:
+harmless, because projections skip events at or below a customer's last applied global
+position.
 One publisher works at a time (a PostgreSQL advisory lock); others wait as hot standbys.
 """
 
@@ -105,6 +109,10 @@ class Publisher:
         self.published = 0
         self.decoder = Decoder(app.mapper)
         self._partitions: tuple[list[int], dict[bytes, int]] = ([], {})
+        # The last position sent (None: read the stored one), and the batch sent whose acks
+        # are not yet checked: its futures and last position.
+        self._sent_to: int | None = None
+        self._in_flight: tuple[list[Any], int] | None = None
         channel = getattr(app.recorder, "channel_name", None)
         self.new_events = NewEvents(settings.database_url if self.db.is_postgres else None,
                                     channel, stop)  # fmt: skip
@@ -121,10 +129,13 @@ class Publisher:
                     sent = self.publish_once()
                 except TRANSIENT_DB_ERRORS as error:
                     log.warning("publish.database_unavailable", error=str(error))
+                    self._sent_to, self._in_flight = None, None  # again from the stored one
                     self._reconnect()
                     continue
                 if sent == 0:
                     self.new_events.wait(self.idle_wait)
+            with contextlib.suppress(*TRANSIENT_DB_ERRORS):  # else re-sent after a restart
+                self._settle()
         finally:
             self.new_events.close()
             self.producer.close(timeout=10)
@@ -132,12 +143,15 @@ class Publisher:
         return self.published
 
     def publish_once(self) -> int:
-        """Publish the next batch; returns how many events were sent."""
-        position = self.positions.get(self.position_name)
-        self.db.commit()
-        notifications = self.app.recorder.select_notifications(position + 1, self.batch_size)
+        """Send the next batch, then settle the previous one (its acks, then its position);
+        returns how many events were sent. With nothing new, settles what is in flight."""
+        if self._sent_to is None:
+            self._sent_to = self.positions.get(self.position_name)
+            self.db.commit()
+        notifications = self.app.recorder.select_notifications(self._sent_to + 1, self.batch_size)
         if not notifications:
-            LOG_HEAD.set(position)
+            self._settle()
+            LOG_HEAD.set(self._sent_to)
             return 0
         futures = []
         partition = self._partitioner()
@@ -151,18 +165,28 @@ class Publisher:
                     self.topic, key=key, value=to_json_bytes(body), partition=partition(key)
                 )
             )
-        self.producer.flush()
+        self._settle()
+        self._in_flight = (futures, notifications[-1].id)
+        self._sent_to = notifications[-1].id
+        if len(notifications) < self.batch_size:  # the log's end: no next batch to overlap
+            self._settle()
+        return len(futures)
+
+    def _settle(self) -> None:
+        """Wait for the acks of the batch in flight, then store its last position."""
+        if self._in_flight is None:
+            return
+        futures, last = self._in_flight
         for future in futures:
             future.get(timeout=30)  # raises if the broker did not take it: position stays
-        last = notifications[-1].id
         self.positions.set(self.position_name, last)
         self.db.commit()
+        self._in_flight = None
         self.published += len(futures)
         EVENTS_PUBLISHED.inc(len(futures))
         PUBLISH_POSITION.set(last)
         LOG_HEAD.set(max(last, self.app.head_position()))
         log.info("publish.batch", events=len(futures), position=last)
-        return len(futures)
 
     def _partitioner(self) -> Callable[[bytes], int | None]:
         """The partition kafka-python's default partitioner picks for a key (murmur2 of the

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     api_tokens_file: Path = Path("./ledger-tokens.toml")
     log_format: str = Field(default="auto", description="json, console or auto (tty)")
     log_level: str = "info"
+    # `ledger serve`: requests one server process serves at a time; more get 503 overloaded
+    # with Retry-After (ledger/api/shedding.py), never a queue that grows without bound.
+    api_max_in_flight: int = Field(default=32, ge=1, le=10_000)
 
     topic_customers: str = "billing.customers"
     topic_charges: str = "billing.charges"

@@ -20,6 +20,9 @@ API_LATENCY = Histogram(
     "ledger_api_request_seconds", "API request latency", ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )  # fmt: skip
+API_SHED = Counter(
+    "ledger_api_shed_total", "API requests answered 503 overloaded (over the in-flight bound)"
+)
 
 
 def count_ingest(applied: int, duplicate: int, deadlettered: int) -> None:

@@ -22,6 +22,7 @@ from ledger.api import microsoft as microsoft_api
 from ledger.api.data import Reader
 from ledger.api.errors import Problem, problem_responses
 from ledger.api.models import Health
+from ledger.api.shedding import LoadShedMiddleware
 from ledger.api.strict import reject_unknown_query
 from ledger.app.application import LedgerApplication
 from ledger.config import Settings
@@ -102,6 +103,8 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(LatencyMiddleware)
+    # Added last: the outermost layer, so a shed request costs no routing or middleware.
+    app.add_middleware(LoadShedMiddleware, max_in_flight=settings.api_max_in_flight)
     app.include_router(routes.router)
     app.include_router(microsoft_api.router)
     app.include_router(documents_api.router)

@@ -38,6 +38,20 @@ class _PooledDatabase(Database):
         self.conn = conn
 
 
+def _check_if_closed(conn: Any) -> None:
+    """The pool's check before lending a connection, without a round trip per request (it
+    was a second query for every balance lookup): a connection the server closed while it
+    sat in the pool (restart, idle timeout) has its socket readable (EOF or a final error
+    message); only then is it checked for real, and the pool replaces it if it fails."""
+    import select
+
+    from psycopg_pool import ConnectionPool
+
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
+
+
 class Reader:
     def __init__(self, settings: Settings, app: LedgerApplication) -> None:
         self.settings = settings
@@ -55,10 +69,12 @@ class Reader:
 
                 self._pool = ConnectionPool(
                     settings.database_url,
-                    min_size=1,
+                    # Opened at start: a connection opened under load (a server process
+                    # forked by PostgreSQL) was a latency spike of its own.
+                    min_size=4,
                     max_size=8,
                     kwargs={"autocommit": True},
-                    check=ConnectionPool.check_connection,  # survive a database restart
+                    check=_check_if_closed,  # survive a database restart
                     name="ledger-api",
                     open=True,
                 )

@@ -16,8 +16,18 @@ projections_app = typer.Typer(help="Stored read models.")
 @projections_app.command("rebuild")
 def projections_rebuild(
     name: str | None = typer.Argument(None, help="One projection, or all."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        max=64,
+        help="Processes folding the event store (PostgreSQL; SQLite folds in one). More "
+        "than one pays off only on a large store with idle cores (docs/benchmarks.md).",
+    ),
 ) -> None:
-    """Rebuild stored projections from the event store (rows equal the live ones)."""
+    """Rebuild stored projections from the event store (rows equal the live ones).
+
+    With more than one worker, live `ledger project` processes wait for the rebuild's
+    commit from its start (with one, only while it writes)."""
     from rich.progress import Progress
 
     from ledger.store.db import Database
@@ -33,6 +43,7 @@ def projections_rebuild(
             Database(settings.database_url),
             [name] if name else None,
             progress=lambda n: bar.advance(task, n),
+            workers=workers,
         )
     typer.echo(f"rebuilt {name or 'all projections'} from {count} events")
 

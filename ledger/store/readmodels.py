@@ -60,16 +60,22 @@ def rebuild(
     db: Database,
     names: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> int:
     """Replace the rows of the named projections with a fold of the whole event store.
 
-    One transaction: readers see the old rows until the new ones are complete.
-    Returns the number of events read.
+    One transaction: readers see the old rows until the new ones are complete. With
+    `workers` > 1 on PostgreSQL, the fold is split among that many processes
+    (ledger/store/shardedrebuild.py; the same rows). Returns the number of events read.
     """
     chosen = names or list(PROJECTIONS)
     for name in chosen:
         if name not in PROJECTIONS:
             raise UnknownProjection(f"projection: {name!r} is not one of {', '.join(PROJECTIONS)}")
+    if workers > 1 and db.is_postgres:
+        from ledger.store.shardedrebuild import rebuild_sharded
+
+        return rebuild_sharded(db, chosen, workers, progress)
     store = RowStore(db)
     rows: dict[str, Any] = {name: {} for name in chosen}
     positions: dict[str, int] = {}

@@ -38,6 +38,11 @@ def test_the_quick_benchmark_run_produces_every_figure(
     assert results["publish_project"]["events_per_s"] > 0
     assert results["rebuild"]["events"] >= 30_000
     assert results["api"]["requests"] > 0 and results["api"]["p99_ms"] > 0
+    assert (
+        results["api"]["new_connections"]["connections"]
+        >= results["api"]["new_connections"]["requests"]
+    )
+    assert results["api"]["steps"] and results["api"]["overload"]["requests"] > 0
     for tag in ("lag_cold", "lag"):
         assert results[tag]["not_seen"] == 0 and results[tag]["p99_ms"] > 0
     for process in ("consume-1", "consume-2", "consume-one", "consume-live-1", "publish",
