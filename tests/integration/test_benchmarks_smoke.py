@@ -16,6 +16,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Every phase, the API's rate steps and overload included, on a machine that may be busy.
+@pytest.mark.timeout(660)
 def test_the_quick_benchmark_run_produces_every_figure(
     pg_server_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -24,7 +26,7 @@ def test_the_quick_benchmark_run_produces_every_figure(
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--output",
          str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=240, cwd=ROOT,
+        env=env, capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "latest.json").read_text())
