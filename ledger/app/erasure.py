@@ -87,7 +87,7 @@ class Revealer:
     def key(self, customer_id: str) -> CustomerKey | None:
         if customer_id not in self.keys and not self.complete:
             self._load({customer_id})
-        return self.key_store.get(customer_id)
+        return self.keys.get(customer_id)
 
     def data(self, customer_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         fields = PERSONAL_FIELDS.get(event_type)
@@ -147,7 +147,7 @@ class PersonalDataKeys(LedgerBase):
     # ---- sealing at ingest --------------------------------------------------------------
 
     def _seal_cache(self) -> dict[str, CustomerKey]:
-        cache = self.__dict__.setdefault("_seal_keys", {})
+        cache: dict[str, CustomerKey] = self.__dict__.setdefault("_seal_keys", {})
         if len(cache) > SEAL_CACHE_MAX:
             cache.clear()
         return cache
