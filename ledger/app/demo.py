@@ -334,13 +334,17 @@ def demo_price_book(biz: DemoBusiness) -> str:
                         if (f := _first_seat_subscription(c)) is not None)  # fmt: skip
         product = found[1]
         price = (product[3] * factor).quantize(Decimal("0.01"))
-        rules.append(f'[[rules]]  # {c.name}: {label}\ncustomer_id = "{c.id}"\n'
-                     f'product_id = "{product[0]}"\n{window}unit_price = "{price}"\n')
+        rules.append(
+            f'[[rules]]  # {c.name}: {label}\ncustomer_id = "{c.id}"\n'
+            f'product_id = "{product[0]}"\n{window}unit_price = "{price}"\n'
+        )
     rules.append(f'[fx]\n"USD->EUR" = "{EUR_PER_USD}"\n')
     return "\n".join(rules)
 
 
 FEBRUARY_INVOICE = "G012399999"
+FORGOTTEN_CUSTOMER = "tenant-004"  # SPEC §13: one customer asks to be forgotten
+ERASURE_REASON = "erasure request DSR-2026-001 (GDPR Art. 17)"
 
 
 def run_demo(
@@ -402,6 +406,11 @@ def run_demo(
     app.pay_microsoft("2026-01", half, "WIRE-2026-0301", date(2026, 3, 1))
     on_step("paid Microsoft half of January's invoice")
     microsoft_side(app, imported.recon.total, on_step)
+    forgotten = app.forget(FORGOTTEN_CUSTOMER, ERASURE_REASON)  # SPEC §13
+    on_step(
+        f"erasure request: forgot {forgotten.customer_id} (key destroyed; its name and support "
+        "subjects now read [erased], its amounts stay)"
+    )
     return totals
 
 

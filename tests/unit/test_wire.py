@@ -45,6 +45,12 @@ def rich_ledger() -> LedgerApplication:
     app.run_invoices("2025-01", date(2025, 2, 1))
     app.handle_batch(msgs([payment_reversed("x", "P-1")]))
     check(app, date(2026, 7, 1))  # February's Microsoft invoice is overdue by then
+    # SPEC §13: a customer written in clear (before encryption), restated sealed; an erasure.
+    app.seal_payload = lambda kind, customer, payload: payload  # type: ignore[method-assign]
+    app.handle_batch(msgs([customer_registered("legacy")]))
+    del app.seal_payload
+    app.encrypt_existing()
+    app.forget("x", "erasure request")
     return app
 
 
