@@ -3,22 +3,30 @@ events, in the ledger's database by default or in another one (LEDGER_KEYS_DATAB
 
 One row per customer: `key_id`, the AES-256 key (hex), when it was made, and once erased
 `key_hex` NULL and `erased_at` (a tombstone: personal data that arrives later is stored as
-`[erased]`, and a missing row is never mistaken for an erasure). Each call opens its own
-short connection and commits, so one store serves any thread and never holds a lock while
-the event store writes.
+`[erased]`, and a missing row is never mistaken for an erasure). One connection per store,
+used under a lock and committed after every call (no lock is held while the event store
+writes); a call that fails drops it and the next one opens a new one.
+
+The SQLite file is opened by SQLite only, never by Python's `open()`: closing any other
+descriptor of the file drops the POSIX locks of the event store's connection in this process,
+and another process may then reset the WAL under it ("database disk image is malformed").
+So no `Database(url)` here, whose URL check reads the file's header.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from threading import Lock
+from typing import Any
 from urllib.parse import quote
 
 from ledger.domain.ids import normalize_id
 from ledger.domain.personal import CustomerKey, new_key
-from ledger.store.db import Database
+from ledger.store.db import SCHEMA_LOCK_ID
+from ledger.store.eventstore import eventsourcing_env
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS customer_keys (
@@ -37,29 +45,61 @@ def _row(customer_id: str, key_id: str, key_hex: str | None, erased_at: str | No
     return CustomerKey(customer_id, key_id, key, erased_at)
 
 
+class _Connection:
+    """A DB-API connection with the ledger's `%s` placeholders on SQLite too."""
+
+    def __init__(self, url: str) -> None:
+        env = eventsourcing_env(url)
+        self.is_postgres = env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+        if self.is_postgres:
+            import psycopg
+
+            self.conn: Any = psycopg.connect(url, autocommit=False)
+            # Two processes creating the table at once take turns (as Database does).
+            self.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+        else:
+            path = env.get("SQLITE_DBNAME", ":memory:")
+            self.conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        for statement in SCHEMA:
+            self.execute(statement)
+        self.conn.commit()
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> Any:
+        sql = statement if self.is_postgres else statement.replace("%s", "?")
+        cur = self.conn.cursor()
+        cur.execute(sql, params)
+        return cur
+
+    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        sql = statement if self.is_postgres else statement.replace("%s", "?")
+        self.conn.cursor().executemany(sql, rows)
+
+
 class DatabaseKeyStore:
     """`customer_keys` in the SQLite or PostgreSQL database at `url`."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._schema_ready = False
+        self._conn: _Connection | None = None
+        self._lock = Lock()
 
     @contextmanager
-    def _db(self) -> Iterator[Database]:
-        db = Database(self.url)
-        try:
-            if not self._schema_ready:
-                db.create_schema(*SCHEMA)
-                self._schema_ready = True
-            yield db
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
-        finally:
-            db.close()
+    def _db(self) -> Iterator[_Connection]:
+        with self._lock:
+            if self._conn is None:
+                self._conn = _Connection(self.url)
+            db = self._conn
+            try:
+                yield db
+                db.conn.commit()
+            except BaseException:
+                self._conn = None  # it may be broken: the next call reconnects
+                with suppress(Exception):
+                    db.conn.close()
+                raise
 
-    def _select(self, db: Database, ids: list[str]) -> dict[str, CustomerKey]:
+    def _select(self, db: _Connection, ids: list[str]) -> dict[str, CustomerKey]:
         found: dict[str, CustomerKey] = {}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
