@@ -144,6 +144,12 @@ class PersonalDataKeys(LedgerBase):
     def revealer(self, *, everything: bool = False) -> Revealer:
         return Revealer(self.key_store, everything=everything)
 
+    def personal_value(self, customer_id: str, field: str, value: str | None) -> str | None:
+        """A personal field as the account holds it (e.g. `account.name`), as readers see it:
+        in clear, or `[erased]`. Raises PersonalDataUnreadable."""
+        data = self.revealer().data(normalize_id(customer_id), "CustomerUpdated", {field: value})
+        return data[field]  # type: ignore[no-any-return]
+
     # ---- sealing at ingest --------------------------------------------------------------
 
     def _seal_cache(self) -> dict[str, CustomerKey]:
