@@ -15,8 +15,11 @@ def build_app(settings: Settings, clock: Clock = utc_now) -> LedgerApplication:
     """The ledger the settings describe. Raises ConfigError (bad database URL or Kafka
     bootstrap) and PolicyError (bad policy file) before anything is opened."""
     check_settings(settings)
+    env = eventsourcing_env(settings.database_url)
+    if settings.keys_database_url:  # SPEC §13: customers' keys apart (ledger/store/keys.py)
+        env["KEYS_DATABASE_URL"] = settings.keys_database_url
     return LedgerApplication(
-        eventsourcing_env(settings.database_url),
+        env,
         clock=clock,
         policies=load_policies(settings.policy_file),
     )

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # outside the database. Read through `audit_key_bytes()`, which refuses a malformed one.
     audit_key: SecretStr | None = None
     topic_checkpoints: str = "ledger.checkpoints"
+    # SPEC §13: where customers' data keys are kept (table customer_keys); unset: the
+    # ledger's own database. Another database keeps keys apart from events and their backups.
+    keys_database_url: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -159,7 +162,23 @@ def check_settings(settings: Settings) -> Settings:
     """The settings a command is about to use, checked (ConfigError)."""
     check_database_url(settings.database_url)
     check_kafka_bootstrap(settings.kafka_bootstrap)
+    if settings.keys_database_url is not None:
+        check_keys_database_url(settings.keys_database_url)
     return settings
+
+
+def check_keys_database_url(url: str) -> None:
+    """LEDGER_KEYS_DATABASE_URL as LEDGER_DATABASE_URL, but never in memory: keys that
+    vanish with a connection would be an erasure of every customer. Raises ConfigError."""
+    if url.startswith("memory://") or url in ("sqlite:///", "sqlite:///:memory:"):
+        raise ConfigError(f"LEDGER_KEYS_DATABASE_URL: {redacted(url)!r} is in memory; keys "
+                          "need a database file or server")  # fmt: skip
+    try:
+        check_database_url(url)
+    except ConfigError as error:
+        raise ConfigError(
+            str(error).replace("LEDGER_DATABASE_URL", "LEDGER_KEYS_DATABASE_URL")
+        ) from None
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from typing import Any
 from ledger.domain.account import CASH_SOURCES
 from ledger.domain.money import fmt
 from ledger.domain.periods import PERIOD_EVENT_TYPES
+from ledger.domain.personal import CUSTOMER_FIELDS, ERASED
 from ledger.domain.policy import CollectionsPolicy, OverdueInvoice, next_action
 from ledger.domain.remittance import REMITTANCE_EVENT_TYPES
 from projections.base import Event, Row, Rows, dec, utc_date, utc_instant
@@ -69,6 +70,18 @@ class AccountsProjection:
             if known is None or stamp >= known:
                 row[column] = data[field]
                 stamps[field] = stamp
+
+    # ---- SPEC §13: personal data restated sealed, or erased (ledger/app/erasure.py) ----
+
+    def _CustomerPersonalDataEncrypted(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        for field in CUSTOMER_FIELDS:
+            if data.get(field) is not None:
+                row[UPDATED_COLUMNS.get(field, field)] = data[field]
+
+    def _CustomerPersonalDataErased(self, row: Row, data: dict[str, Any], event: Event) -> None:
+        for field in CUSTOMER_FIELDS:
+            if row.get(UPDATED_COLUMNS.get(field, field)) is not None:
+                row[UPDATED_COLUMNS.get(field, field)] = ERASED
 
     def _ChargePosted(self, row: Row, data: dict[str, Any], event: Event) -> None:
         row["unbilled_charges"][data["charge_id"]] = data["amount"]

@@ -13,9 +13,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ledger.domain.money import fmt, quantize
+from ledger.domain.personal import ERASED
 from projections.base import Event, Row, Rows, dec
 
-CUSTOMER_EVENTS = frozenset({"CustomerRegistered", "CustomerUpdated"})
+CUSTOMER_EVENTS = frozenset(
+    {"CustomerRegistered", "CustomerUpdated", "CustomerPersonalDataEncrypted"}
+)
+ERASURE = "CustomerPersonalDataErased"  # SPEC §13: the name reads "[erased]"
 CENT = Decimal("0.01")
 
 
@@ -29,12 +33,14 @@ class MarginProjection:
             return [f"margin|{event['customer_id']}|{data['billing_period']}|{data['currency']}"]
         if kind in CUSTOMER_EVENTS and event["data"].get("name") is not None:
             return [f"customer|{event['customer_id']}"]
+        if kind == ERASURE:
+            return [f"customer|{event['customer_id']}"]
         return []
 
     def apply(self, key: str, row: Row | None, event: Event) -> Row:
         data = event["data"]
         if key.startswith("customer|"):
-            return {"name": data["name"]}
+            return {"name": ERASED if event["event_type"] == ERASURE else data["name"]}
         if row is None:
             _, customer_id, period, currency = key.split("|")
             row = {"customer_id": customer_id, "billing_period": period, "currency": currency,

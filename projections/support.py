@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.domain.personal import ERASED
 from projections.base import Event, Row, Rows, utc_instant
 
 SUPPORT_EVENTS = {
@@ -16,12 +17,16 @@ class SupportProjection:
     name = "support"
 
     def keys(self, event: Event) -> list[str]:
+        if event["event_type"] == "CustomerPersonalDataErased":  # SPEC §13
+            return [f"{event['customer_id']}|{t}" for t in event["data"].get("ticket_ids", [])]
         if event["event_type"] not in SUPPORT_EVENTS:
             return []
         return [f"{event['customer_id']}|{event['data']['ticket_id']}"]
 
     def apply(self, key: str, row: Row | None, event: Event) -> Row:
         data, kind = event["data"], event["event_type"]
+        if kind == "CustomerPersonalDataErased":
+            return _erased(key, row)
         row = row or {
             "ticket_id": data["ticket_id"], "customer_id": event["customer_id"],
             "status": "open", "category": None, "severity": None, "channel": None,
@@ -51,6 +56,20 @@ class SupportProjection:
             row["status"] = "resolved"
             row["resolved_at"] = event["occurred_at"]
         return row
+
+
+def _erased(key: str, row: Row | None) -> Row:
+    """The ticket's subject erased (a ticket the fold has not met yet, e.g. opened after an
+    as-of date by business time, starts as a bare row)."""
+    customer_id, _, ticket_id = key.rpartition("|")
+    row = dict(row) if row is not None else {
+        "ticket_id": ticket_id, "customer_id": customer_id, "status": "open", "category": None,
+        "severity": None, "channel": None, "subject": None, "opened_at": None,
+        "resolved_at": None, "minutes": 0, "billable_minutes": 0, "escalations": [],
+    }  # fmt: skip
+    if row.get("subject") is not None:
+        row["subject"] = ERASED
+    return row
 
 
 def support_view(rows: Rows, status: str | None = None) -> list[dict[str, Any]]:

@@ -23,13 +23,15 @@ def stream_events(
     app: LedgerApplication, customer_id: str, after: int = 0, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Events of the customer's stream after stream position `after`, in the SPEC §5 shape
-    plus the hash-chain link (`prev_hash`, `hash`)."""
+    plus the hash-chain link (`prev_hash`, `hash`). Personal fields are shown in clear or
+    `[erased]` (SPEC §13); the hashes are over the sealed values the store holds."""
     out: list[dict[str, Any]] = []
+    reveal = app.revealer()
     for notification in _select(app, app.stream_id(customer_id), after, limit):
         event = app.mapper.to_domain_event(notification)
         if isinstance(event, LedgerEvent):
             out.append(
-                {**to_published(event, notification.id),
+                {**reveal(to_published(event, notification.id)),
                  "prev_hash": event.prev_hash, "hash": event.hash}
             )  # fmt: skip
     return out

@@ -10,9 +10,12 @@ from __future__ import annotations
 from ledger.app.audit import ChainAudit
 from ledger.app.batching import IngestBatching
 from ledger.app.collections import CollectionsRuns
+from ledger.app.erasure import CustomerErasure
 from ledger.app.invoicing import Invoicing
 from ledger.app.remittance import PayingMicrosoft
 
 
-class LedgerApplication(IngestBatching, Invoicing, CollectionsRuns, PayingMicrosoft, ChainAudit):
+class LedgerApplication(
+    IngestBatching, Invoicing, CollectionsRuns, PayingMicrosoft, ChainAudit, CustomerErasure
+):
     name = "ledger"

@@ -15,9 +15,10 @@ from eventsourcing.application import (
 )
 from eventsourcing.persistence import Recording
 
-from ledger.app.base import Clock, LedgerBase, utc_now
+from ledger.app.base import Clock, utc_now
 from ledger.app.deadletters import DeadLetter
 from ledger.app.decisions import APPLIED, REFUSED, Decision
+from ledger.app.erasure import PersonalDataKeys
 from ledger.domain import events as ev
 from ledger.domain.account import CustomerAccount, Meta
 from ledger.domain.errors import (
@@ -108,7 +109,7 @@ class _Loaded:
     cached: bool
 
 
-class IngestBatching(LedgerBase):
+class IngestBatching(PersonalDataKeys):
     """handle_batch and its cache; the rest of the application is in LedgerBase."""
 
     def __init__(
@@ -165,6 +166,7 @@ class IngestBatching(LedgerBase):
         The decisions are read from the store on every pass (never cached).
         """
         where = list(sources) if sources is not None else [Source()] * len(messages)
+        self.prefetch_seal_keys(messages)  # SPEC §13: keys before the events (erasure.py)
         for _ in range(2):
             loaded: dict[str, _Loaded] = {}
             try:
@@ -268,7 +270,8 @@ class IngestBatching(LedgerBase):
     ) -> bool:
         customer_id = message.customer_id
         account = accounts.get(customer_id) or self._batch_account(customer_id, loaded)
-        payload = message.to_payload()
+        # SPEC §13: personal fields sealed before the event is hashed and stored.
+        payload = self.seal_payload(message.type, customer_id, message.to_payload())
         if message.type == "customer_registered":
             if account is not None:
                 try:
@@ -321,8 +324,11 @@ class IngestBatching(LedgerBase):
                 break
         if first is None:
             return error
+        first_data = self.revealer().data(  # compared in clear (SPEC §13, erasure.py)
+            normalize_id(first.customer_id), type(first).__name__, first.data
+        )
         fields = differing_fields(message, {
-            **first.data, "message_id": first.message_id,
+            **first_data, "message_id": first.message_id,
             "customer_id": message.customer_id, "occurred_at": first.occurred_at,
         })  # fmt: skip
         if not fields:

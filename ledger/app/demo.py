@@ -358,6 +358,8 @@ def demo_price_book(biz: DemoBusiness) -> str:
 
 
 FEBRUARY_INVOICE = "G012399999"
+FORGOTTEN_CUSTOMER = "tenant-004"  # SPEC §13: one customer asks to be forgotten
+ERASURE_REASON = "erasure request DSR-2026-001 (GDPR Art. 17)"
 
 
 def run_demo(
@@ -421,6 +423,11 @@ def run_demo(
     app.pay_microsoft("2026-01", half, "WIRE-2026-0301", date(2026, 3, 1))
     on_step("paid Microsoft half of January's invoice")
     microsoft_side(app, imported.recon.total, on_step)
+    forgotten = app.forget(FORGOTTEN_CUSTOMER, ERASURE_REASON)  # SPEC §13
+    on_step(
+        f"erasure request: forgot {forgotten.customer_id} (key destroyed; its name and support "
+        "subjects now read [erased], its amounts stay)"
+    )
     return totals
 
 

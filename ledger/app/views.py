@@ -49,11 +49,13 @@ class UnknownView(ValueError):
 
 
 def published_events(app: LedgerApplication, start: int = 1) -> Iterator[dict[str, Any]]:
-    """Every stored event in global order, in the SPEC §5 shape."""
+    """Every stored event in global order, in the SPEC §5 shape, personal fields in clear or
+    `[erased]` (SPEC §13, ledger/app/erasure.py)."""
+    reveal = app.revealer(everything=True)
     for notification in app.notifications(start=start):
         event = app.mapper.to_domain_event(notification)
         if isinstance(event, LedgerEvent):
-            yield to_published(event, notification.id)
+            yield reveal(to_published(event, notification.id))
 
 
 def project_rows(

@@ -25,7 +25,7 @@ DELINQUENCY_COLUMNS = [
     "suspended_since", "next_action", "next_action_date",
 ]  # fmt: skip
 SUPPORT_COLUMNS = [
-    "ticket_id", "customer_id", "status", "category", "severity", "channel", "minutes",
+    "ticket_id", "customer_id", "subject", "status", "category", "severity", "channel", "minutes",
     "billable_minutes", "escalations",
 ]  # fmt: skip
 
@@ -64,7 +64,7 @@ def demo(
 
         def step(text: str) -> None:
             status.update(text)
-            console.print(f"  ✓ {text}")
+            console.print(f"  ✓ {text}", markup=False)
 
         files: dict[str, bytes] = {}
         totals = run_demo(app, step, deadletter_store(settings), files)

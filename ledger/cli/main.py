@@ -41,6 +41,7 @@ def _register_groups() -> None:
         audit,
         bill,
         collections,
+        customers,
         deadletters,
         demo,
         documents,
@@ -60,7 +61,7 @@ def _register_groups() -> None:
 
     for group in (invoice, deadletters, audit, collections, policy, projections, ingest,
                   pipeline, show, remittance, serve, tokens, demo, microsoft, bill,
-                  documents, period, export):  # fmt: skip
+                  documents, period, export, customers):  # fmt: skip
         group.register(app)
 
 

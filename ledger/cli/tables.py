@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def flatten(row: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +32,8 @@ def print_rows(rows: list[dict[str, Any]], title: str, console: Console | None =
         numeric = all(_is_number(r.get(column)) for r in flat)
         table.add_column(column, justify="right" if numeric else "left")
     for row in flat:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        # Text, not markup: a value such as "[erased]" (SPEC §13) is shown as written.
+        table.add_row(*(Text("" if v is None else str(v)) for v in row.values()))
     console.print(table)
 
 

@@ -54,6 +54,7 @@ from ledger.documents.model import (
 )
 from ledger.documents.profile import PartnerProfile
 from ledger.documents.render import render_html, render_pdf
+from ledger.domain.personal import ERASED
 from ledger.store.db import Database
 from ledger.store.wire import Decoder
 
@@ -439,7 +440,7 @@ def deliver(
                 _finish(db, document_id, "failed", attempts + 1, str(error), clock())
                 done.failed += 1
                 continue
-            if not doc.customer.email:
+            if not doc.customer.email or doc.customer.email == ERASED:  # SPEC §13
                 _park(db, document_id, clock() + timedelta(seconds=backoff))
                 done.no_email += 1
                 continue

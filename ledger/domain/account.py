@@ -16,6 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.domain import events as ev
 from ledger.domain.account_corrections import Corrections
+from ledger.domain.account_personal import PersonalData  # SPEC §13 erasure
 from ledger.domain.account_state import (
     CASH_SOURCES,
     ZERO,
@@ -87,7 +88,7 @@ def _cost_currency(charge: UnbilledCharge, currency: str) -> dict[str, str]:
     return {"cost_currency": other} if other and other != currency else {}
 
 
-class CustomerAccount(Corrections, SupportTickets):
+class CustomerAccount(Corrections, SupportTickets, PersonalData):
     """A customer's stream. Its state: ledger/domain/account_state.py; its collections and
     support tickets: account_collections.py and account_support.py; here the customer,
     charges, invoices and the money that settles them."""

@@ -35,6 +35,16 @@ class CustomerUpdated(LedgerEvent):
     pass
 
 
+class CustomerPersonalDataEncrypted(LedgerEvent):
+    """The customer's current personal fields restated sealed (`ledger customers
+    encrypt-existing`): written before encryption, they stay in clear in older events."""
+
+
+class CustomerPersonalDataErased(LedgerEvent):
+    """The customer's key was destroyed (SPEC §13): their personal fields read `[erased]`.
+    Holds no personal data: the reason, the fields erased, the tickets whose subject was."""
+
+
 class ChargePosted(LedgerEvent):
     pass
 
@@ -179,7 +189,8 @@ MICROSOFT_ACCOUNT_EVENTS = (
 EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     cls.__name__: cls
     for cls in (
-        CustomerRegistered, CustomerUpdated, ChargePosted, InvoiceIssued, DebitMemoIssued,
+        CustomerRegistered, CustomerUpdated, CustomerPersonalDataEncrypted,
+        CustomerPersonalDataErased, ChargePosted, InvoiceIssued, DebitMemoIssued,
         PaymentReceived, PaymentApplied, PaymentUnapplied, PaymentReversed, CreditNoteIssued,
         RefundIssued, InvoiceWrittenOff, WriteOffReversed, InvoiceVoided, DunningNoticeSent,
         SubscriptionSuspended, SubscriptionReinstated,

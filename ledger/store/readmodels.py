@@ -85,6 +85,7 @@ def rebuild(
     # projection reads), in pages of 5000, and each is folded into every projection while
     # it is at hand (projections.base.Folder; the journal sums postings until the end).
     decoder = Decoder(app.mapper, event_ids=False)
+    reveal = app.revealer(everything=True)  # personal fields in clear or [erased] (SPEC §13)
     folders = [folder(PROJECTIONS[name], rows[name]) for name in chosen]
 
     def take(start: int) -> None:
@@ -93,6 +94,7 @@ def rebuild(
             event = decoder.published(notification)
             if event is None:
                 continue
+            event = reveal(event)
             for fold_in in folders:
                 fold_in(event)
             positions[event["customer_id"]] = last = event["global_position"]

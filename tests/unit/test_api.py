@@ -495,11 +495,22 @@ def test_a_store_outage_is_a_503_problem(tmp_path: Path, monkeypatch: pytest.Mon
 # ---- event store backends ---------------------------------------------------------------
 
 
+def unlinked(items: Any) -> Any:
+    """Events (a list, or a page's `items`) without their hash links: two ledgers of the same
+    messages differ there, as the links cover the sealed personal fields, whose ciphertext
+    depends on each ledger's own random key (SPEC §13); the fields read the same in clear."""
+    if isinstance(items, dict):
+        return {**items, "items": unlinked(items["items"])}
+    return [{k: v for k, v in e.items() if k not in ("hash", "prev_hash")} for e in items]
+
+
 def test_events_and_balance_read_the_same_on_sqlite(tmp_path: Path, api: Api) -> None:
     sqlite = build_api(tmp_path, make_ledger(f"sqlite:///{tmp_path / 'events.db'}"))
     for url in ("/customers/contoso/events", "/customers/late-2/events"):
         # Same messages, same clock, same order: the very same history, positions included.
-        assert sqlite.all_pages(url, limit=3)[0] == api.ok(url, limit=500)["items"]
+        assert unlinked(sqlite.all_pages(url, limit=3)[0]) == unlinked(
+            api.ok(url, limit=500)["items"]
+        )
     assert sqlite.ok("/customers/contoso/balance") == api.ok("/customers/contoso/balance")
 
 

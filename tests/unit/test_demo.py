@@ -28,6 +28,9 @@ def test_demo_runs_the_business_and_prints_every_view(tmp_path: Path) -> None:
     for title in ("Balances", "Delinquency", "Remittance due to Microsoft", "Support tickets"):
         assert title in out
     assert "hash chains intact" in out
+    # SPEC §13: one customer is forgotten; the chains still verify (above).
+    assert "erasure request: forgot tenant-004" in out
+    assert "[erased]" in out and "Adventure Works" not in out
     assert "1 amount mismatch" in out and "1 charge not billed" in out
     # February is billed from Microsoft's file with the price book, and its margin shown.
     assert "billed February from Microsoft's file G012399999 with the price book: 75 charges" in out

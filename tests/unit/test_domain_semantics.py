@@ -685,7 +685,8 @@ def test_customer_details_are_the_latest_update_whatever_the_arrival_order(
     for i in order:
         apply_all(app, updates[i])
     account = app.get("c1")
-    assert (account.name, account.payment_terms_days, account.collections_policy) == (
+    name = app.personal_value("c1", "name", account.name)  # stored sealed (SPEC §13)
+    assert (name, account.payment_terms_days, account.collections_policy) == (
         "New Name", 45, "no-suspend",
     )  # fmt: skip
     row = project_rows(app, "accounts")["c1"]

@@ -51,6 +51,12 @@ def rich_ledger() -> LedgerApplication:
         build("write_off_reversed", "x", "wo-2", write_off_id="WO-1", reason="recovered"),
     ]))  # fmt: skip
     check(app, date(2026, 7, 1))  # February's Microsoft invoice is overdue by then
+    # SPEC §13: a customer written in clear (before encryption), restated sealed; an erasure.
+    app.seal_payload = lambda kind, customer, payload: payload  # type: ignore[method-assign]
+    app.handle_batch(msgs([customer_registered("legacy")]))
+    del app.seal_payload
+    app.encrypt_existing()
+    app.forget("x", "erasure request")
     return app
 
 
