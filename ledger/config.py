@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from functools import lru_cache
 from pathlib import Path
 
@@ -107,7 +108,6 @@ class ConfigError(Exception):
     """A configuration mistake (SPEC §9): one line on stderr, exit 1; nothing is done."""
 
 
-SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$")
 
 
@@ -133,16 +133,25 @@ def check_database_url(url: str) -> None:
             f"LEDGER_DATABASE_URL: the directory {str(path.parent)!r} of {str(path)!r} does "
             "not exist"
         )
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(len(SQLITE_MAGIC))
-    except FileNotFoundError:
+    if not path.exists():
         return  # a new ledger: created on first use
-    except OSError as error:
-        raise ConfigError(f"LEDGER_DATABASE_URL: {str(path)!r} cannot be read "
-                          f"({error.strerror})") from None  # fmt: skip
-    if head and head != SQLITE_MAGIC:
-        raise ConfigError(f"LEDGER_DATABASE_URL: {str(path)!r} is not a SQLite database")
+    # Through SQLite itself, never open()/close() of our own: closing any other descriptor of
+    # the file drops every POSIX lock this process holds on it (SQLite's "How To Corrupt An
+    # SQLite Database File" §2.2), and a process may already have the store open.
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.5)
+        try:
+            probe.execute("PRAGMA schema_version").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as error:
+        if "locked" in str(error) or "busy" in str(error):
+            return  # another connection is writing it: a SQLite database
+        if "not a database" in str(error):
+            raise ConfigError(
+                f"LEDGER_DATABASE_URL: {str(path)!r} is not a SQLite database"
+            ) from None
+        raise ConfigError(f"LEDGER_DATABASE_URL: {str(path)!r} cannot be read ({error})") from None
 
 
 def check_kafka_bootstrap(bootstrap: str | None) -> None:

@@ -152,3 +152,28 @@ def test_options_at_the_edges_are_one_clear_error(
     assert "Traceback" not in done.err + done.out
     if code == 1:
         assert len(done.err.strip().splitlines()) == 1, done.err
+
+
+def test_checking_a_sqlite_url_keeps_the_locks_this_process_holds(tmp_path):
+    """Closing any descriptor of a SQLite file drops every POSIX lock the process holds on it
+    (SQLite's "How To Corrupt" §2.2): the URL check must never open() the file itself."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from ledger.config import check_database_url
+
+    path = tmp_path / "ledger.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer.execute("BEGIN IMMEDIATE")  # this process holds the write lock
+    writer.execute("INSERT INTO t VALUES (1)")
+    check_database_url(f"sqlite:///{path}")
+    other = subprocess.run(
+        [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], "
+         "timeout=0, isolation_level=None); c.execute('BEGIN IMMEDIATE')", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    writer.execute("COMMIT")
+    writer.close()
+    assert other.returncode != 0 and "locked" in other.stderr, other.stderr
