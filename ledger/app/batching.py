@@ -9,10 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from eventsourcing.application import (
-    ProcessingEvent,
-    project_aggregate,
-)
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import Recording
 
 from ledger.app.base import Clock, LedgerBase, utc_now
@@ -166,9 +163,6 @@ class IngestBatching(LedgerBase):
         for _ in range(2):
             loaded: dict[str, _Loaded] = {}
             try:
-                self._preload(
-                    {m.customer_id for m in messages if not isinstance(m, Refused)}, loaded
-                )
                 result, accounts, new, renewed = self._decide(messages, where, loaded)
                 if self._refused_on_stale_state(messages, result, loaded):
                     self._evict(loaded)
@@ -202,6 +196,12 @@ class IngestBatching(LedgerBase):
             for m in messages
         ]
         known = self.select_decisions([k for key, fp in keyed for k in (key, f"{key}#{fp}")])
+        # Only the accounts of messages not decided before are needed: a batch delivered
+        # again (a crash, a second billing run) loads no stream at all.
+        self._preload({
+            m.customer_id for m, (key, _), s in zip(messages, keyed, where, strict=True)
+            if not isinstance(m, Refused) and (key not in known or s.replay)
+        }, loaded)  # fmt: skip
         new: dict[str, Decision] = {}
         renewed: dict[str, Decision] = {}
         for message, (key, fingerprint), source in zip(messages, keyed, where, strict=True):
@@ -360,7 +360,10 @@ class IngestBatching(LedgerBase):
             stored = streams.get(stream_id)
             account = None
             if stored:
-                account = project_aggregate(None, map(self.mapper.to_domain_event, stored))
+                # The library's project_aggregate, without its assert isinstance on a
+                # runtime-checkable Protocol (a third of the replay's time).
+                for event in map(self.mapper.to_domain_event, stored):
+                    account = event.mutate(account)
                 assert isinstance(account, CustomerAccount)
                 self._cache_put(customer_id, account)
             loaded[customer_id] = _Loaded(account, account.version if account else 0, False)
