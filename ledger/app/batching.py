@@ -195,7 +195,12 @@ class IngestBatching(LedgerBase):
             (m.key, m.fingerprint) if isinstance(m, Refused) else (m.message_id, m.fingerprint())
             for m in messages
         ]
-        known = self.select_decisions([k for key, fp in keyed for k in (key, f"{key}#{fp}")])
+        known = self.select_decisions([key for key, _ in keyed])
+        # A key decided with another payload is a conflict, decided under key#fingerprint.
+        if conflicting := [
+            f"{key}#{fp}" for key, fp in keyed if key in known and known[key].fingerprint != fp
+        ]:
+            known.update(self.select_decisions(conflicting))
         # Only the accounts of messages not decided before are needed: a batch delivered
         # again (a crash, a second billing run) loads no stream at all.
         self._preload({

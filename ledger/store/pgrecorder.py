@@ -109,8 +109,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             # every writer: shorter holds, more batches per second).
             decisions: Sequence[Decision] = kwargs.get("decisions") or ()
             if decisions:
-                curs.execute(self.insert_decisions_statement,
-                             [list(column) for column in zip(*(d.row() for d in decisions), strict=True)],
+                columns = zip(*(d.row() for d in decisions), strict=True)
+                curs.execute(self.insert_decisions_statement, [list(c) for c in columns],
                              prepare=True)  # fmt: skip
             write_side_tables(curs, {**kwargs, "decisions": ()})
             if stored_events:
