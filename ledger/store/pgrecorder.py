@@ -106,10 +106,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             # The decisions first, in one statement, BEFORE the writers' lock: a message
             # decided by another writer at the same time still fails on its key (the batch
             # is retried), and the lock is held only for the events (the serial point of
-            # every writer: shorter holds, more batches per second).
+            # every writer: shorter holds, more batches per second). In key order, so two
+            # writers that meet on several keys wait for each other in one order, never in
+            # a cycle (no deadlock).
             decisions: Sequence[Decision] = kwargs.get("decisions") or ()
             if decisions:
-                columns = zip(*(d.row() for d in decisions), strict=True)
+                rows = sorted(d.row() for d in decisions)
+                columns = zip(*rows, strict=True)
                 curs.execute(self.insert_decisions_statement, [list(c) for c in columns],
                              prepare=True)  # fmt: skip
             write_side_tables(curs, {**kwargs, "decisions": ()})
