@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,10 +36,12 @@ from tests.fixtures.recon_gen import generate  # noqa: E402
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 BOOK = '[defaults]\nmarkup_percent = "15"\n[[rules]]\ncharge_types = ["usage"]\n' \
        'markup_percent = "8"\nmin_margin_percent = "10"\n'  # fmt: skip
-# Runs a command and prints its peak RSS (KiB, ru_maxrss of that one child) on stderr's last
-# line: a fresh wrapper per measurement, so no earlier child's peak hides it.
+# Runs a command and prints its peak RSS (KiB, ru_maxrss of that one child) and CPU seconds
+# (user + system) on stderr's last line: a fresh wrapper per measurement, so no earlier
+# child's figures hide it. CPU seconds hold on a shared machine where wall time does not.
 WRAPPER = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+           "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+           "print(u.ru_maxrss, u.ru_utime + u.ru_stime, file=sys.stderr); "
            "sys.exit(code)")  # fmt: skip
 
 
@@ -48,23 +51,45 @@ def env_for(url: str) -> dict[str, str]:
     return env
 
 
-def measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS MB, stdout) of one `ledger` command."""
+@dataclass
+class Measured:
+    seconds: float  # wall
+    cpu_seconds: float  # of the `ledger` process (user + system), not PostgreSQL's
+    rss_mb: float  # peak
+    load: float  # 1-minute load average at the end
+    stdout: str
+
+    def figures(self, lines: int, prefix: str = "") -> dict[str, object]:
+        return {f"{prefix}seconds": round(self.seconds, 2),
+                f"{prefix}lines_per_s": round(lines / self.seconds),
+                f"{prefix}cpu_seconds": round(self.cpu_seconds, 2),
+                f"{prefix}lines_per_cpu_s": round(lines / self.cpu_seconds),
+                f"{prefix}peak_rss_mb": round(self.rss_mb), f"{prefix}load": self.load}  # fmt: skip
+
+
+def measured(args: list[str], env: dict[str, str], cwd: Path) -> Measured:
+    """Wall and CPU seconds, peak RSS and stdout of one `ledger` command."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", WRAPPER, LEDGER, *args], env=env, cwd=cwd,
                           capture_output=True, text=True)  # fmt: skip
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"ledger {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    rss_kib = int(done.stderr.strip().splitlines()[-1])
-    return seconds, rss_kib / 1024, done.stdout
+    rss_kib, cpu = done.stderr.strip().splitlines()[-1].split()
+    return Measured(
+        seconds, float(cpu), int(rss_kib) / 1024, round(os.getloadavg()[0], 1), done.stdout
+    )
 
 
-def raw_csv_rate(raw: bytes) -> float:
-    """Lines/s of reading the file with csv.DictReader alone (decode included)."""
-    start = time.perf_counter()
+def raw_csv_rate(raw: bytes) -> dict[str, float]:
+    """Lines/s (wall and of CPU) of reading the file with csv.DictReader alone (decode
+    included), with the load average: measured next to each billing run, as the load of a
+    shared machine changes."""
+    start, cpu = time.perf_counter(), time.process_time()
     rows = sum(1 for _ in csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    return rows / (time.perf_counter() - start)
+    return {"raw_csv_lines_per_s": round(rows / (time.perf_counter() - start)),
+            "raw_csv_lines_per_cpu_s": round(rows / (time.process_time() - cpu)),
+            "load": round(os.getloadavg()[0], 1)}  # fmt: skip
 
 
 def charges_jsonl(raw: bytes, currency: str) -> str:
@@ -79,9 +104,9 @@ def ingest_only(url: str, work: Path, lines: int) -> dict[str, object]:
     env = env_for(url)
     subprocess.run([LEDGER, "ingest", "customers.jsonl"], env=env, cwd=work, check=True,
                    capture_output=True)  # fmt: skip
-    seconds, rss, _ = measured(["ingest", "charges.jsonl", "--batch-size", "1000"], env, work)
-    return {"seconds": round(seconds, 2), "lines_per_s": round(lines / seconds),
-            "peak_rss_mb": round(rss)}  # fmt: skip
+    raw = raw_csv_rate((work / "invoice.csv").read_bytes())
+    run = measured(["ingest", "charges.jsonl", "--batch-size", "1000"], env, work)
+    return {**run.figures(lines), "raw": raw}
 
 
 def bill(url: str, work: Path, lines: int) -> dict[str, object]:
@@ -89,17 +114,14 @@ def bill(url: str, work: Path, lines: int) -> dict[str, object]:
     subprocess.run([LEDGER, "ingest", "customers.jsonl"], env=env, cwd=work, check=True,
                    capture_output=True)  # fmt: skip
     args = ["bill", "partner-center", "invoice.csv", "--price-book", "prices.toml", "--json"]
-    seconds, rss, out = measured(args, env, work)
-    report = json.loads(out)
-    again_seconds, again_rss, again_out = measured(args, env, work)
-    again = json.loads(again_out)
-    assert again["billed"] == 0 and again["duplicates"] == report["billed"], again
-    return {
-        "lines": lines, "billed": report["billed"], "seconds": round(seconds, 2),
-        "lines_per_s": round(lines / seconds), "peak_rss_mb": round(rss),
-        "rerun_seconds": round(again_seconds, 2),
-        "rerun_lines_per_s": round(lines / again_seconds), "rerun_peak_rss_mb": round(again_rss),
-    }  # fmt: skip
+    raw = raw_csv_rate((work / "invoice.csv").read_bytes())
+    first = measured(args, env, work)
+    report = json.loads(first.stdout)
+    again = measured(args, env, work)
+    second = json.loads(again.stdout)
+    assert second["billed"] == 0 and second["duplicates"] == report["billed"], second
+    return {"lines": lines, "billed": report["billed"], **first.figures(lines),
+            **again.figures(lines, "rerun_"), "raw": raw}  # fmt: skip
 
 
 def main() -> None:
@@ -121,7 +143,7 @@ def main() -> None:
             "file_lines": scenario.line_count,
             "file_mb": round(len(scenario.csv_bytes) / 1e6, 1),
             "generate_seconds": round(generated, 1),
-            "raw_csv_lines_per_s": round(raw_csv_rate(scenario.csv_bytes)),
+            **raw_csv_rate(scenario.csv_bytes),
         }
         (work / "charges.jsonl").write_text(charges_jsonl(scenario.csv_bytes, "USD"))
         count = scenario.line_count

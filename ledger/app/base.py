@@ -140,6 +140,17 @@ class LedgerBase(Application[UUID]):
         assert isinstance(account, CustomerAccount)
         return account
 
+    def registration(self, customer_id: str) -> dict[str, Any] | None:
+        """The data of the customer's registration (`CustomerRegistered`, the first event of
+        its stream), read alone: what an update never changes (its currency, SPEC §3) without
+        replaying the stream. None: not registered."""
+        stored = self.recorder.select_events(self.stream_id(customer_id), limit=1)
+        if not stored:
+            return None
+        event = self.mapper.to_domain_event(stored[0])
+        assert isinstance(event, ev.CustomerRegistered)
+        return dict(event.data)
+
     def get(self, customer_id: str) -> CustomerAccount:
         account = self.find(customer_id)
         if account is None:

@@ -9,10 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from eventsourcing.application import (
-    ProcessingEvent,
-    project_aggregate,
-)
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import Recording
 
 from ledger.app.base import Clock, utc_now
@@ -170,9 +167,6 @@ class IngestBatching(PersonalDataKeys):
         for _ in range(2):
             loaded: dict[str, _Loaded] = {}
             try:
-                self._preload(
-                    {m.customer_id for m in messages if not isinstance(m, Refused)}, loaded
-                )
                 result, accounts, new, renewed = self._decide(messages, where, loaded)
                 if self._refused_on_stale_state(messages, result, loaded):
                     self._evict(loaded)
@@ -205,7 +199,18 @@ class IngestBatching(PersonalDataKeys):
             (m.key, m.fingerprint) if isinstance(m, Refused) else (m.message_id, m.fingerprint())
             for m in messages
         ]
-        known = self.select_decisions([k for key, fp in keyed for k in (key, f"{key}#{fp}")])
+        known = self.select_decisions([key for key, _ in keyed])
+        # A key decided with another payload is a conflict, decided under key#fingerprint.
+        if conflicting := [
+            f"{key}#{fp}" for key, fp in keyed if key in known and known[key].fingerprint != fp
+        ]:
+            known.update(self.select_decisions(conflicting))
+        # Only the accounts of messages not decided before are needed: a batch delivered
+        # again (a crash, a second billing run) loads no stream at all.
+        self._preload({
+            m.customer_id for m, (key, _), s in zip(messages, keyed, where, strict=True)
+            if not isinstance(m, Refused) and (key not in known or s.replay)
+        }, loaded)  # fmt: skip
         new: dict[str, Decision] = {}
         renewed: dict[str, Decision] = {}
         for message, (key, fingerprint), source in zip(messages, keyed, where, strict=True):
@@ -368,7 +373,10 @@ class IngestBatching(PersonalDataKeys):
             stored = streams.get(stream_id)
             account = None
             if stored:
-                account = project_aggregate(None, map(self.mapper.to_domain_event, stored))
+                # The library's project_aggregate, without its assert isinstance on a
+                # runtime-checkable Protocol (a third of the replay's time).
+                for event in map(self.mapper.to_domain_event, stored):
+                    account = event.mutate(account)
                 assert isinstance(account, CustomerAccount)
                 self._cache_put(customer_id, account)
             loaded[customer_id] = _Loaded(account, account.version if account else 0, False)

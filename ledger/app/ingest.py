@@ -192,11 +192,12 @@ def _count(
 ) -> IngestCounts:
     counts = IngestCounts(stored=stored)
     for record, item, outcome in zip(records, items, result.outcomes, strict=True):
+        if outcome.status == "applied":  # the common case: nothing to log
+            counts.applied += 1
+            continue
         fields = {"customer_id": item.customer_id, "source": record.source, **record.where(),
                   "message_id": None if isinstance(item, Refused) else item.message_id}  # fmt: skip
-        if outcome.status == "applied":
-            counts.applied += 1
-        elif outcome.status == "duplicate":
+        if outcome.status == "duplicate":
             counts.duplicate += 1
             log.debug("ingest.duplicate", **fields)
         elif outcome.status == "refused_before":

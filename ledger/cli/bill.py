@@ -16,7 +16,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ledger.app.billing import BillingReport, Send, bill_file, lookup_from_accounts
+from ledger.app.billing import (
+    BillingReport,
+    Send,
+    bill_file,
+    lookup_from_accounts,
+    lookup_from_registrations,
+)
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.cli.options import parse_period
 from ledger.cli.tables import print_rows
@@ -126,8 +132,10 @@ def partner_center(
 
     ledger = build_app(settings)
     # Embedded, ingest itself tells duplicates; a dry run and Kafka need the known charges.
-    customers = lookup_from_accounts(
-        ledger.find, charges=dry_run or bool(settings.kafka_bootstrap)
+    customers = (
+        lookup_from_accounts(ledger.find)
+        if dry_run or settings.kafka_bootstrap
+        else lookup_from_registrations(ledger.registration)
     )
     with _progress_bar() as progress:
         if dry_run:

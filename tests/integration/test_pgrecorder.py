@@ -92,6 +92,46 @@ def test_a_batch_of_uncached_accounts_loads_them_in_one_query(
     assert reader.get("b").version == 2
 
 
+def test_a_batch_delivered_again_loads_no_stream(
+    fresh_pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decisions say every message was applied: no account is needed, none is read (a
+    second billing run over every customer reads no stream)."""
+    url = fresh_pg_url()
+    writer = LedgerApplication(eventsourcing_env(url))
+    writer.handle_batch(msgs([customer_registered(c) for c in "abc"]))
+    batch = [charge(c, f"CH-{c}", "1.00") for c in "abc"]
+    writer.handle_batch(msgs(batch))
+    reader = LedgerApplication(eventsourcing_env(url))  # a new process: nothing cached
+    reads: list[str] = []
+    for name in ("select_streams", "select_events"):
+        real = getattr(reader.recorder, name)
+
+        def counting(*args: object, _real: Callable[..., object] = real, _name: str = name,
+                     **kwargs: object) -> object:  # fmt: skip
+            reads.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(reader.recorder, name, counting)
+    result = reader.handle_batch(msgs(batch))
+    assert [o.status for o in result.outcomes] == ["duplicate"] * 3
+    assert reads == []
+    # One new message among them: only its customer's stream is read.
+    result = reader.handle_batch(msgs([*batch, charge("b", "CH-b2", "2.00")]))
+    assert [o.status for o in result.outcomes] == ["duplicate"] * 3 + ["applied"]
+    assert reads == ["select_events"]  # one customer: the single-stream read
+    assert reader.get("b").version == 3
+
+
+def test_registration_is_read_without_the_stream(fresh_pg_url: Callable[[], str]) -> None:
+    app = LedgerApplication(eventsourcing_env(fresh_pg_url()))
+    registered = customer_registered("a", currency="EUR")
+    app.handle_batch(msgs([registered, charge("a", "CH-1", "1.00", currency="EUR")]))
+    registration = app.registration("a")
+    assert registration is not None and registration["currency"] == "EUR"
+    assert app.registration("nobody") is None
+
+
 def test_notifications_read_the_same_as_the_library_reads_them(
     fresh_pg_url: Callable[[], str],
 ) -> None:

@@ -1,0 +1,135 @@
+"""Where billing's time goes: a generated Partner Center file billed in-process into a fresh
+PostgreSQL database, twice (the second run: every line a duplicate), with the CPU time
+(process_time, the figure that holds on a shared machine) and wall time of each stage per
+line; optionally under cProfile (the first run's ingest only).
+
+    .venv/bin/python benchmarks/profile_billing.py [--lines 20000] [--customers 200]
+        [--profile] [--top 40]
+
+The stages are those of `ledger bill partner-center` (ledger.app.billing.bill_file): parse the
+file, the charge ids, the customer lookup, pricing (plan), the JSON of each message, then the
+ingest path: parse and validate (parse_message), decide (the accounts, events and hash chain),
+save (events, decisions, one transaction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.billing import BOOK  # noqa: E402
+from benchmarks.support import scratch_database  # noqa: E402
+from ledger.app import billing  # noqa: E402
+from ledger.app.application import LedgerApplication  # noqa: E402
+from ledger.app.ingest import RawRecord, _item, process_records  # noqa: E402
+from ledger.app.reconcile import parse_recon_file  # noqa: E402
+from ledger.domain.pricebook import load_price_book  # noqa: E402
+from ledger.store.eventstore import eventsourcing_env  # noqa: E402
+from tests.fixtures.recon_gen import generate  # noqa: E402
+
+
+class Stages:
+    """CPU and wall seconds per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name][0] += time.process_time() - cpu
+            self.seconds[name][1] += time.perf_counter() - wall
+
+    def timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self(name):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+
+def bill_once(app: LedgerApplication, raw: bytes, profiler: cProfile.Profile | None) -> None:
+    stages = Stages()
+    book = load_price_book(BOOK)
+    cpu, wall = time.process_time(), time.perf_counter()
+    with stages("parse file"):
+        recon = parse_recon_file(raw)
+        period = recon.billing_period()
+    with stages("charge ids"):
+        ids = billing.charge_ids(recon)
+    lookup = stages.timed("customer lookup", billing.lookup_from_registrations(app.registration))
+    # The two halves of handle_batch, timed on this instance only.
+    app._decide = stages.timed("decide", app._decide)  # type: ignore[method-assign]
+    app.save = stages.timed("save", app.save)  # type: ignore[method-assign]
+    applied = 0
+    for start in range(0, len(recon.lines), billing.BATCH):
+        end = start + billing.BATCH
+        with stages("price (+lookup)"):
+            _, planned, _ = billing.plan(
+                recon, book, lookup, billing_period=period, lines=recon.lines[start:end],
+                ids=ids[start:end],
+            )  # fmt: skip
+        with stages("message JSON"):
+            records = [RawRecord(json.dumps(p.message, separators=(",", ":")), "bench",
+                                 offset=p.line, key=p.customer_id) for p in planned]  # fmt: skip
+        with stages("parse + validate"):
+            items = [_item(record) for record in records]
+        if profiler:
+            profiler.enable()
+        result = app.handle_batch(items)
+        if profiler:
+            profiler.disable()
+        applied += result.count("applied")
+    lines = len(recon.lines)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(f"{lines:,} lines, {applied:,} applied: CPU {cpu:.2f} s ({lines / cpu:,.0f} lines/s "
+          f"of CPU), wall {wall:.2f} s ({lines / wall:,.0f} lines/s)")  # fmt: skip
+    for name, (stage_cpu, stage_wall) in stages.seconds.items():
+        print(f"  {name:16} CPU {1e6 * stage_cpu / lines:6.1f} us/line   "
+              f"wall {1e6 * stage_wall / lines:6.1f} us/line")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    scenario = generate(args.lines, args.customers, seed=16, deliberate=False)
+    registrations = [m for m in scenario.messages if '"customer_registered"' in m]
+    with scratch_database("profile_billing") as url:
+        app = LedgerApplication(eventsourcing_env(url))
+        process_records(app, [RawRecord(m, "customers") for m in registrations])
+        profiler = cProfile.Profile() if args.profile else None
+        print("first run:")
+        bill_once(app, scenario.csv_bytes, profiler)
+        app.close()
+        app = LedgerApplication(eventsourcing_env(url))  # a new process: nothing cached
+        print("second run (every line a duplicate):")
+        bill_once(app, scenario.csv_bytes, None)
+        app.close()
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
+        print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
