@@ -24,10 +24,10 @@ from tests.helpers import run_cli
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (deploy/test installs it when missing)
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-README_SHOTS = {
-    "overview": "console-overview.png",
-    "collections": "console-collections.png",
-    "customer": "console-customer.png",
+README_SHOTS = {  # page: (picture, its height in pixels from the top of the page)
+    "overview": ("console-overview.png", 900),
+    "collections": ("console-collections.png", 900),
+    "customer": ("console-customer.png", 1300),  # down to the invoices table
 }
 
 
@@ -66,7 +66,9 @@ def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
             and store == "sqlite"
             and (name in README_SHOTS)
         ):
-            page.screenshot(path=DOCS / README_SHOTS[name], full_page=False)
+            picture, height = README_SHOTS[name]
+            clip = {"x": 0, "y": 0, "width": 1280, "height": height}
+            page.screenshot(path=DOCS / picture, full_page=True, clip=clip)  # type: ignore[arg-type]
 
     shoot.folder = tmp_path  # type: ignore[attr-defined]
     return shoot
