@@ -230,7 +230,7 @@ def test_walk_every_page_with_the_apis_figures(
     expect(page.locator("#verification")).to_contain_text("OK: 1 checkpoints verified")
     assert page.locator("#checkpoints tbody tr").count() == 1
     shots(page, "audit")
-    # The journal of a date range: byte for byte what `ledger export journal` writes.
+    # The journal of a date range: line for line what `ledger export journal` writes.
     page.get_by_label("Posted from").fill("2025-02-01")
     page.get_by_label("to", exact=True).fill("2025-03-20")
     with page.expect_download() as download:
