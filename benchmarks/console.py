@@ -145,17 +145,21 @@ def main() -> None:
         path = Path(tmp) / "tokens.toml"
         token = tokens.create(path, "bench", "admin")
         settings = Settings(database_url=url, api_tokens_file=path, kafka_bootstrap=bootstrap())
-        client = stack.enter_context(TestClient(create_app(settings, ledger)))
+        api = create_app(settings, ledger)
+        client = stack.enter_context(TestClient(api))
         results = run(client, token, url, customers, requests)
+        steps = overview_steps(api.state.reader, requests)
     report = {
         "customers": customers,
         "requests_per_page": requests,
         "target_p99_ms": TARGET_MS,
         "pages": results,
+        "overview_steps": steps,
         "machine": machine(),
     }
     print(json.dumps(report, indent=2))
     print(table(results), file=sys.stderr)
+    print(steps_table(steps, customers), file=sys.stderr)
 
 
 def run(
@@ -233,6 +237,49 @@ def run(
         )
     db.close()
     return out
+
+
+def overview_steps(reader: Any, requests: int) -> list[dict[str, Any]]:
+    """Where the overview's time goes: p50 of each step of `ledger.ui.data.overview`, called
+    directly (no HTTP, no template), next to the bare SELECT of the rows it reads (the raw
+    limit: what reading the rows costs before any Python work on them)."""
+    from ledger.ui import data
+
+    day = reader.today()
+    names = ("accounts", "microsoft", "remittance", "support")
+    rows = data.source_rows(reader, names)
+
+    def bare() -> None:
+        with reader.rows() as store:
+            store.db.execute(
+                "SELECT key, doc::text FROM projection_rows WHERE projection = ANY(%s)",
+                (list(names),),
+            ).fetchall()
+
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("bare SELECT of the rows (raw limit)", bare),
+        ("rows loaded and parsed (source_rows)", lambda: data.source_rows(reader, names)),
+        ("balances view", lambda: data.view(reader, rows, "balances", day)),
+        ("delinquency view", lambda: data.view(reader, rows, "delinquency", day)),
+        ("remittance view", lambda: data.view(reader, rows, "remittance", day)),
+        ("months: invoice rows summed", lambda: data._months(rows["accounts"], day)),
+        ("the whole overview()", lambda: data.overview(reader)),
+    ]
+    return [{"step": name, "p50_ms": percentile(timed(call, requests), 50)} for name, call in steps]
+
+
+def steps_table(steps: list[dict[str, Any]], customers: int) -> str:
+    raw = steps[0]["p50_ms"]
+    lines = [
+        f"| overview step ({customers} customers) | p50 ms | / bare SELECT | µs per customer |",
+        "|---|---|---|---|",
+    ]
+    for step in steps:
+        ms = step["p50_ms"]
+        lines.append(
+            f"| {step['step']} | {ms:.1f} | {ms / raw:.1f} | {ms * 1000 / customers:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(results: list[dict[str, Any]]) -> str:

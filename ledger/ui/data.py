@@ -1,5 +1,5 @@
 """What the console's pages show, read through the API's own functions (`Reader.view`,
-`Reader.account`, the routes' row builders, the event history's reader), so that every
+`Reader.account`, the invoices view's `invoice_row`, the event history's reader), so that every
 figure on a page equals the same figure in the API (SPEC §15). Embedded, the views are folded
 in-process; with Kafka, the stored projection rows are read (as the API does)."""
 
@@ -16,7 +16,6 @@ import psycopg
 
 from ledger.api.data import Reader
 from ledger.api.history import _select
-from ledger.api.routes import _invoice
 from ledger.app.audit import BrokenLink, _check_link
 from ledger.app.views import VIEW_SOURCE, project_rows, render_view
 from ledger.domain import events as ev
@@ -25,6 +24,7 @@ from ledger.domain.money import fmt
 from ledger.published import to_published
 from projections.accounts import AGING_BUCKETS, balance_row
 from projections.base import Row, Rows, dec, fold
+from projections.invoices import invoices_view
 from projections.support import SupportProjection, support_view
 
 ZERO = Decimal(0)
@@ -104,22 +104,19 @@ def overview(reader: Reader) -> Overview:
 
 
 def _months(accounts: Rows, day: date) -> list[dict[str, Any]]:
-    """Per billing period and currency: invoiced, cash collected on those invoices (payments
-    applied) and what of them is overdue on `day`: sums of `GET /customers/{id}/invoices`."""
+    """Per billing period and currency: invoiced (void invoices left out), cash collected on
+    those invoices (`paid`: payments, not credits nor write-offs) and what of them is open
+    and overdue on `day`: sums of the `GET /customers/{id}/invoices` rows (SPEC §12)."""
     sums: dict[tuple[str, str], list[Decimal]] = {}
-    for row in accounts.values():
-        currency = row.get("currency")
-        if not currency:
+    for item in invoices_view(accounts, day):
+        if item["kind"] != "invoice" or not item["billing_period"] or item["status"] == "void":
             continue
-        for invoice_id, invoice in row["invoices"].items():
-            item = _invoice(invoice_id, invoice, currency, day)
-            if item["kind"] != "invoice" or not item["period"]:
-                continue
-            slot = sums.setdefault((item["period"], currency), [ZERO, ZERO, ZERO])
-            slot[0] += dec(item["total"])
-            slot[1] += dec(item["paid"])
-            if item["days_past_due"] > 0:
-                slot[2] += dec(item["outstanding"])
+        currency = item["currency"]
+        slot = sums.setdefault((item["billing_period"], currency), [ZERO, ZERO, ZERO])
+        slot[0] += dec(item["total"])
+        slot[1] += dec(item["paid"])
+        if item["days_past_due"] > 0:
+            slot[2] += dec(item["open"])
     return [
         {
             "period": period,
@@ -180,8 +177,7 @@ def customer(reader: Reader, customer_id: str, *, with_history: bool) -> Custome
     Raises UnknownCustomer."""
     day = reader.today()
     row = reader.account(customer_id)
-    invoices = [_invoice(iid, inv, row["currency"], day) for iid, inv in row["invoices"].items()]
-    invoices.sort(key=lambda i: (i["invoice_date"] or "", i["invoice_id"]))
+    invoices = invoices_view({row["customer_id"]: row}, day)  # the API's rows, in its order
     delinquent = render_view(reader.app, {customer_id: row}, "delinquency", day)
     events, chain = history(reader, row["customer_id"], check=with_history)
     # The support projection folded over this customer's stream, which holds every event of

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,13 @@ from ledger.store.checkpoints import CheckpointStore
 from ledger.store.db import Database
 from ledger.store.eventstore import eventsourcing_env
 from ledger.store.readmodels import rebuild
+from tests.helpers import build, msgs
 from tests.unit.test_api import TODAY, populate
 
 AUDIT_KEY = bytes(range(32))
 CUSTOMERS = ("contoso", "fabrikam", "late-1", "late-2", "late-3", "late-4")
+VOIDED = "INV-contoso-2025-02"
+WRITTEN_OFF = "INV-late-4-2025-01"
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Console:
     """A running API + console, with a token per role."""
 
     base: str
+    database_url: str
     tokens: dict[str, str]
     ledger: LedgerApplication
     app: Any
@@ -53,8 +58,17 @@ class Console:
 
 
 def build_ledger(database_url: str) -> LedgerApplication:
+    """tests/unit/test_api.py's store, and the SPEC §12 corrections: contoso's February
+    invoice voided and reissued, late-4's January invoice written off as bad debt."""
     ledger = LedgerApplication(eventsourcing_env(database_url), clock=lambda: TODAY)
     populate(ledger)
+    ledger.void_invoice(VOIDED, "billed to the wrong contact", at=datetime(2025, 3, 5, tzinfo=UTC))
+    assert ledger.run_invoices("2025-02", date(2025, 3, 5)) == [f"{VOIDED}-2"]
+    write_off = build(
+        "write_off", "late-4", "wo-late-4", write_off_id="WO-1", amount="20.00", currency="USD",
+        invoice_id=WRITTEN_OFF, reason="insolvent", occurred_at="2025-03-19T09:00:00Z",
+    )  # fmt: skip
+    assert [o.status for o in ledger.handle_batch(msgs([write_off])).outcomes] == ["applied"]
     return ledger
 
 

@@ -8,6 +8,8 @@ figures on the pages equal the API's, and that a reader is refused the auditor's
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Iterator
 from decimal import Decimal
@@ -17,14 +19,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.browser.stores import CUSTOMERS, Console, console_app, serving
+from tests.browser.stores import CUSTOMERS, VOIDED, WRITTEN_OFF, Console, console_app, serving
+from tests.helpers import run_cli
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (deploy/test installs it when missing)
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-README_SHOTS = {
-    "overview": "console-overview.png",
-    "collections": "console-collections.png",
-    "customer": "console-customer.png",
+README_SHOTS = {  # page: (picture, its height in pixels from the top of the page)
+    "overview": ("console-overview.png", 900),
+    "collections": ("console-collections.png", 900),
+    "customer": ("console-customer.png", 1300),  # down to the invoices table
 }
 
 
@@ -42,13 +45,14 @@ def console(
 ) -> Iterator[Console]:
     tmp = tmp_path_factory.mktemp(f"console-{request.param}")
     if request.param == "sqlite":
-        app, ledger, by_role = console_app(tmp, f"sqlite:///{tmp / 'ledger.db'}", stored=False)
+        url = f"sqlite:///{tmp / 'ledger.db'}"
+        app, ledger, by_role = console_app(tmp, url, stored=False)
     else:
         url = request.getfixturevalue("_pg_databases").create("console_browser")
         kafka = request.getfixturevalue("kafka_bootstrap")
         app, ledger, by_role = console_app(tmp, url, stored=True, kafka=kafka)
     with serving(app) as base:
-        yield Console(base, by_role, ledger, app)
+        yield Console(base, url, by_role, ledger, app)
 
 
 @pytest.fixture
@@ -62,7 +66,9 @@ def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
             and store == "sqlite"
             and (name in README_SHOTS)
         ):
-            page.screenshot(path=DOCS / README_SHOTS[name], full_page=False)
+            picture, height = README_SHOTS[name]
+            clip = {"x": 0, "y": 0, "width": 1280, "height": height}
+            page.screenshot(path=DOCS / picture, full_page=True, clip=clip)  # type: ignore[arg-type]
 
     shoot.folder = tmp_path  # type: ignore[attr-defined]
     return shoot
@@ -82,6 +88,30 @@ def cells(page: Page, selector: str) -> list[str]:
     return [text.strip() for text in page.locator(selector).all_inner_texts()]
 
 
+INVOICE_FIELDS = (
+    "invoice_id", "subtotal", "tax", "total", "paid", "credited", "written_off", "open",
+    "status", "days_past_due",
+)  # fmt: skip
+
+
+def check_customer_page(page: Page, console: Console, customer: str) -> list[dict[str, Any]]:
+    """The customer page's balance and every SPEC §12 column of its invoices equal
+    `GET /customers/{id}/balance` and `.../invoices`, row by row; the API's invoice rows."""
+    balance = console.api(f"/customers/{customer}/balance")
+    for field in ("billed", "paid", "written_off", "outstanding", "balance", "overdue",
+                  "days_past_due"):  # fmt: skip
+        shown = page.locator(f'#balance td[data-field="{field}"]').inner_text()
+        assert shown == str(balance[field]), (customer, field)
+    invoices = console.api(f"/customers/{customer}/invoices")["items"]
+    shown_rows = page.locator("#invoices tbody tr").evaluate_all(
+        """rows => rows.map(r => Object.fromEntries([['invoice_id', r.dataset.invoice]].concat(
+             Array.from(r.querySelectorAll('td[data-field]'),
+                        c => [c.dataset.field, c.dataset.status || c.innerText.trim()]))))"""
+    )
+    assert shown_rows == [{f: str(i[f]) for f in INVOICE_FIELDS} for i in invoices], customer
+    return list(invoices)
+
+
 def test_walk_every_page_with_the_apis_figures(
     browser: Browser, console: Console, shots: Any
 ) -> None:
@@ -98,16 +128,20 @@ def test_walk_every_page_with_the_apis_figures(
         assert Decimal(shown.inner_text()) == total, bucket
     delinquency = console.api("/delinquency")["items"]
     assert page.locator('[data-count="delinquent"]').inner_text() == str(len(delinquency))
-    # Invoiced, cash collected and overdue per billing month: sums of the API's invoice rows.
+    # Invoiced (void left out), cash collected (payments, not credits nor write-offs) and
+    # overdue per billing month: sums of the API's invoice rows.
     months: dict[str, list[Decimal]] = {}
+    statuses = set()
     for customer in CUSTOMERS:
         for item in console.api(f"/customers/{customer}/invoices")["items"]:
-            if item["kind"] == "invoice":
-                sums = months.setdefault(item["period"], [Decimal(0)] * 3)
+            statuses.add(item["status"])
+            if item["kind"] == "invoice" and item["status"] != "void":
+                sums = months.setdefault(item["billing_period"], [Decimal(0)] * 3)
                 sums[0] += Decimal(item["total"])
                 sums[1] += Decimal(item["paid"])
                 if item["days_past_due"] > 0:
-                    sums[2] += Decimal(item["outstanding"])
+                    sums[2] += Decimal(item["open"])
+    assert {"void", "written_off", "partially_paid", "paid", "open"} <= statuses
     shown_months = page.locator("#months tbody tr").evaluate_all(
         "rows => rows.map(r => Array.from(r.cells, c => c.innerText.trim()))"
     )
@@ -141,20 +175,24 @@ def test_walk_every_page_with_the_apis_figures(
     first = delinquency[0]["customer_id"]
     page.locator(f'#worklist tr[data-customer="{first}"] th a').click()
     expect(page).to_have_url(f"{console.base}/ui/customers/{first}")
-    balance = console.api(f"/customers/{first}/balance")
-    for field in ("billed", "paid", "outstanding", "balance", "overdue", "days_past_due"):
-        assert page.locator(f'#balance td[data-field="{field}"]').inner_text() == str(
-            balance[field]
-        ), field
-    invoices = console.api(f"/customers/{first}/invoices")["items"]
-    assert cells(page, '#invoices td[data-field="outstanding"]') == [
-        i["outstanding"] for i in invoices
-    ]
+    invoices = check_customer_page(page, console, first)
     expect(page.locator("#chain-status")).to_contain_text("Hash chain intact")
     events = console.api(f"/customers/{first}/events")["items"]
     assert page.locator("#events tbody tr").count() == len(events)
     assert events[-1]["hash"][:16] in page.locator("#events tbody tr").first.inner_text()
+    # A voided and reissued invoice, and one written off as bad debt (SPEC §12).
+    page.goto(f"{console.base}/ui/customers/late-4")
+    written_off = {i["invoice_id"]: i for i in check_customer_page(page, console, "late-4")}
+    assert written_off[WRITTEN_OFF]["status"] == "written_off"
+    expect(page.locator(f'#invoices tr[data-invoice="{WRITTEN_OFF}"]')).to_contain_text(
+        "written off"
+    )
+    page.goto(f"{console.base}/ui/customers/contoso")
+    contoso = {i["invoice_id"]: i for i in check_customer_page(page, console, "contoso")}
+    assert contoso[VOIDED]["status"] == "void" and contoso[f"{VOIDED}-2"]["status"] == "open"
     shots(page, "customer")
+    page.goto(f"{console.base}/ui/customers/{first}")
+    balance = console.api(f"/customers/{first}/balance")
 
     # ... and on to its invoice as the customer reads it.
     invoice = invoices[0]["invoice_id"]
@@ -192,12 +230,22 @@ def test_walk_every_page_with_the_apis_figures(
     expect(page.locator("#verification")).to_contain_text("OK: 1 checkpoints verified")
     assert page.locator("#checkpoints tbody tr").count() == 1
     shots(page, "audit")
+    # The journal of a date range: line for line what `ledger export journal` writes.
+    page.get_by_label("Posted from").fill("2025-02-01")
+    page.get_by_label("to", exact=True).fill("2025-03-20")
     with page.expect_download() as download:
-        page.get_by_role(
-            "link", name="Download the journal: every line with its posting date (CSV)"
-        ).click()
-    journal = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
-    assert journal[0].startswith("posting_date,") and len(journal) > len(trial)
+        page.get_by_role("button", name="Download the journal").click()
+    assert download.value.suggested_filename == "journal-2025-02-01-to-2025-03-20.csv"
+    journal = Path(download.value.path()).read_text(encoding="utf-8")
+    cli = run_cli(console.database_url, "export", "journal", "--from", "2025-02-01",
+                  "--to", "2025-03-20")  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert journal == cli.stdout and journal.startswith("entry_id,posting_date,")
+    rows = list(csv.DictReader(io.StringIO(journal)))
+    assert {r["event_type"] for r in rows} >= {"InvoiceVoided", "InvoiceWrittenOff"}
+    for currency in {r["currency"] for r in rows}:
+        mine = [r for r in rows if r["currency"] == currency]
+        assert sum(Decimal(r["debit"]) for r in mine) == sum(Decimal(r["credit"]) for r in mine)
 
     # The search box on every page: an exact id goes to that customer.
     page.get_by_label("Find a customer (id or name)").fill("late-2")
