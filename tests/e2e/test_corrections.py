@@ -1,9 +1,10 @@
 """Tax, write-offs, void and reissue end to end through the CLI (SPEC §12), on SQLite and on
 the real PostgreSQL, with exact figures: where billing systems' balances go wrong (write-offs
 counted as paid, balances wrong after a write-off, credits reducing the wrong invoice, refunds
-doubled on void). After every step the balances, invoices, tax and trial-balance views are
-compared with `oracle`, which computes the expected figures from the steps alone, by
-hand-rolled bookkeeping that shares no code with the ledger."""
+doubled on void). After every step the balances, invoices, tax and trial-balance views, and
+the journal export summed per account, are compared with `oracle`, which computes the
+expected figures from the steps alone, by hand-rolled bookkeeping that shares no code with
+the ledger."""
 
 from __future__ import annotations
 
@@ -277,6 +278,13 @@ class Ledger:
         assert sum(got_journal.values(), D(0)) == 0
         nonzero = {a: v for a, v in got_journal.items() if v}
         assert nonzero == {a: v for a, v in want["journal"].items() if v}, self.steps[-1]
+        exported: dict[str, Decimal] = {}
+        lines = self.cli("export", "journal", "--from", "2000-01-01", "--to", "2099-12-31",
+                         "--format", "jsonl").splitlines()  # fmt: skip
+        for row in map(json.loads, lines):
+            debit, credit = D(row["debit"] or 0), D(row["credit"] or 0)
+            exported[row["account"]] = exported.get(row["account"], D(0)) + debit - credit
+        assert {a: v for a, v in exported.items() if v} == nonzero, self.steps[-1]
 
 
 def charge(ledger: Ledger, cid: str, charge_id: str, amount: str, currency: str) -> None:
