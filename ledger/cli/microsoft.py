@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ledger.bootstrap import build_app
 from ledger.cli.options import parse_amount, parse_currency, parse_day, today
@@ -76,7 +77,7 @@ def print_microsoft(
         line = {k: v for k, v in row.items() if k != "invoices"}
         for field in ("credit_status", "partner_status"):
             style = styles.get(row[field])
-            line[field] = f"[{style}]{row[field]}[/]" if style else row[field]
+            line[field] = Text(row[field], style=style) if style else row[field]
         summary.append(line)
     print_rows(summary, title=f"Microsoft as of {as_of}", console=console)
     for row in rows:

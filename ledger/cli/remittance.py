@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ledger.app.reconcile import ReconReport, import_recon_file, write_csv
 from ledger.bootstrap import build_app
@@ -184,7 +185,7 @@ def remittance_table(rows: list[dict[str, Any]], as_of: date) -> list[dict[str, 
     for row in rows:
         status = payment_status(row, as_of)
         style = styles.get(status.split(" ", 1)[0])
-        table.append(dict(row, status=f"[{style}]{status}[/]" if style else status))
+        table.append(dict(row, status=Text(status, style=style) if style else status))
     return table
 
 

@@ -32,8 +32,10 @@ def print_rows(rows: list[dict[str, Any]], title: str, console: Console | None =
         numeric = all(_is_number(r.get(column)) for r in flat)
         table.add_column(column, justify="right" if numeric else "left")
     for row in flat:
-        # Text, not markup: a value such as "[erased]" (SPEC §13) is shown as written.
-        table.add_row(*(Text("" if v is None else str(v)) for v in row.values()))
+        # Text, not markup: a value such as "[erased]" (SPEC §13) is shown as written; a
+        # styled cell comes as Text already.
+        table.add_row(*(v if isinstance(v, Text) else Text("" if v is None else str(v))
+                        for v in row.values()))  # fmt: skip
     console.print(table)
 
 

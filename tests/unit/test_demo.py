@@ -31,6 +31,9 @@ def test_demo_runs_the_business_and_prints_every_view(tmp_path: Path) -> None:
     # SPEC §13: one customer is forgotten; the chains still verify (above).
     assert "erasure request: forgot tenant-004" in out
     assert "[erased]" in out and "Adventure Works" not in out
+    # Styles are applied, never printed: no rich markup left in the tables.
+    assert "[/]" not in out and "[bold" not in out
+    assert "warning_85" in out  # the Microsoft credit status, styled
     assert "1 amount mismatch" in out and "1 charge not billed" in out
     # February is billed from Microsoft's file with the price book, and its margin shown.
     assert "billed February from Microsoft's file G012399999 with the price book: 75 charges" in out
