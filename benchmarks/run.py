@@ -290,9 +290,15 @@ def phase_ingest(run: Run) -> str:
     dead = run.end_offsets([run.topic_deadletter])
     if dead:
         raise RuntimeError(f"ingest: {dead} dead letters; the workload must be all valid")
-    run.results["ingest"] = {**result, "messages": s.messages, "events": events,
-                             "customers": s.customers, "consumers": INGEST_CONSUMERS,
-                             "producer_msgs_per_s": produced["rate"], "dead_letters": dead}
+    run.results["ingest"] = {
+        **result,
+        "messages": s.messages,
+        "events": events,
+        "customers": s.customers,
+        "consumers": INGEST_CONSUMERS,
+        "producer_msgs_per_s": produced["rate"],
+        "dead_letters": dead,
+    }
     log(f"ingest: {result['msgs_per_s']:,.0f} msg/s ({events:,} events)")
     return url
 
@@ -729,8 +735,10 @@ def phase_audit(run: Run, url: str, events: int) -> None:
         "events": events, "checkpoint_seconds": timings["checkpoint"],
         "verify_seconds": timings["verify"], "verify_events_per_s": events / timings["verify"],
     }  # fmt: skip
-    log(f"audit: checkpoint {timings['checkpoint']:.1f} s, verify "
-        f"{events / timings['verify']:,.0f} events/s")
+    log(
+        f"audit: checkpoint {timings['checkpoint']:.1f} s, verify "
+        f"{events / timings['verify']:,.0f} events/s"
+    )
 
 
 # ----------------------------------------------------------------------------------- report
@@ -804,14 +812,20 @@ def rows_of(results: dict[str, Any], memory: dict[str, float | None]) -> list[li
         if "ingest" in r:
             target += f" at x{lag['input_rate'] / r['ingest']['msgs_per_s']:.2f} of ingest"
         label = f"produced -> visible at {lag['input_rate']:,}/s" + (f", {when}" if when else "")
-        out.append([label,
-                    f"p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms",
-                    f"max {lag['max_ms']:.0f} ms over {lag['messages']:,} messages "
-                    f"(input achieved {lag['achieved_input_rate']:,.0f}/s); p50/p99 "
-                    f"produced -> consumed {lag['produced_to_recorded_ms']['p50']:.0f}/"
-                    f"{lag['produced_to_recorded_ms']['p99']:.0f} ms, then -> visible "
-                    f"{lag['recorded_to_visible_ms']['p50']:.0f}/"
-                    f"{lag['recorded_to_visible_ms']['p99']:.0f} ms", target, ok])
+        out.append(
+            [
+                label,
+                f"p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms",
+                f"max {lag['max_ms']:.0f} ms over {lag['messages']:,} messages "
+                f"(input achieved {lag['achieved_input_rate']:,.0f}/s); p50/p99 "
+                f"produced -> consumed {lag['produced_to_recorded_ms']['p50']:.0f}/"
+                f"{lag['produced_to_recorded_ms']['p99']:.0f} ms, then -> visible "
+                f"{lag['recorded_to_visible_ms']['p50']:.0f}/"
+                f"{lag['recorded_to_visible_ms']['p99']:.0f} ms",
+                target,
+                ok,
+            ]
+        )
     peaks = {k: v for k, v in memory.items() if v is not None}
     if peaks:
         worst = max(peaks, key=lambda k: peaks[k])

@@ -214,8 +214,9 @@ def timeline_alerts(events: list[dict[str, Any]], as_of: date) -> list[tuple[str
     (event type, data). The state of a day is that of the events that occurred by its end;
     only days on which something happened or an invoice reaches 30/45/60 days past due can
     change anything, so only those are evaluated."""
-    timed = sorted(((datetime.fromisoformat(e["occurred_at"]), e) for e in events),
-                   key=lambda pair: pair[0])  # stable: global order within an instant
+    timed = sorted(
+        ((datetime.fromisoformat(e["occurred_at"]), e) for e in events), key=lambda pair: pair[0]
+    )  # stable: global order within an instant
     ordered = [event for _, event in timed]
     days = {when.astimezone(UTC).date() for when, _ in timed}
     for row in fold_book(ordered).values():

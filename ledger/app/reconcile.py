@@ -430,7 +430,8 @@ def parse_recon_file(raw: bytes) -> ReconFile:
                 charge_end=charge_end,
                 subtotal=subtotal,
                 extra={
-                    name: shared.setdefault(value, value) for name, i in extra_index
+                    name: shared.setdefault(value, value)
+                    for name, i in extra_index
                     if (value := row[i].strip())
                 },
             )

@@ -20,6 +20,7 @@ microsoft_app = typer.Typer(help="The partner's account with Microsoft: credit l
 limit_app = typer.Typer(help="Microsoft's credit limit for the partner.")
 microsoft_app.add_typer(limit_app, name="credit-limit")
 
+
 @limit_app.command("set")
 def credit_limit_set(
     amount: str = typer.Argument(..., help="The credit limit, e.g. 50000.00."),

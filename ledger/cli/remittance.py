@@ -105,8 +105,10 @@ def remittance_pay(
     amount: str = typer.Option(..., "--amount", help="Decimal amount paid, e.g. 1250.00."),
     reference: str = typer.Option(..., "--reference", help="Bank reference (idempotency key)."),
     currency: str | None = typer.Option(
-        None, "--currency", help="Microsoft's billing currency (with --period: default the "
-        "one currency owed for the period)."
+        None,
+        "--currency",
+        help="Microsoft's billing currency (with --period: default the "
+        "one currency owed for the period).",
     ),
     invoice: str | None = typer.Option(
         None, "--invoice", help="The Microsoft invoice to settle first (else the oldest due)."
@@ -171,6 +173,7 @@ def _pay_invoices(amount: Decimal, currency: str, reference: str, paid_on: date,
         f"on {paid_on}: applied to {', '.join(parts) or 'no invoice'}; "
         f"{data['unallocated']} {currency} unallocated"
     )
+
 
 def _currency(text: str | None) -> str | None:
     """--currency when given; None: the period's currency."""

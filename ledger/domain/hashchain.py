@@ -43,8 +43,11 @@ def chain_hash(
     data: dict[str, Any],
     prev_hash: str,
 ) -> str:
-    if type(customer_id) is str and type(event_type) is str and type(prev_hash) is str and (
-        type(position) is int
+    if (
+        type(customer_id) is str
+        and type(event_type) is str
+        and type(prev_hash) is str
+        and (type(position) is int)
     ):
         # canonical_json of the dict below, written out: its keys in sorted order, only
         # `data` left to the encoder (the same bytes, without building and sorting a dict).
@@ -99,8 +102,11 @@ def chain_hash_v2(
 
     `originator_topic` is the aggregate class a stream's first event names (None for the
     events after it); `event_type` is the event's class name (its stored topic's class)."""
-    if type(customer_id) is str and type(prev_hash) is str and type(position) is int and (
-        type(message_id) in (str, type(None)) and type(originator_topic) in (str, type(None))
+    if (
+        type(customer_id) is str
+        and type(prev_hash) is str
+        and type(position) is int
+        and (type(message_id) in (str, type(None)) and type(originator_topic) in (str, type(None)))
     ):
         # canonical_json of the dict below, written out in sorted key order (the hot path of
         # every ingest batch: no dict built and sorted per event; the same bytes).

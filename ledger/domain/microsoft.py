@@ -236,9 +236,13 @@ def position(row: dict[str, Any], as_of: date) -> dict[str, Any]:
         "credit_status": credit_status(percent),
         "invoices": [
             {
-                "invoice_number": i.invoice_number, "billing_period": i.billing_period,
-                "amount": fmt(i.amount, cur), "invoice_date": i.invoice_date,
-                "due_date": i.due_date, "paid": fmt(i.paid, cur), "open": fmt(i.open, cur),
+                "invoice_number": i.invoice_number,
+                "billing_period": i.billing_period,
+                "amount": fmt(i.amount, cur),
+                "invoice_date": i.invoice_date,
+                "due_date": i.due_date,
+                "paid": fmt(i.paid, cur),
+                "open": fmt(i.open, cur),
                 "days_past_due": days_past_due(i, as_of),
             }
             for i in items

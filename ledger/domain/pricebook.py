@@ -104,7 +104,7 @@ class NotBillable(LedgerError):
 def _decimal(value: object) -> Decimal:
     """A decimal given as a TOML string ("15") or integer (15); floats are not exact."""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError(f"must be a decimal string such as \"15\", got {value!r}")
+        raise ValueError(f'must be a decimal string such as "15", got {value!r}')
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
@@ -345,7 +345,7 @@ class PriceBook:
         rate = self.fx.get((cost_currency, currency))
         if rate is None:
             raise NotBillable(
-                f"no [fx] rate \"{cost_currency}->{currency}\" in the price book for a customer "
+                f'no [fx] rate "{cost_currency}->{currency}" in the price book for a customer '
                 f"billed in {currency}"
             )
         return rate
@@ -392,4 +392,3 @@ def annual_billing(billing_frequency: str, term_and_cycle: str) -> bool:
         return frequency in ("annual", "yearly", "annually", "year")
     text = term_and_cycle.lower()
     return "annual billing" in text or "yearly billing" in text
-

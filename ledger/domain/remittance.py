@@ -55,9 +55,11 @@ def same_import(known: dict[str, Any], invoice: dict[str, Any]) -> bool:
     return bool(known["file_sha256"] == invoice["file_sha256"])
 
 
-
 def is_repeated_payment(
-    payments: dict[str, dict[str, Any]], reference: str, amount: Decimal, currency: str,
+    payments: dict[str, dict[str, Any]],
+    reference: str,
+    amount: Decimal,
+    currency: str,
     own_currency: str,
 ) -> bool:
     """True when `reference` was already recorded as this very payment (no second effect).
@@ -73,6 +75,7 @@ def is_repeated_payment(
         f"{fmt(known['amount'], own_currency)} {own_currency} on {known['paid_on']}",
         field="reference",
     )
+
 
 class MicrosoftRemittance(ChainedStream):
     @classmethod

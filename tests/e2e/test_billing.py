@@ -158,7 +158,10 @@ def test_bill_invoice_reconcile_and_bill_again(tmp_path: Path, database_url: str
     for row in margin:
         billed = by_customer[row["customer_id"]]
         assert (row["revenue"], row["cost"], row["margin"], row["margin_percent"]) == (
-            billed["amount"], billed["cost"], billed["margin"], billed["margin_percent"]
+            billed["amount"],
+            billed["cost"],
+            billed["margin"],
+            billed["margin_percent"],
         )
     table = ledger.run("bill", "partner-center", "invoice.csv", "--price-book",
                        "prices.toml").stdout.decode()  # fmt: skip
@@ -219,8 +222,9 @@ def test_what_cannot_be_billed_is_reported_and_nothing_else_is_affected(
     assert stranger not in (5, 7)
 
     # A malformed price book: one clear error naming the rule and the key; nothing posted.
-    (tmp_path / "bad.toml").write_text('[[rules]]\nmarkup_percent = "10"\n'
-                                       '[[rules]]\ncustomer_id = "x"\nmarkup_pct = "3"\n')
+    (tmp_path / "bad.toml").write_text(
+        '[[rules]]\nmarkup_percent = "10"\n[[rules]]\ncustomer_id = "x"\nmarkup_pct = "3"\n'
+    )
     before = ledger.json("show", "margin", "--json")
     failed = ledger.run("bill", "partner-center", "invoice.csv", "--price-book", "bad.toml",
                         ok=False)  # fmt: skip

@@ -258,4 +258,3 @@ def test_every_stored_field_has_an_edit_above(built: Ledger) -> None:
     _, table = built
     stored = {key for state in table.states(VICTIM).values() for key in json.loads(state)}
     assert stored == {f.split(" ")[0] for f in FIELD_EDITS}, stored
-

@@ -128,9 +128,7 @@ ENDPOINTS = ["/customers/contoso/balance", *sorted(LISTS), "/customers/contoso"]
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 @pytest.mark.parametrize("as_of", ["0001-01-01", "0001-01-02", "9999-12-30", "9999-12-31"])
-def test_as_of_at_the_ends_of_the_calendar_is_never_a_server_error(
-    store: str, as_of: str
-) -> None:
+def test_as_of_at_the_ends_of_the_calendar_is_never_a_server_error(store: str, as_of: str) -> None:
     api = API if store == "memory" else SQLITE_API
     for path in ENDPOINTS:
         params = {} if path in ("/customers/contoso", "/customers/contoso/events") else {

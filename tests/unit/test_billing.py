@@ -193,8 +193,10 @@ def test_credits_reach_the_customer_and_the_report_sums(app: LedgerApplication) 
     doc = report.to_json()
     assert doc["totals"] == {"currency": "USD", "cost": "47.66", "amount": "54.81",
                              "margin": "7.15"}  # fmt: skip
-    assert sorted(Decimal(c["amount"]) for c in charges(app)) == [Decimal("-14.19"),
-                                                                  Decimal("69.00")]
+    assert sorted(Decimal(c["amount"]) for c in charges(app)) == [
+        Decimal("-14.19"),
+        Decimal("69.00"),
+    ]
 
 
 def test_min_margin_flags_line_numbers(app: LedgerApplication) -> None:

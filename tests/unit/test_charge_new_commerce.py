@@ -68,8 +68,10 @@ def test_new_fields_are_kept_and_optional() -> None:
 
 
 def test_the_new_fields_change_the_fingerprint_only_when_given() -> None:
-    assert charge().fingerprint() == parse_message(h.charge("c1", "CH-1", "100.00",
-                                                             cost_fx_rate=None)).fingerprint()
+    assert (
+        charge().fingerprint()
+        == parse_message(h.charge("c1", "CH-1", "100.00", cost_fx_rate=None)).fingerprint()
+    )
     assert charge().fingerprint() != charge(ms_charge_type="cycleCharge").fingerprint()
 
 

@@ -374,8 +374,11 @@ def run_plan(app: LedgerApplication, steps: list[tuple[str, int, int]],
              daily: bool, last: int) -> None:  # fmt: skip
     """Apply the steps in day order (as they would be recorded); with `daily`, run the
     Microsoft check at the end of every day, else once after the last day."""
-    apply_all(app, customer_registered(A, occurred_at="2024-12-01T10:00:00Z"),
-              customer_registered("eu", currency="EUR", occurred_at="2024-12-01T10:00:00Z"))
+    apply_all(
+        app,
+        customer_registered(A, occurred_at="2024-12-01T10:00:00Z"),
+        customer_registered("eu", currency="EUR", occurred_at="2024-12-01T10:00:00Z"),
+    )
     plan = sorted(enumerate(steps), key=lambda s: (s[1][1], s[0]))
     months: dict[str, int] = {}
     for offset in range(last + 1):

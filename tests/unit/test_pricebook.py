@@ -200,21 +200,32 @@ def test_no_rule_and_no_defaults_is_not_billable() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[[rules]]\ncustomer_id = "c"\nmarkup_percent = "x"\n',
-         r"rules\[0\]\.markup_percent: 'x' is not a decimal number"),
-        ('[[rules]]\nmarkup_percent = "1"\n[[rules]]\ncustomer_id = "c"\n',
-         r"rules\[1\]: give exactly one of markup_percent or unit_price"),
-        ('[[rules]]\nmarkup_percent = "1"\nunit_price = "2"\n',
-         r"rules\[0\]: give exactly one"),
+        (
+            '[[rules]]\ncustomer_id = "c"\nmarkup_percent = "x"\n',
+            r"rules\[0\]\.markup_percent: 'x' is not a decimal number",
+        ),
+        (
+            '[[rules]]\nmarkup_percent = "1"\n[[rules]]\ncustomer_id = "c"\n',
+            r"rules\[1\]: give exactly one of markup_percent or unit_price",
+        ),
+        ('[[rules]]\nmarkup_percent = "1"\nunit_price = "2"\n', r"rules\[0\]: give exactly one"),
         ('[[rules]]\nmarkup_percent = "1"\nskuid = "2"\n', r"rules\[0\]\.skuid: unknown key"),
-        ('[[rules]]\nmarkup_percent = "1"\ncharge_types = ["cycles"]\n',
-         r"rules\[0\]: charge_types: 'cycles' is not one of"),
-        ('[[rules]]\nmarkup_percent = "1"\nvalid_from = "2026-13-01"\n',
-         r"rules\[0\]\.valid_from: must be a date"),
-        ('[[rules]]\nmarkup_percent = "1"\nvalid_from = 2026-02-01\nvalid_to = 2026-01-01\n',
-         r"rules\[0\]: valid_to 2026-01-01 is before valid_from 2026-02-01"),
-        ('[defaults]\nmarkup_percent = 1.5\n',
-         r"defaults\.markup_percent: must be a decimal string"),
+        (
+            '[[rules]]\nmarkup_percent = "1"\ncharge_types = ["cycles"]\n',
+            r"rules\[0\]: charge_types: 'cycles' is not one of",
+        ),
+        (
+            '[[rules]]\nmarkup_percent = "1"\nvalid_from = "2026-13-01"\n',
+            r"rules\[0\]\.valid_from: must be a date",
+        ),
+        (
+            '[[rules]]\nmarkup_percent = "1"\nvalid_from = 2026-02-01\nvalid_to = 2026-01-01\n',
+            r"rules\[0\]: valid_to 2026-01-01 is before valid_from 2026-02-01",
+        ),
+        (
+            "[defaults]\nmarkup_percent = 1.5\n",
+            r"defaults\.markup_percent: must be a decimal string",
+        ),
         ('[defaults]\nunit_price = "1.1234567"\n', r"defaults: unit_price has more than 6"),
         ('[defaults]\nunit_price = "-1"\n', r"defaults: unit_price must be >= 0"),
         ('[fx]\n"USD-EUR" = "0.9"\n', r'fx\.USD-EUR: must be written "USD->EUR"'),

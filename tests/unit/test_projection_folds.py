@@ -58,4 +58,3 @@ def test_a_folder_gives_the_rows_of_one_at_a_time(name: str) -> None:
     fold_in.finish()
     assert canonical(rows) == canonical(expected)
     assert rows  # the demo's events give every projection rows
-

@@ -49,8 +49,16 @@ def error_of(raw: bytes) -> ReconFileError:
 
 def test_reads_microsofts_columns_in_any_order_with_bom_quotes_and_extra_columns() -> None:
     columns = ["Surprise", *reversed(COLUMNS), "AnotherNewColumn"]
-    rows = [line(), line(SubscriptionId="sub-2", Subtotal="-12.34", ChargeType="removeQuantity",
-                     ChargeStartDate="2025-01-15", ChargeEndDate="2025-01-31T00:00:00Z")]
+    rows = [
+        line(),
+        line(
+            SubscriptionId="sub-2",
+            Subtotal="-12.34",
+            ChargeType="removeQuantity",
+            ChargeStartDate="2025-01-15",
+            ChargeEndDate="2025-01-31T00:00:00Z",
+        ),
+    ]
     recon = parse_recon_file(make(rows, columns, bom=True))
 
     assert (recon.invoice_number, recon.currency, len(recon.lines)) == ("G000000001", "USD", 2)

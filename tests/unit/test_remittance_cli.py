@@ -89,9 +89,7 @@ def test_reconcile_json_is_the_spec_report_and_records_the_invoice(
     assert verified.code == 0 and verified.out.startswith("OK:")
 
 
-def test_reimporting_the_file_changes_nothing(
-    ledger: Ledger, recon_file: Path, store: str
-) -> None:
+def test_reimporting_the_file_changes_nothing(ledger: Ledger, recon_file: Path, store: str) -> None:
     assert ledger("reconcile", str(recon_file)).code == 0
     before = head(store)
     again = ledger("reconcile", str(recon_file))
@@ -206,9 +204,7 @@ def test_pay_partially_then_duplicate_then_overpay(
     assert usage.code == 2
 
 
-def test_show_remittance_table_marks_overdue_periods(
-    ledger: Ledger, recon_file: Path
-) -> None:
+def test_show_remittance_table_marks_overdue_periods(ledger: Ledger, recon_file: Path) -> None:
     ledger("reconcile", str(recon_file), "--due-date", "2025-03-20")
     soon = ledger("show", "remittance", "--as-of", "2025-03-15")
     assert soon.code == 0, soon.err

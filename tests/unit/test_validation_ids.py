@@ -215,9 +215,10 @@ def test_messages_keep_guids_in_lower_case_and_accept_either_key() -> None:
     message = parse_message(raw, key=UPPER.encode())
     assert message.customer_id == LOWER
     assert message.subscription_id == SUB_UPPER.lower()  # type: ignore[union-attr]
-    assert parse_message(raw, key=LOWER).fingerprint() == parse_message(
-        charge(LOWER, "CH-1", subscription_id=SUB_UPPER.lower())
-    ).fingerprint()
+    assert (
+        parse_message(raw, key=LOWER).fingerprint()
+        == parse_message(charge(LOWER, "CH-1", subscription_id=SUB_UPPER.lower())).fingerprint()
+    )
 
 
 def test_a_payment_in_lower_case_reaches_a_customer_registered_in_upper_case() -> None:
@@ -316,8 +317,20 @@ def test_reconciliation_matches_guids_in_either_case_on_both_sides() -> None:
 
 def test_reconciliation_of_a_legacy_upper_case_customer_matches_a_lower_case_line() -> None:
     ledger = legacy_store()
-    ledger.handle_batch(msgs([charge(LOWER, "CH-1", "100.00", billing_period="2026-01",
-                                     charge_start="2026-01-01", charge_end="2026-01-31")]))
+    ledger.handle_batch(
+        msgs(
+            [
+                charge(
+                    LOWER,
+                    "CH-1",
+                    "100.00",
+                    billing_period="2026-01",
+                    charge_start="2026-01-01",
+                    charge_end="2026-01-31",
+                )
+            ]
+        )
+    )
     sub = f"sub-{LOWER}-1"
     line = f"G1,{LOWER},{sub},cycleCharge,2026-01-01,2026-01-31,80.00,USD\n"
     report = reconcile(parse_recon_file((RECON_HEADER + line).encode()),
@@ -428,8 +441,17 @@ def test_a_subscription_stored_in_upper_case_and_charged_in_lower_case_is_one() 
     assert account is not None
     old = parse_message(charge(LOWER, "CH-0", "10.00", subscription_id=SUB_UPPER))
     stored = dict(old.to_payload(), subscription_id=SUB_UPPER)  # as written before SPEC §2
-    account._emit(ev.ChargePosted, stored, Meta(occurred_at=old.occurred_at, recorded_at=NOW,
-                  message_id="old", fingerprint=old.fingerprint()), caused_by_message=True)
+    account._emit(
+        ev.ChargePosted,
+        stored,
+        Meta(
+            occurred_at=old.occurred_at,
+            recorded_at=NOW,
+            message_id="old",
+            fingerprint=old.fingerprint(),
+        ),
+        caused_by_message=True,
+    )
     ledger.save(account)
     ledger.handle_batch(msgs([charge(LOWER, "CH-1", "10.00", subscription_id=SUB_UPPER)]))
     again = ledger.find(UPPER)
