@@ -75,7 +75,8 @@ def rebuild(
     if workers > 1 and db.is_postgres:
         from ledger.store.shardedrebuild import rebuild_sharded
 
-        return rebuild_sharded(db, chosen, workers, progress)
+        keys_url = app.env.get("KEYS_DATABASE_URL")
+        return rebuild_sharded(db, chosen, workers, progress, keys_url=keys_url)
     store = RowStore(db)
     rows: dict[str, Any] = {name: {} for name in chosen}
     positions: dict[str, int] = {}

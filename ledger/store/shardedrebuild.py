@@ -69,14 +69,22 @@ def shard_of(customer_id: str, shards: int) -> int:
     return zlib.crc32(customer_id.encode()) % shards
 
 
-def fold_share(database_url: str, share: Share, head: int) -> Folded:
-    """Fold the event store up to `head` for one share (runs in a worker process)."""
+def fold_share(
+    database_url: str, share: Share, head: int, keys_url: str | None = None
+) -> Folded:
+    """Fold the event store up to `head` for one share (runs in a worker process), personal
+    fields revealed through the key store (`keys_url`: LEDGER_KEYS_DATABASE_URL, else the
+    event store's database), as the one-process rebuild does."""
     from ledger.app.application import LedgerApplication
     from ledger.store.eventstore import eventsourcing_env
     from ledger.store.readmodels import cyclic_gc_paused
     from ledger.store.wire import Decoder
 
-    app = LedgerApplication(eventsourcing_env(database_url))
+    env = eventsourcing_env(database_url)
+    if keys_url:
+        env["KEYS_DATABASE_URL"] = keys_url
+    app = LedgerApplication(env)
+    reveal = app.revealer(everything=True)  # in clear or [erased] (SPEC §13)
     rows: dict[str, dict[str, object]] = {n: {} for n in (*share.by_customer, *share.whole)}
     split = [folder(PROJECTIONS[n], rows[n]) for n in share.by_customer]
     whole = [folder(PROJECTIONS[n], rows[n]) for n in share.whole]
@@ -93,6 +101,7 @@ def fold_share(database_url: str, share: Share, head: int) -> Folded:
                 event = decoder.published(notification)
                 if event is None:
                     continue
+                event = reveal(event)
                 result.events += 1
                 for fold_in in whole:
                     fold_in(event)
@@ -117,9 +126,11 @@ def rebuild_sharded(
     names: Sequence[str],
     workers: int,
     progress: Callable[[int], None] | None = None,
+    keys_url: str | None = None,
 ) -> int:
     """Replace the rows of `names` by a fold of the event store on `workers` processes, in
-    `db`'s transaction (committed here). Returns the number of events read."""
+    `db`'s transaction (committed here). `keys_url`: where customers' keys are, when apart
+    from the events. Returns the number of events read."""
     from ledger.app.application import LedgerApplication
     from ledger.store.eventstore import eventsourcing_env
 
@@ -135,7 +146,10 @@ def rebuild_sharded(
         # copy their locks in whatever state they are.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(fold_share, db.url, s, head) for s in shares(names, workers)]
+            futures = [
+                pool.submit(fold_share, db.url, share, head, keys_url)
+                for share in shares(names, workers)
+            ]
             folded = [f.result() for f in futures]
         count = folded[0].events
         if progress:
