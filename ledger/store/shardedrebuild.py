@@ -69,9 +69,7 @@ def shard_of(customer_id: str, shards: int) -> int:
     return zlib.crc32(customer_id.encode()) % shards
 
 
-def fold_share(
-    database_url: str, share: Share, head: int, keys_url: str | None = None
-) -> Folded:
+def fold_share(database_url: str, share: Share, head: int, keys_url: str | None = None) -> Folded:
     """Fold the event store up to `head` for one share (runs in a worker process), personal
     fields revealed through the key store (`keys_url`: LEDGER_KEYS_DATABASE_URL, else the
     event store's database), as the one-process rebuild does."""
