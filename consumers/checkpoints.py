@@ -7,26 +7,47 @@ from typing import Any
 
 import structlog
 
-from consumers.kafka_support import ensure_topics, make_producer
+from consumers.kafka_support import ensure_max_message_bytes, ensure_topics, make_producer
 from ledger.config import Settings
+from ledger.domain.errors import LedgerError
 
 log = structlog.get_logger(__name__)
 
+# A checkpoint line lists every stream (~150 bytes each): far past the broker's default 1 MB
+# per record at a few thousand customers. 64 MiB stays under the broker's default
+# socket.request.max.bytes (100 MiB) and carries ~440,000 streams uncompressed.
+MAX_CHECKPOINT_RECORD_BYTES = 64 * 1024 * 1024
+
+
+class CheckpointTooLargeForKafka(LedgerError):
+    """The checkpoint's line is larger than one Kafka record may be
+    (MAX_CHECKPOINT_RECORD_BYTES); it is still kept in the database and the --out file."""
+
 
 def publish_checkpoint(settings: Settings, checkpoint: dict[str, Any], line: str) -> None:
-    """Send the checkpoint's JSON line (key = checkpoint id) and wait for the broker's ack.
-    Raises kafka errors (the CLI reports them in one line, exit 1)."""
+    """Send the checkpoint's JSON line (key = checkpoint id, gzip-compressed on the wire) and
+    wait for the broker's ack; the topic is made to accept records of
+    MAX_CHECKPOINT_RECORD_BYTES. Raises CheckpointTooLargeForKafka for a larger line, kafka
+    errors otherwise (the CLI reports both in one line, exit 1)."""
     assert settings.kafka_bootstrap
-    ensure_topics(settings.kafka_bootstrap, [settings.topic_checkpoints], partitions=1)
-    producer = make_producer(settings.kafka_bootstrap, max_request_size=64 * 1024 * 1024)
-    try:
-        future = producer.send(
-            settings.topic_checkpoints,
-            key=str(checkpoint["checkpoint_id"]).encode("utf-8"),
-            value=line.encode("utf-8"),
+    value = line.encode("utf-8")
+    if len(value) > MAX_CHECKPOINT_RECORD_BYTES - 1024:  # room for the record's key and headers
+        raise CheckpointTooLargeForKafka(
+            f"checkpoint {checkpoint['checkpoint_id']} is {len(value):,} bytes, more than one "
+            f"record on {settings.topic_checkpoints} may carry "
+            f"({MAX_CHECKPOINT_RECORD_BYTES:,}); it is kept in the database and the --out file"
         )
-        metadata = future.get(timeout=30)
+    topic = settings.topic_checkpoints
+    ensure_topics(settings.kafka_bootstrap, [topic], partitions=1,
+                  configs={"max.message.bytes": str(MAX_CHECKPOINT_RECORD_BYTES)})  # fmt: skip
+    ensure_max_message_bytes(settings.kafka_bootstrap, topic, MAX_CHECKPOINT_RECORD_BYTES)
+    producer = make_producer(settings.kafka_bootstrap, max_request_size=MAX_CHECKPOINT_RECORD_BYTES,
+                             compression_type="gzip")  # fmt: skip
+    try:
+        future = producer.send(topic, key=str(checkpoint["checkpoint_id"]).encode("utf-8"),
+                               value=value)  # fmt: skip
+        metadata = future.get(timeout=60)
     finally:
         producer.close(timeout=10)
-    log.info("audit.checkpoint.published", topic=settings.topic_checkpoints,
+    log.info("audit.checkpoint.published", topic=topic, bytes=len(value),
              partition=metadata.partition, offset=metadata.offset)  # fmt: skip

@@ -16,7 +16,7 @@ import psycopg_pool
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 log = structlog.get_logger(__name__)
@@ -85,6 +85,31 @@ def ensure_topics(
                 admin.create_topics(missing)
     finally:
         admin.close()
+
+
+def ensure_max_message_bytes(bootstrap: str, topic: str, max_bytes: int) -> None:
+    """Make `topic` accept records (compressed batches) of up to `max_bytes`: the topic-level
+    `max.message.bytes` is raised when lower (a topic created with the broker's default takes
+    ~1 MB), never lowered. Raises kafka errors when the broker refuses."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={_MAX_BYTES: None})
+        described = admin.describe_configs([resource], config_filter="all")
+        current = int(described["topic"][topic][_MAX_BYTES]["value"])
+        if current < max_bytes:
+            admin.alter_configs(
+                [
+                    ConfigResource(
+                        ConfigResourceType.TOPIC, topic, configs={_MAX_BYTES: str(max_bytes)}
+                    )
+                ]
+            )
+            log.info("kafka.topic.max_message_bytes", topic=topic, was=current, now=max_bytes)
+    finally:
+        admin.close()
+
+
+_MAX_BYTES = "max.message.bytes"
 
 
 def to_json_bytes(value: Any) -> bytes:

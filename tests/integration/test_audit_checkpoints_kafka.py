@@ -61,3 +61,50 @@ def test_checkpoint_is_published_on_its_topic_and_verifies_from_there(
                               env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert verified.returncode == 0, (verified.stdout, verified.stderr)
     assert "OK: 1 checkpoints verified" in verified.stdout
+
+
+def test_a_checkpoint_line_past_the_brokers_default_record_size_is_published_whole(
+    kafka_bootstrap: str, kafka_topics: Callable[..., str]
+) -> None:
+    """Past ~7,000 streams a line exceeds the 1 MB a topic created with the broker's defaults
+    takes (the field fault: MessageSizeTooLargeError, exit 1). The topic is made to take it,
+    and the record read back is the line, byte for byte."""
+    from consumers.checkpoints import publish_checkpoint
+    from ledger.config import Settings
+
+    topic = kafka_topics("checkpoints", partitions=1)  # the broker's default max.message.bytes
+    heads = [[f"customer-{i:06d}", f"customer-{i:06d}", 7, os.urandom(32).hex()]
+             for i in range(20_000)]  # fmt: skip
+    checkpoint = {"checkpoint_id": "cp-large", "heads": heads}
+    line = json.dumps(checkpoint, separators=(",", ":"))
+    assert len(line) > 2 * 1024 * 1024  # random hashes: still > 1 MB after gzip
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_checkpoints=topic)
+    publish_checkpoint(settings, checkpoint, line)
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=None)  # fmt: skip
+    records = []
+    deadline = time.monotonic() + 30
+    while not records and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    consumer.close()
+    assert [r.value.decode() for r in records] == [line]
+    assert records[0].key == b"cp-large"
+
+
+def test_a_line_larger_than_a_record_may_be_is_refused_naming_both_sizes(
+    kafka_bootstrap: str,
+) -> None:
+    from consumers.checkpoints import (
+        MAX_CHECKPOINT_RECORD_BYTES,
+        CheckpointTooLargeForKafka,
+        publish_checkpoint,
+    )
+    from ledger.config import Settings
+
+    line = "x" * MAX_CHECKPOINT_RECORD_BYTES
+    settings = Settings(kafka_bootstrap=kafka_bootstrap)
+    with pytest.raises(CheckpointTooLargeForKafka, match=f"{len(line):,} bytes.*67,108,864"):
+        publish_checkpoint(settings, {"checkpoint_id": "cp-huge"}, line)
