@@ -84,15 +84,12 @@ class _Databases:
         return _with_database(self.server_url, dbname)
 
     def drop_all(self) -> None:
-        from psycopg import sql
+        """Hand every database of the session to a detached process that drops them (a
+        DROP DATABASE forces a checkpoint: tests.pg_cleanup)."""
+        from tests.pg_cleanup import drop_in_background
 
-        with self._admin() as conn:
-            for dbname in reversed(self.created):
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(dbname)
-                    )
-                )
+        if self.created:
+            drop_in_background(self.server_url, list(reversed(self.created)))
         self.created.clear()
 
 
