@@ -266,6 +266,11 @@ class RowStore:
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
+def parse_doc(doc: str) -> Any:
+    """A stored row's document (`doc` column), None for a placeholder row ('null')."""
+    return None if doc == "null" else _loads(doc)
+
+
 def _loads(doc: str) -> Any:
     """A stored document: orjson (~3x faster than json here), json for what only it reads
     (documents json.dumps wrote with NaN or an int beyond 64 bits)."""

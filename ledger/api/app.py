@@ -88,7 +88,9 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await reader.open_async()
         yield
+        await reader.close_async()
         reader.close()
 
     app = FastAPI(

@@ -23,7 +23,7 @@ from ledger.domain.errors import UnknownCustomer
 from ledger.store.db import Database
 from projections.accounts import AccountsProjection
 from projections.base import Row, fold, occurred_by
-from projections.store import RowStore
+from projections.store import RowStore, parse_doc
 from projections.timelines import recorded_by, settle_open_items
 
 ACCOUNTS = AccountsProjection()
@@ -52,12 +52,24 @@ def _check_if_closed(conn: Any) -> None:
         ConnectionPool.check_connection(conn)
 
 
+async def _check_if_closed_async(conn: Any) -> None:
+    """_check_if_closed for the asynchronous pool."""
+    import select
+
+    from psycopg_pool import AsyncConnectionPool
+
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 class Reader:
     def __init__(self, settings: Settings, app: LedgerApplication) -> None:
         self.settings = settings
         self.app = app
         self.stored = bool(settings.kafka_bootstrap)
         self._pool: Any = None
+        self._async_pool: Any = None  # opened by open_async(), in the server's event loop
         if self.stored:
             db = Database(settings.database_url)
             try:
@@ -91,6 +103,40 @@ class Reader:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+
+    async def open_async(self) -> None:
+        """Open the asynchronous pool that `stored_account` reads through (PostgreSQL rows
+        only; a no-op otherwise). Call it from the event loop that serves the requests."""
+        if self.stored and self.settings.is_postgres and self._async_pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            self._async_pool = AsyncConnectionPool(
+                self.settings.database_url, min_size=2, max_size=8,
+                kwargs={"autocommit": True}, check=_check_if_closed_async,
+                name="ledger-api-async", open=False,
+            )  # fmt: skip
+            await self._async_pool.open()
+
+    async def close_async(self) -> None:
+        if self._async_pool is not None:
+            await self._async_pool.close()
+            self._async_pool = None
+
+    async def stored_account(self, customer_id: str) -> Row | None:
+        """The customer's stored `accounts` row as of now, read without leaving the event loop
+        (one keyed row: the API's hottest read, a balance lookup, costs no thread hop). None
+        when there is no asynchronous pool (SQLite, embedded, not opened) or the customer has
+        no projected row yet: the caller then asks `account`, which decides from the events."""
+        if self._async_pool is None:
+            return None
+        async with self._async_pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM projection_rows WHERE projection = %s AND key = %s",
+                (ACCOUNTS.name, customer_id),
+            )
+            found = await cursor.fetchone()
+        row = parse_doc(found[0]) if found else None
+        return row if row is not None and row.get("currency") else None
 
     @contextmanager
     def rows(self) -> Iterator[RowStore]:
