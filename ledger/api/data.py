@@ -21,7 +21,7 @@ from ledger.config import Settings
 from ledger.domain.account import end_of, utc_day
 from ledger.domain.errors import UnknownCustomer
 from ledger.store.db import Database
-from projections.accounts import AccountsProjection
+from projections.accounts import AccountsProjection, delinquency_row
 from projections.base import Row, fold, occurred_by
 from projections.store import RowStore
 from projections.timelines import recorded_by, settle_open_items
@@ -173,6 +173,23 @@ class Reader:
             return render_view(self.app, rows, view, as_of, **filters)
         return compute_view(self.app, view, as_of, historical=historical,
                             recorded_at=recorded_at, **filters)  # fmt: skip
+
+    def delinquency_after(
+        self, day: date, after: tuple[int, str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` rows of today's SPEC §6 `delinquency` view from the stored
+        summaries (Kafka configured), in the view's order (most days past due first, then
+        customer id) after the keyset position `after` = (-days_past_due, customer_id):
+        ordered and cut in SQL (projections.summary_queries, as the console's worklist),
+        each row made by the view's own `delinquency_row`."""
+        from projections import summary_queries as queries
+
+        position = None if after is None else queries.AfterKey(-after[0], after[1])
+        with self.rows() as store:
+            ids = queries.worklist_after(store.db, day, position, limit)
+            found = store.load(ACCOUNTS.name, ids)
+        rows = (delinquency_row(found[c], day, self.app.policies) for c in ids if c in found)
+        return [row for row in rows if row is not None]
 
     # ---- operations -------------------------------------------------------------------
 

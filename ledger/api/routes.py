@@ -249,12 +249,17 @@ def list_delinquency(
     """Customers with an overdue balance on `as_of` or suspended (until reinstated), most
     days past due first (SPEC §6)."""
     day, historical = reader.resolve(as_of, as_recorded_at)
+    key, types = (lambda r: (-r["days_past_due"], r["customer_id"])), (int, str)
+    if reader.stored and not historical and as_recorded_at is None:
+        # Today's worklist from the summary tables, ordered and paged in SQL (keyset).
+        after = decode_cursor("delinquency", cursor, types) if cursor is not None else None
+        found = reader.delinquency_after(day, after, limit + 1)  # type: ignore[arg-type]
+        more = len(found) > limit
+        items = found[:limit]
+        next_cursor = encode_cursor("delinquency", key(items[-1])) if more else None
+        return {"items": items, "next_cursor": next_cursor}
     rows = reader.view("delinquency", day, historical, as_recorded_at)
-    page = paginate(
-        rows, lambda r: (-r["days_past_due"], r["customer_id"]), (int, str), "delinquency",
-        limit, cursor,
-    )  # fmt: skip
-    return page.body()
+    return paginate(rows, key, types, "delinquency", limit, cursor).body()
 
 
 @router.get(

@@ -1,0 +1,176 @@
+"""Summary rows kept next to the JSON rows of the `accounts`, `journal` and `support`
+projections, written with them (same transaction, by `RowStore.save` / `copy_docs`, so they
+are exactly-once like the rows and a rebuild makes them again) and read by SQL: the console's
+lists filter, order, page and sum them in the database instead of parsing every JSON row of
+every customer per request (ledger/ui/summary_queries.py).
+
+Tables (columns that SQL filters, orders or sums; the JSON row stays the source of each
+page's figures):
+- `customer_summaries`: one per registered customer (an accounts row with a currency):
+  currency, lower-case id and name (search, order by name), suspended flag.
+- `invoice_summaries`: one per invoice and debit memo of those customers: kind, billing
+  period, void flag, due date (ISO text: aging is computed in SQL on the request's day,
+  never frozen here), total, paid (cash) and open remainder.
+- `journal_summaries`: one per journal row (ledger account and currency): debit, credit and
+  balance.
+- `ticket_summaries`: one per support ticket: its status.
+
+Amounts are integers of 1/10,000 of the currency unit (AMOUNT_SCALE; every ISO 4217 minor
+unit is at most 4 decimals), rounded half-even to the currency's minor unit first, as the
+views show them (`fmt`): SQL sums them exactly on PostgreSQL and SQLite alike (no float), and
+amounts of different currencies compare by value (the worklist's order by amount)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from ledger.domain.money import quantize
+from projections.base import Row, Rows, dec
+
+AMOUNT_SCALE = 4
+VERSION = 1  # raise it when a table or column changes: stores are backfilled again
+SUMMARISED = ("accounts", "journal", "support")
+_TABLES = {
+    "accounts": ("customer_summaries", "invoice_summaries"),
+    "journal": ("journal_summaries",),
+    "support": ("ticket_summaries",),
+}
+_KEY_COLUMN = {
+    "customer_summaries": "customer_id",
+    "invoice_summaries": "customer_id",
+    "journal_summaries": "key",
+    "ticket_summaries": "key",
+}
+_COLUMNS = {
+    "customer_summaries": ("customer_id", "currency", "id_key", "name_key", "suspended"),
+    "invoice_summaries": (
+        "customer_id", "invoice_id", "currency", "kind", "period", "void", "due_date",
+        "total", "paid", "remainder",
+    ),
+    "journal_summaries": ("key", "account", "currency", "debit", "credit", "balance"),
+    "ticket_summaries": ("key", "customer_id", "status"),
+}  # fmt: skip
+
+
+def schema(postgres: bool) -> tuple[str, ...]:
+    """The tables, their indexes and the version marker. Text that SQL orders is compared
+    byte by byte (COLLATE "C" on PostgreSQL, SQLite's default): Python's order of str."""
+    text = 'TEXT COLLATE "C"' if postgres else "TEXT"
+    return (
+        f"""CREATE TABLE IF NOT EXISTS customer_summaries (
+            customer_id {text} PRIMARY KEY, currency TEXT NOT NULL, id_key {text} NOT NULL,
+            name_key {text} NOT NULL, suspended INTEGER NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS invoice_summaries (
+            customer_id {text} NOT NULL, invoice_id TEXT NOT NULL, currency TEXT NOT NULL,
+            kind TEXT NOT NULL, period TEXT, void INTEGER NOT NULL, due_date {text} NOT NULL,
+            total BIGINT NOT NULL, paid BIGINT NOT NULL, remainder BIGINT NOT NULL,
+            PRIMARY KEY (customer_id, invoice_id))""",
+        # The open items (what aging and the worklist read) by due date.
+        """CREATE INDEX IF NOT EXISTS invoice_summaries_open
+            ON invoice_summaries (due_date, customer_id) WHERE remainder > 0""",
+        f"""CREATE TABLE IF NOT EXISTS journal_summaries (
+            key TEXT PRIMARY KEY, account {text} NOT NULL, currency {text} NOT NULL,
+            debit BIGINT NOT NULL, credit BIGINT NOT NULL, balance BIGINT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS ticket_summaries (
+            key TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS summary_versions (
+            name TEXT PRIMARY KEY, version INTEGER NOT NULL)""",
+    )
+
+
+def units(amount: Decimal, currency: str) -> int:
+    """`amount` rounded to the currency's minor unit, in 1/10,000 of the unit."""
+    return int(quantize(amount, currency).scaleb(AMOUNT_SCALE))
+
+
+def amount(value: int | Decimal | None) -> Decimal:
+    """A summed column back to a Decimal amount of the currency unit (SUM of no row: 0)."""
+    return Decimal(int(value or 0)).scaleb(-AMOUNT_SCALE)
+
+
+# ---- rows to summary tuples ---------------------------------------------------------------
+
+
+def summaries(projection: str, rows: Rows) -> dict[str, list[tuple[Any, ...]]]:
+    """The summary tuples (in `_COLUMNS` order) of these projection rows, per table."""
+    out: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _TABLES[projection]}
+    if projection == "accounts":
+        for key, row in rows.items():
+            if row and row.get("currency"):  # registered: the views' rows
+                out["customer_summaries"].append(_customer(key, row))
+                out["invoice_summaries"].extend(_invoices(key, row))
+    elif projection == "journal":
+        for key, row in rows.items():
+            currency = row["currency"]
+            debit, credit = dec(row["debit"]), dec(row["credit"])
+            out["journal_summaries"].append(
+                (key, row["account"], currency, units(debit, currency),
+                 units(credit, currency), units(debit - credit, currency))
+            )  # fmt: skip
+    else:
+        for key, row in rows.items():
+            out["ticket_summaries"].append((key, row["customer_id"], row["status"]))
+    return out
+
+
+def _customer(key: str, row: Row) -> tuple[Any, ...]:
+    return (key, row["currency"], key.lower(), (row["name"] or "").lower(),
+            int(bool(row["suspended"])))  # fmt: skip
+
+
+def _invoices(key: str, row: Row) -> Iterable[tuple[Any, ...]]:
+    currency = row["currency"]
+    for invoice_id, invoice in row["invoices"].items():
+        # As projections.invoices.invoice_row reads a stored invoice.
+        kind = invoice.get("kind") or ("debit_memo" if invoice_id.startswith("DM-") else "invoice")
+        yield (
+            key, invoice_id, currency, kind, invoice.get("period") or None,
+            int(bool(invoice.get("void"))), invoice["due_date"],
+            units(dec(invoice["total"]), currency), units(dec(invoice.get("paid")), currency),
+            units(dec(invoice["remainder"]), currency),
+        )  # fmt: skip
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+
+def save(db: Any, projection: str, rows: Rows) -> None:
+    """Replace the summary rows of these projection rows (in the caller's transaction)."""
+    if projection not in _TABLES:
+        return
+    made = summaries(projection, rows)
+    keys = sorted(rows)
+    for table in _TABLES[projection]:
+        _delete(db, table, keys)
+        _insert(db, table, made[table])
+
+
+def clear(db: Any, projection: str) -> None:
+    for table in _TABLES.get(projection, ()):
+        db.execute(f"DELETE FROM {table}")
+
+
+def _delete(db: Any, table: str, keys: Sequence[str]) -> None:
+    column = _KEY_COLUMN[table]
+    if db.is_postgres:
+        db.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (list(keys),))
+        return
+    db.executemany(f"DELETE FROM {table} WHERE {column} = %s", [(k,) for k in keys])
+
+
+def _insert(db: Any, table: str, tuples: list[tuple[Any, ...]]) -> None:
+    if not tuples:
+        return
+    columns = _COLUMNS[table]
+    if db.is_postgres:  # COPY: the bulk path (a rebuild writes every customer's)
+        with (
+            db.conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for values in tuples:
+                copy.write_row(values)
+        return
+    marks = ", ".join(["%s"] * len(columns))
+    db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", tuples)

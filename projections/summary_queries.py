@@ -1,0 +1,173 @@
+"""The queries over the summary tables (projections/summaries.py): the same SQL on PostgreSQL
+and SQLite, for a day given at request time (aging and days past due are never stored).
+
+What each returns is what the Python views give for the same rows (projections.accounts
+`balance_row` / `delinquency_row`, projections.invoices `invoice_row`): a customer is
+overdue when an open item (remainder > 0) is due before the day; its days past due are the
+day minus its oldest such due date; aging buckets are those of `_bucket`. Lists return
+customer ids in the page's order; the page's figures are then the views' own rows of just
+those customers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from projections.accounts import AGING_BUCKETS
+from projections.summaries import amount
+
+NEVER = "9999-12-31"  # the oldest due date of a customer with nothing overdue: 0 days
+# Per customer: the oldest due date and the sum of its items open and due before the day.
+_OVERDUE = """SELECT customer_id, MIN(due_date) AS oldest, SUM(remainder) AS owed
+    FROM invoice_summaries WHERE remainder > 0 AND due_date < %s GROUP BY customer_id"""
+# The worklist (SPEC §6 `delinquency`): customers with something overdue, or suspended.
+_WORKLIST = f"""FROM customer_summaries c LEFT JOIN ({_OVERDUE}) o ON o.customer_id = c.customer_id
+    WHERE (o.customer_id IS NOT NULL OR c.suspended = 1)"""
+_DAYS_KEY = f"COALESCE(o.oldest, '{NEVER}')"  # ascending = most days past due first
+# sort -> (ORDER BY for descending, for ascending); ties by customer id, in the same direction
+# as the Python sort of (key, customer_id) with reverse=.
+WORKLIST_ORDER = {
+    "days": (f"{_DAYS_KEY} ASC, c.customer_id DESC", f"{_DAYS_KEY} DESC, c.customer_id ASC"),
+    "amount": (
+        "COALESCE(o.owed, 0) DESC, c.customer_id DESC",
+        "COALESCE(o.owed, 0) ASC, c.customer_id ASC",
+    ),
+    "name": ("c.name_key DESC, c.customer_id DESC", "c.name_key ASC, c.customer_id ASC"),
+}
+
+
+@dataclass(frozen=True)
+class AfterKey:
+    """A keyset position in the API's worklist order (-days_past_due, customer_id)."""
+
+    days_past_due: int
+    customer_id: str
+
+
+def worklist_count(db: Any, day: date) -> int:
+    return int(db.execute(f"SELECT COUNT(*) {_WORKLIST}", (day.isoformat(),)).fetchone()[0])
+
+
+def worklist(db: Any, day: date, sort: str, descending: bool, offset: int, limit: int) -> list[str]:
+    """Customer ids of one page of the worklist in the console's order (`sort`: days,
+    amount or name)."""
+    order = WORKLIST_ORDER[sort][0 if descending else 1]
+    sql = f"SELECT c.customer_id {_WORKLIST} ORDER BY {order} LIMIT %s OFFSET %s"
+    return [c for (c,) in db.execute(sql, (day.isoformat(), limit, offset)).fetchall()]
+
+
+def worklist_after(db: Any, day: date, after: AfterKey | None, limit: int) -> list[str]:
+    """Customer ids of the worklist in the API's order (most days past due first, then
+    customer id), from just after `after` (keyset paging: `GET /delinquency`'s cursor)."""
+    params: list[Any] = [day.isoformat()]
+    where = ""
+    if after is not None:
+        oldest = (
+            (day - timedelta(days=after.days_past_due)).isoformat()
+            if after.days_past_due > 0
+            else NEVER
+        )
+        where = f" AND ({_DAYS_KEY} > %s OR ({_DAYS_KEY} = %s AND c.customer_id > %s))"
+        params += [oldest, oldest, after.customer_id]
+    sql = (
+        f"SELECT c.customer_id {_WORKLIST}{where}"
+        f" ORDER BY {_DAYS_KEY} ASC, c.customer_id ASC LIMIT %s"
+    )
+    return [c for (c,) in db.execute(sql, (*params, limit)).fetchall()]
+
+
+def _like(needle: str) -> str:
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+_SEARCH = "FROM customer_summaries WHERE id_key LIKE %s ESCAPE '\\' OR name_key LIKE %s ESCAPE '\\'"
+
+
+def search_count(db: Any, needle: str) -> int:
+    """How many customers' id or name contains `needle` (lower case)."""
+    pattern = _like(needle)
+    return int(db.execute(f"SELECT COUNT(*) {_SEARCH}", (pattern, pattern)).fetchone()[0])
+
+
+def search(db: Any, needle: str, offset: int, limit: int) -> list[str]:
+    """Customer ids whose id or name contains `needle` (lower case), by id."""
+    pattern = _like(needle)
+    sql = f"SELECT customer_id {_SEARCH} ORDER BY customer_id LIMIT %s OFFSET %s"
+    return [c for (c,) in db.execute(sql, (pattern, pattern, limit, offset)).fetchall()]
+
+
+def aging(db: Any, day: date) -> dict[str, dict[str, Decimal]]:
+    """Per currency, the open items' remainders per aging bucket on `day` (the sum of the
+    `balances` rows' `aging`)."""
+    edges = [(day - timedelta(days=n)).isoformat() for n in (0, 30, 60, 90)]
+    sql = """SELECT currency, CASE
+            WHEN due_date >= %s THEN 'current' WHEN due_date >= %s THEN 'd1_30'
+            WHEN due_date >= %s THEN 'd31_60' WHEN due_date >= %s THEN 'd61_90'
+            ELSE 'd90_plus' END AS bucket, SUM(remainder)
+        FROM invoice_summaries WHERE remainder > 0 GROUP BY 1, 2"""
+    out: dict[str, dict[str, Decimal]] = {}
+    currencies = db.execute("SELECT DISTINCT currency FROM customer_summaries").fetchall()
+    for (currency,) in currencies:
+        out[currency] = dict.fromkeys(AGING_BUCKETS, Decimal(0))
+    for currency, bucket, total in db.execute(sql, tuple(edges)).fetchall():
+        out[currency][bucket] = amount(total)
+    return out
+
+
+def months(db: Any, day: date) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+    """Per billing period and currency of the invoices (not debit memos, not void, with a
+    billing period): (period, currency, invoiced, cash collected, open and overdue on
+    `day`), by period then currency."""
+    sql = """SELECT period, currency, SUM(total), SUM(paid),
+            SUM(CASE WHEN remainder > 0 AND due_date < %s THEN remainder ELSE 0 END)
+        FROM invoice_summaries WHERE kind = 'invoice' AND period IS NOT NULL AND void = 0
+        GROUP BY period, currency ORDER BY period, currency"""
+    return [
+        (period, currency, amount(total), amount(paid), amount(overdue))
+        for period, currency, total, paid, overdue in db.execute(sql, (day.isoformat(),)).fetchall()
+    ]
+
+
+def customer_counts(db: Any, day: date) -> dict[str, int]:
+    """Registered customers, those on the worklist, and those suspended."""
+    customers, suspended = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(suspended), 0) FROM customer_summaries"
+    ).fetchone()
+    return {
+        "customers": int(customers),
+        "delinquent": worklist_count(db, day),
+        "suspended": int(suspended),
+    }
+
+
+def ticket_counts(db: Any) -> dict[str, int]:
+    """Support tickets per status."""
+    sql = "SELECT status, COUNT(*) FROM ticket_summaries GROUP BY status"
+    return {status: int(n) for status, n in db.execute(sql).fetchall()}
+
+
+def trial_balance_count(db: Any) -> int:
+    return int(db.execute("SELECT COUNT(*) FROM journal_summaries").fetchone()[0])
+
+
+def trial_balance_page(
+    db: Any, offset: int, limit: int
+) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+    """(account, currency, debit, credit, balance) of one page of the trial balance, by
+    account then currency."""
+    sql = """SELECT account, currency, debit, credit, balance FROM journal_summaries
+        ORDER BY account, currency LIMIT %s OFFSET %s"""
+    return [
+        (account, currency, amount(debit), amount(credit), amount(balance))
+        for account, currency, debit, credit, balance in db.execute(sql, (limit, offset)).fetchall()
+    ]
+
+
+def trial_balance_totals(db: Any) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per currency, the sum of the trial balance's debits and credits."""
+    sql = """SELECT currency, SUM(debit), SUM(credit) FROM journal_summaries
+        GROUP BY currency ORDER BY currency"""
+    return {c: (amount(d), amount(k)) for c, d, k in db.execute(sql).fetchall()}
