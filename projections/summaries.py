@@ -174,3 +174,25 @@ def _insert(db: Any, table: str, tuples: list[tuple[Any, ...]]) -> None:
         return
     marks = ", ".join(["%s"] * len(columns))
     db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", tuples)
+
+
+def dump(db: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every summary row, per table, sorted: to compare two stores (a rebuild and the live
+    projector leave the same)."""
+    out = {}
+    for tables in _TABLES.values():
+        for table in tables:
+            found = db.execute(f"SELECT {', '.join(_COLUMNS[table])} FROM {table}").fetchall()
+            out[table] = sorted(tuple(int(v) if isinstance(v, Decimal) else v for v in row)
+                                for row in found)  # fmt: skip
+    return out
+
+
+def dump_of(rows: dict[str, Rows]) -> dict[str, list[tuple[Any, ...]]]:
+    """What `dump` gives once these projections' rows are saved (by projection name)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for projection, tables in _TABLES.items():
+        made = summaries(projection, rows.get(projection, {}))
+        for table in tables:
+            out[table] = sorted(made[table])
+    return out
