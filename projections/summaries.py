@@ -14,6 +14,9 @@ page's figures):
 - `journal_summaries`: one per journal row (ledger account and currency): debit, credit and
   balance.
 - `ticket_summaries`: one per support ticket: its status.
+- `remittance_periods` and `remittance_shares`: the keys of the remittance projection's few
+  `period|` rows, and each customer invoice's collected cost share per billing period and
+  currency (projections.remittance.collected_shares).
 
 Amounts are integers of 1/10,000 of the currency unit (AMOUNT_SCALE; every ISO 4217 minor
 unit is at most 4 decimals), rounded half-even to the currency's minor unit first, as the
@@ -28,20 +31,25 @@ from typing import Any
 
 from ledger.domain.money import quantize
 from projections.base import Row, Rows, dec
+from projections.remittance import SHARE_DECIMALS, collected_shares
 
 AMOUNT_SCALE = 4
+assert SHARE_DECIMALS <= AMOUNT_SCALE  # collected shares are whole units of the scale
 VERSION = 1  # raise it when a table or column changes: stores are backfilled again
-SUMMARISED = ("accounts", "journal", "support")
+SUMMARISED = ("accounts", "journal", "support", "remittance")
 _TABLES = {
     "accounts": ("customer_summaries", "invoice_summaries"),
     "journal": ("journal_summaries",),
     "support": ("ticket_summaries",),
+    "remittance": ("remittance_periods", "remittance_shares"),
 }
 _KEY_COLUMN = {
     "customer_summaries": "customer_id",
     "invoice_summaries": "customer_id",
     "journal_summaries": "key",
     "ticket_summaries": "key",
+    "remittance_periods": "key",
+    "remittance_shares": "key",
 }
 _COLUMNS = {
     "customer_summaries": ("customer_id", "currency", "id_key", "name_key", "suspended"),
@@ -51,6 +59,8 @@ _COLUMNS = {
     ),
     "journal_summaries": ("key", "account", "currency", "debit", "credit", "balance"),
     "ticket_summaries": ("key", "customer_id", "status"),
+    "remittance_periods": ("key",),
+    "remittance_shares": ("key", "period", "currency", "collected"),
 }  # fmt: skip
 
 
@@ -75,6 +85,12 @@ def schema(postgres: bool) -> tuple[str, ...]:
             debit BIGINT NOT NULL, credit BIGINT NOT NULL, balance BIGINT NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS ticket_summaries (
             key TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL)""",
+        # The remittance projection's `period|` rows (the few the view reads whole), and each
+        # customer invoice's collected cost share (projections.remittance.collected_shares).
+        "CREATE TABLE IF NOT EXISTS remittance_periods (key TEXT PRIMARY KEY)",
+        """CREATE TABLE IF NOT EXISTS remittance_shares (
+            key TEXT NOT NULL, period TEXT NOT NULL, currency TEXT NOT NULL,
+            collected BIGINT NOT NULL, PRIMARY KEY (key, period, currency))""",
         """CREATE TABLE IF NOT EXISTS summary_versions (
             name TEXT PRIMARY KEY, version INTEGER NOT NULL)""",
     )
@@ -109,9 +125,18 @@ def summaries(projection: str, rows: Rows) -> dict[str, list[tuple[Any, ...]]]:
                 (key, row["account"], currency, units(debit, currency),
                  units(credit, currency), units(debit - credit, currency))
             )  # fmt: skip
-    else:
+    elif projection == "support":
         for key, row in rows.items():
             out["ticket_summaries"].append((key, row["customer_id"], row["status"]))
+    else:
+        for key, row in rows.items():
+            if key.startswith("period|"):
+                out["remittance_periods"].append((key,))
+            elif key.startswith("invoice|"):
+                out["remittance_shares"].extend(
+                    (key, period, currency, int(share.scaleb(AMOUNT_SCALE)))
+                    for period, currency, share in collected_shares(row)
+                )
     return out
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from projections.accounts import AGING_BUCKETS
+from projections.remittance import remittance_view
 from projections.summaries import amount
 
 NEVER = "9999-12-31"  # the oldest due date of a customer with nothing overdue: 0 days
@@ -171,3 +172,13 @@ def trial_balance_totals(db: Any) -> dict[str, tuple[Decimal, Decimal]]:
     sql = """SELECT currency, SUM(debit), SUM(credit) FROM journal_summaries
         GROUP BY currency ORDER BY currency"""
     return {c: (amount(d), amount(k)) for c, d, k in db.execute(sql).fetchall()}
+
+
+def remittance(store: Any, period: str | None = None) -> list[dict[str, Any]]:
+    """The SPEC §6 `remittance` rows (projections.remittance.remittance_view) from the
+    `period|` rows and the invoices' collected shares summed in SQL: not every customer
+    invoice's row parsed. `store`: a projections.store.RowStore."""
+    keys = [k for (k,) in store.db.execute("SELECT key FROM remittance_periods").fetchall()]
+    sql = "SELECT period, currency, SUM(collected) FROM remittance_shares GROUP BY 1, 2"
+    collected = {(p, c): amount(n) for p, c, n in store.db.execute(sql).fetchall()}
+    return remittance_view(store.load("remittance", keys), period, collected)

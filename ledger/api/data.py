@@ -21,6 +21,7 @@ from ledger.config import Settings
 from ledger.domain.account import end_of, utc_day
 from ledger.domain.errors import UnknownCustomer
 from ledger.store.db import Database
+from projections import summary_queries
 from projections.accounts import AccountsProjection, delinquency_row
 from projections.base import Row, fold, occurred_by
 from projections.store import RowStore
@@ -169,6 +170,8 @@ class Reader:
         instant) folded in-process."""
         if self.stored and not historical and recorded_at is None:
             with self.rows() as store:
+                if view == "remittance":  # not every invoice's row: the summary tables
+                    return summary_queries.remittance(store, filters.get("period"))
                 rows = store.load_all(VIEW_SOURCE[view])
             return render_view(self.app, rows, view, as_of, **filters)
         return compute_view(self.app, view, as_of, historical=historical,
@@ -182,11 +185,9 @@ class Reader:
         customer id) after the keyset position `after` = (-days_past_due, customer_id):
         ordered and cut in SQL (projections.summary_queries, as the console's worklist),
         each row made by the view's own `delinquency_row`."""
-        from projections import summary_queries as queries
-
-        position = None if after is None else queries.AfterKey(-after[0], after[1])
+        position = None if after is None else summary_queries.AfterKey(-after[0], after[1])
         with self.rows() as store:
-            ids = queries.worklist_after(store.db, day, position, limit)
+            ids = summary_queries.worklist_after(store.db, day, position, limit)
             found = store.load(ACCOUNTS.name, ids)
         rows = (delinquency_row(found[c], day, self.app.policies) for c in ids if c in found)
         return [row for row in rows if row is not None]

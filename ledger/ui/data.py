@@ -132,9 +132,9 @@ def overview(reader: Reader) -> Overview:
         months = queries.months(found.db, day)
         counts = queries.customer_counts(found.db, day)
         tickets = queries.ticket_counts(found.db)
-    rows = source_rows(reader, ("microsoft", "remittance"))
+    rows = source_rows(reader, ("microsoft",))
     exposure: dict[str, Decimal] = {}
-    for item in view(reader, rows, "remittance", day):
+    for item in reader.view("remittance", day, False):
         exposure[item["currency"]] = exposure.get(item["currency"], ZERO) + dec(item["exposure"])
     return Overview(
         day=day,

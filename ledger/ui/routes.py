@@ -237,9 +237,9 @@ def statement_document(request: Request, customer_id: str) -> Response:
 def microsoft_page(request: Request, page: Page = 1) -> Response:
     session = signed_in(request)
     reader = _reader(request)
-    rows = data.source_rows(reader, ("microsoft", "remittance"))
+    rows = data.source_rows(reader, ("microsoft",))
     day = reader.today()
-    remittance = data.view(reader, rows, "remittance", day)
+    remittance = reader.view("remittance", day, False)
     remittance.sort(key=lambda r: (r["billing_period"], r["currency"]), reverse=True)
     listing = paged(remittance, page)
     return render(

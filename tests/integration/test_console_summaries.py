@@ -247,3 +247,15 @@ def _summary_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         return summaries.dump(db)
     finally:
         db.close()
+
+
+def test_the_remittance_rows_from_the_summaries_are_those_of_every_row(
+    readers: dict[str, Reader],
+) -> None:
+    day = NOW.date()
+    stored = readers["stored"].view("remittance", day, False)
+    assert stored == readers["embedded"].view("remittance", day, False)
+    assert {r["currency"] for r in stored} >= {"EUR", "USD", "JPY"}
+    assert any(Decimal(r["collected_from_customers"]) > 0 for r in stored)
+    january = readers["stored"].view("remittance", day, False, period="2025-01")
+    assert january == [r for r in stored if r["billing_period"] == "2025-01"] != []
