@@ -241,28 +241,32 @@ def run(
 
 def overview_steps(reader: Any, requests: int) -> list[dict[str, Any]]:
     """Where the overview's time goes: p50 of each step of `ledger.ui.data.overview`, called
-    directly (no HTTP, no template), next to the bare SELECT of the rows it reads (the raw
-    limit: what reading the rows costs before any Python work on them)."""
+    directly (no HTTP, no template), next to the bare SELECT of the accounts rows (the raw
+    limit of the Python views the overview was computed by before the summary tables)."""
     from ledger.ui import data
+    from projections import summary_queries as queries
 
     day = reader.today()
-    names = ("accounts", "microsoft", "remittance", "support")
-    rows = data.source_rows(reader, names)
 
     def bare() -> None:
         with reader.rows() as store:
             store.db.execute(
-                "SELECT key, doc::text FROM projection_rows WHERE projection = ANY(%s)",
-                (list(names),),
+                "SELECT key, doc::text FROM projection_rows WHERE projection = 'accounts'"
             ).fetchall()
 
+    def on_summaries(query: Callable[[Any], Any]) -> Callable[[], Any]:
+        def call() -> None:
+            with reader.rows() as store:
+                query(store.db)
+
+        return call
+
     steps: list[tuple[str, Callable[[], Any]]] = [
-        ("bare SELECT of the rows (raw limit)", bare),
-        ("rows loaded and parsed (source_rows)", lambda: data.source_rows(reader, names)),
-        ("balances view", lambda: data.view(reader, rows, "balances", day)),
-        ("delinquency view", lambda: data.view(reader, rows, "delinquency", day)),
-        ("remittance view", lambda: data.view(reader, rows, "remittance", day)),
-        ("months: invoice rows summed", lambda: data._months(rows["accounts"], day)),
+        ("bare SELECT of the accounts rows (raw limit)", bare),
+        ("aging per currency (SQL)", on_summaries(lambda db: queries.aging(db, day))),
+        ("months (SQL)", on_summaries(lambda db: queries.months(db, day))),
+        ("counts (SQL)", on_summaries(lambda db: queries.customer_counts(db, day))),
+        ("remittance view", lambda: reader.view("remittance", day, False)),
         ("the whole overview()", lambda: data.overview(reader)),
     ]
     return [{"step": name, "p50_ms": percentile(timed(call, requests), 50)} for name, call in steps]

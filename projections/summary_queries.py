@@ -10,6 +10,7 @@ those customers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -51,12 +52,23 @@ def worklist_count(db: Any, day: date) -> int:
     return int(db.execute(f"SELECT COUNT(*) {_WORKLIST}", (day.isoformat(),)).fetchone()[0])
 
 
-def worklist(db: Any, day: date, sort: str, descending: bool, offset: int, limit: int) -> list[str]:
-    """Customer ids of one page of the worklist in the console's order (`sort`: days,
-    amount or name)."""
+def worklist(
+    db: Any, day: date, sort: str, descending: bool, offset: int, limit: int
+) -> tuple[int, list[str]]:
+    """The worklist's length and the customer ids of one page of it in the console's
+    order (`sort`: days, amount or name). Past the end: no ids, the length still right."""
     order = WORKLIST_ORDER[sort][0 if descending else 1]
-    sql = f"SELECT c.customer_id {_WORKLIST} ORDER BY {order} LIMIT %s OFFSET %s"
-    return [c for (c,) in db.execute(sql, (day.isoformat(), limit, offset)).fetchall()]
+    sql = f"SELECT c.customer_id, COUNT(*) OVER () {_WORKLIST} ORDER BY {order} LIMIT %s OFFSET %s"
+    return _counted(db.execute(sql, (day.isoformat(), limit, offset)).fetchall(),
+                    lambda: worklist_count(db, day))  # fmt: skip
+
+
+def _counted(found: list[tuple[str, int]], count: Callable[[], int]) -> tuple[int, list[str]]:
+    """(total, ids) from rows of (id, COUNT(*) OVER ()): one query for a page and its
+    total; a page past the end has no row to carry the total, so it is counted apart."""
+    if not found:
+        return count(), []
+    return int(found[0][1]), [key for key, _ in found]
 
 
 def worklist_after(db: Any, day: date, after: AfterKey | None, limit: int) -> list[str]:
@@ -93,11 +105,13 @@ def search_count(db: Any, needle: str) -> int:
     return int(db.execute(f"SELECT COUNT(*) {_SEARCH}", (pattern, pattern)).fetchone()[0])
 
 
-def search(db: Any, needle: str, offset: int, limit: int) -> list[str]:
-    """Customer ids whose id or name contains `needle` (lower case), by id."""
+def search(db: Any, needle: str, offset: int, limit: int) -> tuple[int, list[str]]:
+    """How many customers' id or name contains `needle` (lower case), and the ids of one
+    page of them, by id."""
     pattern = _like(needle)
-    sql = f"SELECT customer_id {_SEARCH} ORDER BY customer_id LIMIT %s OFFSET %s"
-    return [c for (c,) in db.execute(sql, (pattern, pattern, limit, offset)).fetchall()]
+    sql = f"SELECT customer_id, COUNT(*) OVER () {_SEARCH} ORDER BY customer_id LIMIT %s OFFSET %s"
+    return _counted(db.execute(sql, (pattern, pattern, limit, offset)).fetchall(),
+                    lambda: search_count(db, needle))  # fmt: skip
 
 
 def aging(db: Any, day: date) -> dict[str, dict[str, Decimal]]:

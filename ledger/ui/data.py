@@ -172,12 +172,25 @@ def worklist(
     view's own `delinquency_row`."""
     day = reader.today()
     with summaries(reader) as found:
-        total = queries.worklist_count(found.db, day)
-        number, offset = page_of(total, page, size)
-        ids = queries.worklist(found.db, day, sort, descending, offset, size)
+        number, total, ids = _page(
+            lambda offset: queries.worklist(found.db, day, sort, descending, offset, size),
+            page, size,
+        )  # fmt: skip
         rows = found.accounts(ids)
     items = [delinquency_row(row, day, reader.app.policies) for row in rows]
     return paged_from(items, number, total, size)
+
+
+def _page(
+    query: Callable[[int], tuple[int, list[str]]], page: int, size: int
+) -> tuple[int, int, list[str]]:
+    """(page number shown, total, ids) of `query(offset)` -> (total, ids of the page): the
+    page asked, or the last one when that is past the end (as `paged`)."""
+    total, ids = query((page - 1) * size)
+    if ids:
+        return page, total, ids
+    number, offset = page_of(total, page, size)
+    return (number, *query(offset)) if total else (number, total, ids)
 
 
 def search_customers(
@@ -189,9 +202,10 @@ def search_customers(
     needle = query.strip().lower()
     day = reader.today()
     with summaries(reader) as found:
-        total = queries.search_count(found.db, needle)
-        number, offset = page_of(total, page, size)
-        rows = found.accounts(queries.search(found.db, needle, offset, size))
+        number, total, ids = _page(
+            lambda offset: queries.search(found.db, needle, offset, size), page, size
+        )
+        rows = found.accounts(ids)
         wanted = normalize_id(query.strip())
         exact = found.accounts([wanted]) if query.strip() else []
     named = [r["customer_id"] for r in exact if r.get("currency")]

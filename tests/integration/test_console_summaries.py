@@ -151,6 +151,13 @@ def test_the_search_finds_ids_and_names_as_the_balances_view(readers: dict[str, 
             assert got == expected, query
         assert data.search_customers(reader, "cust-07", 1)[1] == "cust-07"
         assert data.search_customers(reader, "cust-0", 1)[1] is None
+        assert data.search_customers(reader, "cust-0", 9, size=5)[0]["page"] == 2  # the last
+        assert data.search_customers(reader, "nobody", 3)[0] == {
+            "items": [],
+            "page": 1,
+            "pages": 1,
+            "total": 0,
+        }
 
 
 def test_the_overview_sums_are_those_of_the_views(readers: dict[str, Reader]) -> None:
