@@ -60,9 +60,12 @@ class RowStore:
             if _summary_version(self.db) >= summaries.VERSION:
                 self.db.commit()
                 return
-        try:
+        try:  # made again: an older version's tables may lack a column
+            for table in summaries.tables():
+                self.db.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in summaries.schema(self.db.is_postgres):
+                self.db.execute(statement)
             for name in summaries.SUMMARISED:
-                summaries.clear(self.db, name)
                 summaries.save(self.db, name, self.load_all(name))
             self.db.execute("DELETE FROM summary_versions WHERE name = 'summaries'")
             self.db.execute(

@@ -7,7 +7,8 @@ every customer per request (ledger/ui/summary_queries.py).
 Tables (columns that SQL filters, orders or sums; the JSON row stays the source of each
 page's figures):
 - `customer_summaries`: one per registered customer (an accounts row with a currency):
-  currency, lower-case id and name (search, order by name), suspended flag.
+  currency, lower-case id and name (search, order by name), suspended flag, and the oldest
+  due date of its open items (it is overdue on any later day, by that many days).
 - `invoice_summaries`: one per invoice and debit memo of those customers: kind, billing
   period, void flag, due date (ISO text: aging is computed in SQL on the request's day,
   never frozen here), total, paid (cash) and open remainder.
@@ -35,7 +36,7 @@ from projections.remittance import SHARE_DECIMALS, collected_shares
 
 AMOUNT_SCALE = 4
 assert SHARE_DECIMALS <= AMOUNT_SCALE  # collected shares are whole units of the scale
-VERSION = 1  # raise it when a table or column changes: stores are backfilled again
+VERSION = 2  # raise it when a table or column changes: the tables are made and filled again
 SUMMARISED = ("accounts", "journal", "support", "remittance")
 _TABLES = {
     "accounts": ("customer_summaries", "invoice_summaries"),
@@ -52,7 +53,9 @@ _KEY_COLUMN = {
     "remittance_shares": "key",
 }
 _COLUMNS = {
-    "customer_summaries": ("customer_id", "currency", "id_key", "name_key", "suspended"),
+    "customer_summaries": (
+        "customer_id", "currency", "id_key", "name_key", "suspended", "oldest_open_due",
+    ),
     "invoice_summaries": (
         "customer_id", "invoice_id", "currency", "kind", "period", "void", "due_date",
         "total", "paid", "remainder",
@@ -71,7 +74,7 @@ def schema(postgres: bool) -> tuple[str, ...]:
     return (
         f"""CREATE TABLE IF NOT EXISTS customer_summaries (
             customer_id {text} PRIMARY KEY, currency TEXT NOT NULL, id_key {text} NOT NULL,
-            name_key {text} NOT NULL, suspended INTEGER NOT NULL)""",
+            name_key {text} NOT NULL, suspended INTEGER NOT NULL, oldest_open_due {text})""",
         f"""CREATE TABLE IF NOT EXISTS invoice_summaries (
             customer_id {text} NOT NULL, invoice_id TEXT NOT NULL, currency TEXT NOT NULL,
             kind TEXT NOT NULL, period TEXT, void INTEGER NOT NULL, due_date {text} NOT NULL,
@@ -141,8 +144,10 @@ def summaries(projection: str, rows: Rows) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _customer(key: str, row: Row) -> tuple[Any, ...]:
+    # The earliest due date of an open item (remainder > 0): overdue on a day after it.
+    due = [i["due_date"] for i in row["invoices"].values() if dec(i["remainder"]) > 0]
     return (key, row["currency"], key.lower(), (row["name"] or "").lower(),
-            int(bool(row["suspended"])))  # fmt: skip
+            int(bool(row["suspended"])), min(due, default=None))  # fmt: skip
 
 
 def _invoices(key: str, row: Row) -> Iterable[tuple[Any, ...]]:
@@ -170,6 +175,11 @@ def save(db: Any, projection: str, rows: Rows) -> None:
     for table in _TABLES[projection]:
         _delete(db, table, keys)
         _insert(db, table, made[table])
+
+
+def tables() -> list[str]:
+    """Every summary table (the version marker apart)."""
+    return [table for names in _TABLES.values() for table in names]
 
 
 def clear(db: Any, projection: str) -> None:

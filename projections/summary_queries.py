@@ -20,18 +20,20 @@ from projections.accounts import AGING_BUCKETS
 from projections.remittance import remittance_view
 from projections.summaries import amount
 
-NEVER = "9999-12-31"  # the oldest due date of a customer with nothing overdue: 0 days
-# Per customer: the oldest due date and the sum of its items open and due before the day.
-_OVERDUE = """SELECT customer_id, MIN(due_date) AS oldest, SUM(remainder) AS owed
-    FROM invoice_summaries WHERE remainder > 0 AND due_date < %s GROUP BY customer_id"""
-# The worklist (SPEC §6 `delinquency`): customers with something overdue, or suspended.
-_WORKLIST = f"""FROM customer_summaries c LEFT JOIN ({_OVERDUE}) o ON o.customer_id = c.customer_id
-    WHERE (o.customer_id IS NOT NULL OR c.suspended = 1)"""
-_DAYS_KEY = f"COALESCE(o.oldest, '{NEVER}')"  # ascending = most days past due first
+NEVER = "9999-12-31"  # the sort key of a customer with nothing overdue: 0 days past due
+# The worklist (SPEC §6 `delinquency`): customers with something overdue on the day (an open
+# item due before it), or suspended; `oldest`: the due date its days past due count from.
+# Parameters: the day, twice.
+_LISTED = f"""SELECT customer_id, name_key,
+        CASE WHEN oldest_open_due < %s THEN oldest_open_due ELSE '{NEVER}' END AS oldest
+    FROM customer_summaries WHERE oldest_open_due < %s OR suspended = 1"""
+# Per customer, the sum of its items open and due before the day (parameter: the day).
+_OWED = """SELECT customer_id, SUM(remainder) AS owed FROM invoice_summaries
+    WHERE remainder > 0 AND due_date < %s GROUP BY customer_id"""
 # sort -> (ORDER BY for descending, for ascending); ties by customer id, in the same direction
-# as the Python sort of (key, customer_id) with reverse=.
+# as the Python sort of (key, customer_id) with reverse=. Oldest first = most days first.
 WORKLIST_ORDER = {
-    "days": (f"{_DAYS_KEY} ASC, c.customer_id DESC", f"{_DAYS_KEY} DESC, c.customer_id ASC"),
+    "days": ("c.oldest ASC, c.customer_id DESC", "c.oldest DESC, c.customer_id ASC"),
     "amount": (
         "COALESCE(o.owed, 0) DESC, c.customer_id DESC",
         "COALESCE(o.owed, 0) ASC, c.customer_id ASC",
@@ -49,17 +51,27 @@ class AfterKey:
 
 
 def worklist_count(db: Any, day: date) -> int:
-    return int(db.execute(f"SELECT COUNT(*) {_WORKLIST}", (day.isoformat(),)).fetchone()[0])
+    text = day.isoformat()
+    return int(db.execute(f"SELECT COUNT(*) FROM ({_LISTED}) c", (text, text)).fetchone()[0])
 
 
 def worklist(
     db: Any, day: date, sort: str, descending: bool, offset: int, limit: int
 ) -> tuple[int, list[str]]:
     """The worklist's length and the customer ids of one page of it in the console's
-    order (`sort`: days, amount or name). Past the end: no ids, the length still right."""
+    order (`sort`: days, amount or name). Past the end: no ids, the length still right.
+    Only the order by amount sums the open items (per customer, due before the day)."""
+    text = day.isoformat()
     order = WORKLIST_ORDER[sort][0 if descending else 1]
-    sql = f"SELECT c.customer_id, COUNT(*) OVER () {_WORKLIST} ORDER BY {order} LIMIT %s OFFSET %s"
-    return _counted(db.execute(sql, (day.isoformat(), limit, offset)).fetchall(),
+    owed, params = "", [text, text]
+    if sort == "amount":
+        owed = f" LEFT JOIN ({_OWED}) o ON o.customer_id = c.customer_id"
+        params.append(text)
+    sql = (
+        f"SELECT c.customer_id, COUNT(*) OVER () FROM ({_LISTED}) c{owed} ORDER BY {order}"
+        " LIMIT %s OFFSET %s"
+    )
+    return _counted(db.execute(sql, (*params, limit, offset)).fetchall(),
                     lambda: worklist_count(db, day))  # fmt: skip
 
 
@@ -74,7 +86,7 @@ def _counted(found: list[tuple[str, int]], count: Callable[[], int]) -> tuple[in
 def worklist_after(db: Any, day: date, after: AfterKey | None, limit: int) -> list[str]:
     """Customer ids of the worklist in the API's order (most days past due first, then
     customer id), from just after `after` (keyset paging: `GET /delinquency`'s cursor)."""
-    params: list[Any] = [day.isoformat()]
+    params: list[Any] = [day.isoformat(), day.isoformat()]
     where = ""
     if after is not None:
         oldest = (
@@ -82,11 +94,10 @@ def worklist_after(db: Any, day: date, after: AfterKey | None, limit: int) -> li
             if after.days_past_due > 0
             else NEVER
         )
-        where = f" AND ({_DAYS_KEY} > %s OR ({_DAYS_KEY} = %s AND c.customer_id > %s))"
+        where = " WHERE c.oldest > %s OR (c.oldest = %s AND c.customer_id > %s)"
         params += [oldest, oldest, after.customer_id]
     sql = (
-        f"SELECT c.customer_id {_WORKLIST}{where}"
-        f" ORDER BY {_DAYS_KEY} ASC, c.customer_id ASC LIMIT %s"
+        f"SELECT c.customer_id FROM ({_LISTED}) c{where} ORDER BY c.oldest, c.customer_id LIMIT %s"
     )
     return [c for (c,) in db.execute(sql, (*params, limit)).fetchall()]
 
