@@ -263,9 +263,10 @@ def overview_steps(reader: Any, requests: int) -> list[dict[str, Any]]:
 
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("bare SELECT of the accounts rows (raw limit)", bare),
-        ("aging per currency (SQL)", on_summaries(lambda db: queries.aging(db, day))),
-        ("months (SQL)", on_summaries(lambda db: queries.months(db, day))),
-        ("counts (SQL)", on_summaries(lambda db: queries.customer_counts(db, day))),
+        (
+            "aging, months and counts (2 SQL queries)",
+            on_summaries(lambda db: queries.receivables(db, day)),
+        ),
         ("remittance view", lambda: reader.view("remittance", day, False)),
         ("the whole overview()", lambda: data.overview(reader)),
     ]

@@ -125,48 +125,58 @@ def search(db: Any, needle: str, offset: int, limit: int) -> tuple[int, list[str
                     lambda: search_count(db, needle))  # fmt: skip
 
 
-def aging(db: Any, day: date) -> dict[str, dict[str, Decimal]]:
-    """Per currency, the open items' remainders per aging bucket on `day` (the sum of the
-    `balances` rows' `aging`)."""
+@dataclass(frozen=True)
+class Receivables:
+    """The overview's figures of the accounts receivable on a day."""
+
+    aging: dict[str, dict[str, Decimal]]  # currency -> AGING_BUCKETS -> open amount
+    months: list[tuple[str, str, Decimal, Decimal, Decimal]]
+    counts: dict[str, int]  # customers, delinquent (on the worklist), suspended
+
+
+def receivables(db: Any, day: date) -> Receivables:
+    """Aging: per currency, the open items' remainders per bucket on `day` (the sum of the
+    `balances` rows' `aging`; every registered customer's currency shown). Months: per
+    billing period and currency of the invoices (not debit memos, not void, with a billing
+    period), (period, currency, invoiced, cash collected, open and overdue on `day`), by
+    period then currency. Counts: registered customers, those on the worklist, those
+    suspended. Two queries: one over the customers, one over the invoices."""
+    text = day.isoformat()
     edges = [(day - timedelta(days=n)).isoformat() for n in (0, 30, 60, 90)]
-    sql = """SELECT currency, CASE
+    customers = """SELECT currency, COUNT(*), SUM(suspended),
+            SUM(CASE WHEN oldest_open_due < %s OR suspended = 1 THEN 1 ELSE 0 END)
+        FROM customer_summaries GROUP BY currency"""
+    invoices = """SELECT currency, period,
+            CASE WHEN kind = 'invoice' AND period IS NOT NULL AND void = 0 THEN 1 ELSE 0 END,
+            CASE WHEN remainder <= 0 THEN NULL
             WHEN due_date >= %s THEN 'current' WHEN due_date >= %s THEN 'd1_30'
             WHEN due_date >= %s THEN 'd31_60' WHEN due_date >= %s THEN 'd61_90'
-            ELSE 'd90_plus' END AS bucket, SUM(remainder)
-        FROM invoice_summaries WHERE remainder > 0 GROUP BY 1, 2"""
-    out: dict[str, dict[str, Decimal]] = {}
-    currencies = db.execute("SELECT DISTINCT currency FROM customer_summaries").fetchall()
-    for (currency,) in currencies:
-        out[currency] = dict.fromkeys(AGING_BUCKETS, Decimal(0))
-    for currency, bucket, total in db.execute(sql, tuple(edges)).fetchall():
-        out[currency][bucket] = amount(total)
-    return out
-
-
-def months(db: Any, day: date) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
-    """Per billing period and currency of the invoices (not debit memos, not void, with a
-    billing period): (period, currency, invoiced, cash collected, open and overdue on
-    `day`), by period then currency."""
-    sql = """SELECT period, currency, SUM(total), SUM(paid),
-            SUM(CASE WHEN remainder > 0 AND due_date < %s THEN remainder ELSE 0 END)
-        FROM invoice_summaries WHERE kind = 'invoice' AND period IS NOT NULL AND void = 0
-        GROUP BY period, currency ORDER BY period, currency"""
-    return [
-        (period, currency, amount(total), amount(paid), amount(overdue))
-        for period, currency, total, paid, overdue in db.execute(sql, (day.isoformat(),)).fetchall()
-    ]
-
-
-def customer_counts(db: Any, day: date) -> dict[str, int]:
-    """Registered customers, those on the worklist, and those suspended."""
-    customers, suspended = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(suspended), 0) FROM customer_summaries"
-    ).fetchone()
-    return {
-        "customers": int(customers),
-        "delinquent": worklist_count(db, day),
-        "suspended": int(suspended),
-    }
+            ELSE 'd90_plus' END, SUM(total), SUM(paid), SUM(remainder)
+        FROM invoice_summaries GROUP BY 1, 2, 3, 4"""
+    aging: dict[str, dict[str, Decimal]] = {}
+    counts = dict.fromkeys(("customers", "delinquent", "suspended"), 0)
+    for currency, number, suspended, listed in db.execute(customers, (text,)).fetchall():
+        aging[currency] = dict.fromkeys(AGING_BUCKETS, Decimal(0))
+        counts["customers"] += int(number)
+        counts["suspended"] += int(suspended or 0)
+        counts["delinquent"] += int(listed or 0)
+    months: dict[tuple[str, str], list[Decimal]] = {}
+    for currency, period, billed, bucket, total, paid, open_ in db.execute(
+        invoices, tuple(edges)
+    ).fetchall():
+        if bucket is not None and currency in aging:
+            aging[currency][bucket] += amount(open_)
+        if billed:
+            sums = months.setdefault((period, currency), [Decimal(0)] * 3)
+            sums[0] += amount(total)
+            sums[1] += amount(paid)
+            if bucket not in (None, "current"):  # open and due before the day
+                sums[2] += amount(open_)
+    return Receivables(
+        aging=aging,
+        months=[(p, c, *sums) for (p, c), sums in sorted(months.items())],  # type: ignore[misc]
+        counts=counts,
+    )
 
 
 def ticket_counts(db: Any) -> dict[str, int]:
@@ -175,8 +185,13 @@ def ticket_counts(db: Any) -> dict[str, int]:
     return {status: int(n) for status, n in db.execute(sql).fetchall()}
 
 
-def trial_balance_count(db: Any) -> int:
-    return int(db.execute("SELECT COUNT(*) FROM journal_summaries").fetchone()[0])
+def trial_balance_totals(db: Any) -> tuple[int, dict[str, tuple[Decimal, Decimal]]]:
+    """The number of trial balance rows, and per currency the sum of their debits and
+    credits."""
+    sql = """SELECT currency, COUNT(*), SUM(debit), SUM(credit) FROM journal_summaries
+        GROUP BY currency ORDER BY currency"""
+    found = db.execute(sql).fetchall()
+    return sum(int(n) for _, n, _, _ in found), {c: (amount(d), amount(k)) for c, _, d, k in found}
 
 
 def trial_balance_page(
@@ -190,13 +205,6 @@ def trial_balance_page(
         (account, currency, amount(debit), amount(credit), amount(balance))
         for account, currency, debit, credit, balance in db.execute(sql, (limit, offset)).fetchall()
     ]
-
-
-def trial_balance_totals(db: Any) -> dict[str, tuple[Decimal, Decimal]]:
-    """Per currency, the sum of the trial balance's debits and credits."""
-    sql = """SELECT currency, SUM(debit), SUM(credit) FROM journal_summaries
-        GROUP BY currency ORDER BY currency"""
-    return {c: (amount(d), amount(k)) for c, d, k in db.execute(sql).fetchall()}
 
 
 def remittance(store: Any, period: str | None = None) -> list[dict[str, Any]]:

@@ -178,7 +178,7 @@ class Reader:
                             recorded_at=recorded_at, **filters)  # fmt: skip
 
     def delinquency_after(
-        self, day: date, after: tuple[int, str] | None, limit: int
+        self, day: date, after: tuple[Any, ...] | None, limit: int
     ) -> list[dict[str, Any]]:
         """Up to `limit` rows of today's SPEC §6 `delinquency` view from the stored
         summaries (Kafka configured), in the view's order (most days past due first, then

@@ -249,17 +249,21 @@ def list_delinquency(
     """Customers with an overdue balance on `as_of` or suspended (until reinstated), most
     days past due first (SPEC §6)."""
     day, historical = reader.resolve(as_of, as_recorded_at)
-    key, types = (lambda r: (-r["days_past_due"], r["customer_id"])), (int, str)
+    types = (int, str)
     if reader.stored and not historical and as_recorded_at is None:
         # Today's worklist from the summary tables, ordered and paged in SQL (keyset).
         after = decode_cursor("delinquency", cursor, types) if cursor is not None else None
-        found = reader.delinquency_after(day, after, limit + 1)  # type: ignore[arg-type]
-        more = len(found) > limit
+        found = reader.delinquency_after(day, after, limit + 1)
         items = found[:limit]
-        next_cursor = encode_cursor("delinquency", key(items[-1])) if more else None
-        return {"items": items, "next_cursor": next_cursor}
+        more = len(found) > limit
+        last = (-items[-1]["days_past_due"], items[-1]["customer_id"]) if more else None
+        return {"items": items, "next_cursor": encode_cursor("delinquency", last) if last else None}
     rows = reader.view("delinquency", day, historical, as_recorded_at)
-    return paginate(rows, key, types, "delinquency", limit, cursor).body()
+    page = paginate(
+        rows, lambda r: (-r["days_past_due"], r["customer_id"]), types, "delinquency",
+        limit, cursor,
+    )  # fmt: skip
+    return page.body()
 
 
 @router.get(

@@ -128,9 +128,7 @@ def overview(reader: Reader) -> Overview:
     exposure (sum of the `remittance` rows)."""
     day = reader.today()
     with summaries(reader, ("accounts", "support")) as found:
-        aging = queries.aging(found.db, day)
-        months = queries.months(found.db, day)
-        counts = queries.customer_counts(found.db, day)
+        figures = queries.receivables(found.db, day)
         tickets = queries.ticket_counts(found.db)
     rows = source_rows(reader, ("microsoft",))
     exposure: dict[str, Decimal] = {}
@@ -139,7 +137,8 @@ def overview(reader: Reader) -> Overview:
     return Overview(
         day=day,
         aging={
-            cur: {b: fmt(v, cur) for b, v in sums.items()} for cur, sums in sorted(aging.items())
+            cur: {b: fmt(v, cur) for b, v in sums.items()}
+            for cur, sums in sorted(figures.aging.items())
         },
         months=[
             {
@@ -149,12 +148,12 @@ def overview(reader: Reader) -> Overview:
                 "collected": fmt(collected, cur),
                 "overdue": fmt(overdue, cur),
             }
-            for period, cur, invoiced, collected, overdue in months
+            for period, cur, invoiced, collected, overdue in figures.months
         ],
         microsoft=view(reader, rows, "microsoft", day),
         exposure={cur: fmt(v, cur) for cur, v in sorted(exposure.items())},
         counts={
-            **counts,
+            **figures.counts,
             "open_tickets": tickets.get("open", 0),
             "escalated_tickets": tickets.get("escalated", 0),
         },
@@ -217,10 +216,9 @@ def trial_balance(reader: Reader, page: int, size: int = PAGE_SIZE) -> dict[str,
     """One page of the trial balance (the `GET /trial-balance` rows, by account and
     currency) and, under `totals`, the debits and credits of all of it per currency."""
     with summaries(reader, ("journal",)) as found:
-        total = queries.trial_balance_count(found.db)
+        total, totals = queries.trial_balance_totals(found.db)
         number, offset = page_of(total, page, size)
         lines = queries.trial_balance_page(found.db, offset, size)
-        totals = queries.trial_balance_totals(found.db)
     items = [
         {"account": account, "currency": cur, "debit": fmt(debit, cur),
          "credit": fmt(credit, cur), "balance": fmt(balance, cur)}
