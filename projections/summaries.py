@@ -52,6 +52,11 @@ _KEY_COLUMN = {
     "remittance_periods": "key",
     "remittance_shares": "key",
 }
+# How many leading columns of _COLUMNS are the table's primary key.
+_PRIMARY = {
+    "customer_summaries": 1, "invoice_summaries": 2, "journal_summaries": 1,
+    "ticket_summaries": 1, "remittance_periods": 1, "remittance_shares": 3,
+}  # fmt: skip
 _COLUMNS = {
     "customer_summaries": (
         "customer_id", "currency", "id_key", "name_key", "suspended", "oldest_open_due",
@@ -170,14 +175,18 @@ def _invoices(key: str, row: Row) -> Iterable[tuple[Any, ...]]:
 
 
 def save(db: Any, projection: str, rows: Rows) -> None:
-    """Replace the summary rows of these projection rows (in the caller's transaction)."""
+    """Make the summary rows of these projection rows what they are now (in the caller's
+    transaction). Only what changed is written: a live batch changes one invoice of a
+    customer, not all of them (the stored tuples of these rows are read first)."""
     if projection not in _TABLES:
         return
     made = summaries(projection, rows)
     keys = sorted(rows)
     for table in _TABLES[projection]:
-        _delete(db, table, keys)
-        _insert(db, table, made[table])
+        stored = set(_select(db, table, keys))
+        fresh = [values for values in made[table] if values not in stored]
+        _delete(db, table, stored.difference(made[table]))
+        _insert(db, table, fresh)
 
 
 def tables() -> list[str]:
@@ -190,12 +199,37 @@ def clear(db: Any, projection: str) -> None:
         db.execute(f"DELETE FROM {table}")
 
 
-def _delete(db: Any, table: str, keys: Sequence[str]) -> None:
-    column = _KEY_COLUMN[table]
+def _select(db: Any, table: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The stored tuples of these projection rows' keys."""
+    column, columns = _KEY_COLUMN[table], ", ".join(_COLUMNS[table])
     if db.is_postgres:
-        db.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (list(keys),))
+        sql = f"SELECT {columns} FROM {table} WHERE {column} = ANY(%s)"
+        return [tuple(row) for row in db.execute(sql, (list(keys),)).fetchall()]
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        sql = f"SELECT {columns} FROM {table} WHERE {column} IN ({marks})"
+        found += [tuple(row) for row in db.execute(sql, tuple(chunk)).fetchall()]
+    return found
+
+
+def _delete(db: Any, table: str, tuples: Iterable[tuple[Any, ...]]) -> None:
+    """Delete these stored tuples (by their primary key: the leading _PRIMARY columns)."""
+    width = _PRIMARY[table]
+    keys = sorted({values[:width] for values in tuples})
+    if not keys:
         return
-    db.executemany(f"DELETE FROM {table} WHERE {column} = %s", [(k,) for k in keys])
+    columns = _COLUMNS[table][:width]
+    if db.is_postgres:
+        arrays = ", ".join(["%s::text[]"] * width)
+        db.execute(
+            f"DELETE FROM {table} WHERE ({', '.join(columns)}) IN (SELECT * FROM unnest({arrays}))",
+            tuple([key[i] for key in keys] for i in range(width)),
+        )
+        return
+    where = " AND ".join(f"{c} = %s" for c in columns)
+    db.executemany(f"DELETE FROM {table} WHERE {where}", keys)
 
 
 def _insert(db: Any, table: str, tuples: list[tuple[Any, ...]]) -> None:

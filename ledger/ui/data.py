@@ -1,7 +1,11 @@
 """What the console's pages show, read through the API's own functions (`Reader.view`,
-`Reader.account`, the invoices view's `invoice_row`, the event history's reader), so that every
-figure on a page equals the same figure in the API (SPEC §15). Embedded, the views are folded
-in-process; with Kafka, the stored projection rows are read (as the API does)."""
+`Reader.account`, the invoices view's `invoice_row`, `balance_row`, `delinquency_row`, the
+event history's reader), so that every figure on a page equals the same figure in the API
+(SPEC §15). The pages over the whole book (overview, worklist, search, trial balance) filter,
+order, page and sum in SQL over the summary tables (projections/summaries.py,
+projections/summary_queries.py) and make only the shown rows with those functions. Embedded,
+the views are folded in-process (and the summary tables made in memory from them); with
+Kafka, the stored projection rows and summaries are read (as the API does)."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ them filled when it is opened."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -18,6 +19,7 @@ import pytest
 from ledger.api.data import Reader
 from ledger.api.pagination import paginate
 from ledger.app.application import LedgerApplication
+from ledger.app.views import project_rows
 from ledger.config import Settings
 from ledger.domain.money import fmt
 from ledger.store.db import Database
@@ -28,6 +30,7 @@ from projections import summaries
 from projections.accounts import AGING_BUCKETS
 from projections.base import dec
 from projections.invoices import invoices_view
+from projections.store import RowStore
 from projections.support import support_view
 from tests.helpers import (
     charge,
@@ -266,3 +269,41 @@ def test_the_remittance_rows_from_the_summaries_are_those_of_every_row(
     assert any(Decimal(r["collected_from_customers"]) > 0 for r in stored)
     january = readers["stored"].view("remittance", day, False, period="2025-01")
     assert january == [r for r in stored if r["billing_period"] == "2025-01"] != []
+
+
+def test_saving_rows_again_leaves_the_summaries_of_the_rows_saved_last(store_url: str) -> None:
+    """Summaries are written as a difference with what is stored: rows changed, grown and
+    shrunk leave exactly the summaries of the rows as last saved."""
+    app = LedgerApplication(eventsourcing_env(store_url), clock=lambda: NOW)
+    try:
+        _feed(app)
+        folded = {name: project_rows(app, name) for name in summaries.SUMMARISED}
+    finally:
+        app.close()
+    db = Database(store_url)
+    try:
+        store = RowStore(db)
+        for name, rows in folded.items():
+            store.save(name, rows)
+        db.commit()
+        assert summaries.dump(db) == summaries.dump_of(folded)
+        changed = copy.deepcopy(folded)
+        accounts = changed["accounts"]
+        first, second = accounts["cust-01"], accounts["cust-02"]
+        invoice = next(iter(first["invoices"].values()))
+        invoice["remainder"], invoice["paid"] = "0", invoice["total"]  # paid in full
+        first["name"], first["suspended"] = "Renamed", {"sub-1": "2025-04-01"}
+        second["invoices"] = dict(list(second["invoices"].items())[:1])  # one invoice less
+        second["invoices"]["INV-NEW"] = {"due_date": "2025-04-30", "total": "5.00",
+                                          "remainder": "5.00", "period": "2025-04"}  # fmt: skip
+        shares = [k for k in changed["remittance"] if k.startswith("invoice|")]
+        changed["remittance"][shares[0]]["paid"] = "0"  # collected nothing more
+        del changed["journal"][next(iter(changed["journal"]))]
+        for name, rows in changed.items():
+            store.save(name, rows)
+        db.commit()
+        assert summaries.dump(db) == summaries.dump_of(
+            {**changed, "journal": {**folded["journal"], **changed["journal"]}}
+        )
+    finally:
+        db.close()
