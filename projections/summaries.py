@@ -27,10 +27,10 @@ amounts of different currencies compare by value (the worklist's order by amount
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from ledger.domain.money import quantize
+from ledger.domain.money import minor_unit
 from projections.base import Row, Rows, dec
 from projections.remittance import SHARE_DECIMALS, collected_shares
 
@@ -108,8 +108,15 @@ def schema(postgres: bool) -> tuple[str, ...]:
 
 
 def units(amount: Decimal, currency: str) -> int:
-    """`amount` rounded to the currency's minor unit, in 1/10,000 of the unit."""
-    return int(quantize(amount, currency).scaleb(AMOUNT_SCALE))
+    """`amount` rounded half-even to the currency's minor unit (as `fmt` shows it), in
+    1/10,000 of the unit."""
+    step = _STEPS.get(currency)
+    if step is None:
+        step = _STEPS[currency] = Decimal(1).scaleb(-minor_unit(currency))
+    return int(amount.quantize(step, rounding=ROUND_HALF_EVEN).scaleb(AMOUNT_SCALE))
+
+
+_STEPS: dict[str, Decimal] = {}  # currency -> its minor unit as a Decimal quantum
 
 
 def amount(value: int | Decimal | None) -> Decimal:
