@@ -1,6 +1,8 @@
 """The web console's pages (SPEC §15): p99 server time of each page over N customers on
 PostgreSQL projection rows (production shape), next to the raw limits of the same run: the
-API's JSON endpoint for the same data, and a bare SELECT of the projection rows a page reads.
+API's JSON endpoint for the same data, and a bare SELECT of all the projection rows of the
+page's view (what computing the page from the rows per request would read at least; the pages
+read the summary tables instead, projections/summaries.py).
 
     eval "$(deploy/services up)"
     .venv/bin/python benchmarks/console.py [--customers 10000] [--requests 100] [--quick]
