@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.money import fmt
 from projections.accounts import AGING_BUCKETS
 from projections.remittance import remittance_view
 from projections.summaries import amount
@@ -195,16 +196,22 @@ def trial_balance_totals(db: Any) -> tuple[int, dict[str, tuple[Decimal, Decimal
 
 
 def trial_balance_page(
-    db: Any, offset: int, limit: int
-) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
-    """(account, currency, debit, credit, balance) of one page of the trial balance, by
-    account then currency."""
-    sql = """SELECT account, currency, debit, credit, balance FROM journal_summaries
+    db: Any, limit: int, offset: int = 0, after: tuple[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One page of the SPEC §6 `trial-balance` rows (as projections.journal's
+    `trial_balance_view` makes them), by account then currency: from `offset` (the console's
+    pages) or after the (account, currency) `after` (keyset: the API's cursor)."""
+    params: list[Any] = [limit, offset]
+    where = ""
+    if after is not None:
+        where, params = " WHERE (account, currency) > (%s, %s)", [*after, limit, offset]
+    sql = f"""SELECT account, currency, debit, credit, balance FROM journal_summaries{where}
         ORDER BY account, currency LIMIT %s OFFSET %s"""
     return [
-        (account, currency, amount(debit), amount(credit), amount(balance))
-        for account, currency, debit, credit, balance in db.execute(sql, (limit, offset)).fetchall()
-    ]
+        {"account": account, "currency": currency, "debit": fmt(amount(debit), currency),
+         "credit": fmt(amount(credit), currency), "balance": fmt(amount(balance), currency)}
+        for account, currency, debit, credit, balance in db.execute(sql, tuple(params)).fetchall()
+    ]  # fmt: skip
 
 
 def remittance(store: Any, period: str | None = None) -> list[dict[str, Any]]:

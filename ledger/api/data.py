@@ -192,6 +192,16 @@ class Reader:
         rows = (delinquency_row(found[c], day, self.app.policies) for c in ids if c in found)
         return [row for row in rows if row is not None]
 
+    def trial_balance_after(
+        self, after: tuple[Any, ...] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` rows of the SPEC §6 `trial-balance` view from the stored summaries
+        (Kafka configured), by account then currency, after the keyset position `after` =
+        (account, currency): read in SQL as the console's Audit page reads them."""
+        position = None if after is None else (str(after[0]), str(after[1]))
+        with self.rows() as store:
+            return summary_queries.trial_balance_page(store.db, limit, after=position)
+
     # ---- operations -------------------------------------------------------------------
 
     def ping(self) -> int:

@@ -222,12 +222,7 @@ def trial_balance(reader: Reader, page: int, size: int = PAGE_SIZE) -> dict[str,
     with summaries(reader, ("journal",)) as found:
         total, totals = queries.trial_balance_totals(found.db)
         number, offset = page_of(total, page, size)
-        lines = queries.trial_balance_page(found.db, offset, size)
-    items = [
-        {"account": account, "currency": cur, "debit": fmt(debit, cur),
-         "credit": fmt(credit, cur), "balance": fmt(balance, cur)}
-        for account, cur, debit, credit, balance in lines
-    ]  # fmt: skip
+        items = queries.trial_balance_page(found.db, size, offset)
     listing = paged_from(items, number, total, size)
     listing["totals"] = {
         cur: [quantize(debit, cur), quantize(credit, cur)]

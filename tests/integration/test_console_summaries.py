@@ -307,3 +307,18 @@ def test_saving_rows_again_leaves_the_summaries_of_the_rows_saved_last(store_url
         )
     finally:
         db.close()
+
+
+def test_the_api_trial_balance_pages_by_keyset_as_the_view(readers: dict[str, Reader]) -> None:
+    reader = readers["stored"]
+    view = reader.view("trial-balance", NOW.date(), False)
+    got: list[dict[str, Any]] = []
+    after: tuple[str, str] | None = None
+    while True:
+        page = reader.trial_balance_after(after, 4)
+        got += page
+        if len(page) < 4:
+            break
+        after = (page[-1]["account"], page[-1]["currency"])
+    assert len(got) > 8
+    assert got == sorted(view, key=lambda r: (r["account"], r["currency"]))
