@@ -10,7 +10,7 @@ partner's payments from the `microsoft:<YYYY-MM>:<CUR>` streams) and
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ledger.domain.account import CASH_SOURCES
@@ -98,21 +98,49 @@ class RemittanceProjection:
         return row
 
 
-def remittance_view(rows: Rows, period: str | None = None) -> list[dict[str, Any]]:
-    """The SPEC §6 `remittance` rows, one per billing period and currency."""
+SHARE_DECIMALS = 4  # an invoice's collected cost share is rounded to 1/10,000 of the unit
+
+
+def collected_shares(row: Row) -> list[tuple[str, str, Decimal]]:
+    """What of its cost one customer invoice row (`invoice|...`) has collected: per billing
+    period and cost currency, the cost times its cash-paid fraction (paid / total), rounded
+    half-even to 1/10,000 of the unit, so that the remittance view's sums are exact sums of
+    these shares, in SQL (projections/summaries.py) as in Python. A credit invoice (total
+    <= 0) collects nothing."""
+    total = dec(row["total"])
+    if total <= 0:
+        return []
+    # Rows stored before `paid` was kept count as unpaid (rebuild the projection).
+    fraction = dec(row.get("paid")) / total
+    step = Decimal(1).scaleb(-SHARE_DECIMALS)
+    costs = [(period, row["currency"], cost) for period, cost in row["costs"].items()]
+    costs += [(*slot.split("|"), cost) for slot, cost in row.get("xcosts", {}).items()]
+    return [
+        (period, currency, (dec(cost) * fraction).quantize(step, rounding=ROUND_HALF_EVEN))
+        for period, currency, cost in costs
+    ]
+
+
+def collected_by_period(rows: Rows) -> dict[tuple[str, str], Decimal]:
+    """The collected shares of the invoice rows summed per (billing period, currency)."""
     collected: dict[tuple[str, str], Decimal] = {}
     for key, row in rows.items():
-        if not key.startswith("invoice|") or dec(row["total"]) <= 0:
-            continue
-        # Rows stored before `paid` was kept count as unpaid (rebuild the projection).
-        fraction = dec(row.get("paid")) / dec(row["total"])
-        for cost_period, cost in row["costs"].items():
-            slot = (cost_period, row["currency"])
-            collected[slot] = collected.get(slot, ZERO) + dec(cost) * fraction
-        for cost_slot, cost in row.get("xcosts", {}).items():
-            cost_period, cost_cur = cost_slot.split("|")
-            slot = (cost_period, cost_cur)
-            collected[slot] = collected.get(slot, ZERO) + dec(cost) * fraction
+        if key.startswith("invoice|"):
+            for period, currency, share in collected_shares(row):
+                collected[(period, currency)] = collected.get((period, currency), ZERO) + share
+    return collected
+
+
+def remittance_view(
+    rows: Rows,
+    period: str | None = None,
+    collected: dict[tuple[str, str], Decimal] | None = None,
+) -> list[dict[str, Any]]:
+    """The SPEC §6 `remittance` rows, one per billing period and currency, from the
+    `period|` rows; `collected`: the invoice rows' shares already summed per (period,
+    currency) (the summary tables), else summed here from the `invoice|` rows."""
+    if collected is None:
+        collected = collected_by_period(rows)
     out = []
     for key, row in sorted(rows.items()):
         if not key.startswith("period|") or (period and row["billing_period"] != period):

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from ledger.store.db import Database
+from ledger.store.db import SCHEMA_LOCK_ID, Database
+from projections import summaries
 from projections.base import Event, Projection, Rows, prepare
 
 # Projections whose every row belongs to one customer (each key names the event's customer):
@@ -44,7 +45,37 @@ class RowStore:
         over a database whose tables already exist."""
         self.db = db
         if create_schema:
-            db.create_schema(*SCHEMA)
+            db.create_schema(*SCHEMA, *summaries.schema(db.is_postgres))
+            self._backfill_summaries()
+
+    def _backfill_summaries(self) -> None:
+        """A store made before the summary tables (or an older version of them) gets them
+        filled from its stored rows, once: every process that opens the store checks."""
+        if _summary_version(self.db) >= summaries.VERSION:
+            self.db.commit()
+            return
+        if self.db.is_postgres:  # one process fills them; projectors wait (as for a rebuild)
+            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+            self.db.execute("LOCK TABLE projection_positions IN EXCLUSIVE MODE")
+            if _summary_version(self.db) >= summaries.VERSION:
+                self.db.commit()
+                return
+        try:  # made again: an older version's tables may lack a column
+            for table in summaries.tables():
+                self.db.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in summaries.schema(self.db.is_postgres):
+                self.db.execute(statement)
+            for name in summaries.SUMMARISED:
+                summaries.save(self.db, name, self.load_all(name))
+            self.db.execute("DELETE FROM summary_versions WHERE name = 'summaries'")
+            self.db.execute(
+                "INSERT INTO summary_versions (name, version) VALUES ('summaries', %s)",
+                (summaries.VERSION,),
+            )
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
 
     # ---- rows -------------------------------------------------------------------------
 
@@ -123,16 +154,19 @@ class RowStore:
                 " ON CONFLICT (projection, key) DO UPDATE SET doc = excluded.doc",
                 (projection, [k for k, _ in docs], [d for _, d in docs]),
             )
-            return
-        self.db.executemany(
-            "INSERT INTO projection_rows (projection, key, doc) VALUES (%s, %s, %s)"
-            " ON CONFLICT (projection, key) DO UPDATE SET doc = excluded.doc",
-            [(projection, k, d) for k, d in docs],
-        )
+        else:
+            self.db.executemany(
+                "INSERT INTO projection_rows (projection, key, doc) VALUES (%s, %s, %s)"
+                " ON CONFLICT (projection, key) DO UPDATE SET doc = excluded.doc",
+                [(projection, k, d) for k, d in docs],
+            )
+        summaries.save(self.db, projection, rows)  # with the rows they summarise
 
     def copy_docs(self, projection: str, docs: Sequence[tuple[str, str]]) -> None:
         """Add rows given as (key, JSON document) that do not exist yet (a rebuild, after
         `clear`): COPY on PostgreSQL, the bulk path (a conflict fails the transaction)."""
+        if projection in summaries.SUMMARISED:
+            summaries.save(self.db, projection, {k: _loads(d) for k, d in docs})
         if not self.db.is_postgres:
             self.db.executemany(
                 "INSERT INTO projection_rows (projection, key, doc) VALUES (%s, %s, %s)",
@@ -151,6 +185,7 @@ class RowStore:
         positions stay)."""
         for table in ("projection_rows", "projection_heads"):
             self.db.execute(f"DELETE FROM {table} WHERE projection = %s", (projection,))
+        summaries.clear(self.db, projection)
         stored = self.db.execute("SELECT customer_id, positions FROM projection_positions")
         changed = {}
         for customer, doc in stored.fetchall():
@@ -261,6 +296,11 @@ class RowStore:
             " DO UPDATE SET next_offset = excluded.next_offset",
             [(consumer, topic, p, o) for p, o in offsets.items()],
         )
+
+
+def _summary_version(db: Database) -> int:
+    found = db.execute("SELECT version FROM summary_versions WHERE name = 'summaries'").fetchone()
+    return int(found[0]) if found else 0
 
 
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS

@@ -21,7 +21,8 @@ from ledger.config import Settings
 from ledger.domain.account import end_of, utc_day
 from ledger.domain.errors import UnknownCustomer
 from ledger.store.db import Database
-from projections.accounts import AccountsProjection
+from projections import summary_queries
+from projections.accounts import AccountsProjection, delinquency_row
 from projections.base import Row, fold, occurred_by
 from projections.store import RowStore, parse_doc
 from projections.timelines import recorded_by, settle_open_items
@@ -215,10 +216,37 @@ class Reader:
         instant) folded in-process."""
         if self.stored and not historical and recorded_at is None:
             with self.rows() as store:
+                if view == "remittance":  # not every invoice's row: the summary tables
+                    return summary_queries.remittance(store, filters.get("period"))
                 rows = store.load_all(VIEW_SOURCE[view])
             return render_view(self.app, rows, view, as_of, **filters)
         return compute_view(self.app, view, as_of, historical=historical,
                             recorded_at=recorded_at, **filters)  # fmt: skip
+
+    def delinquency_after(
+        self, day: date, after: tuple[Any, ...] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` rows of today's SPEC §6 `delinquency` view from the stored
+        summaries (Kafka configured), in the view's order (most days past due first, then
+        customer id) after the keyset position `after` = (-days_past_due, customer_id):
+        ordered and cut in SQL (projections.summary_queries, as the console's worklist),
+        each row made by the view's own `delinquency_row`."""
+        position = None if after is None else summary_queries.AfterKey(-after[0], after[1])
+        with self.rows() as store:
+            ids = summary_queries.worklist_after(store.db, day, position, limit)
+            found = store.load(ACCOUNTS.name, ids)
+        rows = (delinquency_row(found[c], day, self.app.policies) for c in ids if c in found)
+        return [row for row in rows if row is not None]
+
+    def trial_balance_after(
+        self, after: tuple[Any, ...] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` rows of the SPEC §6 `trial-balance` view from the stored summaries
+        (Kafka configured), by account then currency, after the keyset position `after` =
+        (account, currency): read in SQL as the console's Audit page reads them."""
+        position = None if after is None else (str(after[0]), str(after[1]))
+        with self.rows() as store:
+            return summary_queries.trial_balance_page(store.db, limit, after=position)
 
     # ---- operations -------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -234,12 +235,30 @@ def list_delinquency(
     """Customers with an overdue balance on `as_of` or suspended (until reinstated), most
     days past due first (SPEC §6)."""
     day, historical = reader.resolve(as_of, as_recorded_at)
+    types, key = (int, str), (lambda r: (-r["days_past_due"], r["customer_id"]))
+    if reader.stored and not historical and as_recorded_at is None:
+        # Today's worklist from the summary tables, ordered and paged in SQL.
+        fetch = lambda after, n: reader.delinquency_after(day, after, n)  # noqa: E731
+        return _keyset_page("delinquency", types, key, fetch, limit, cursor)
     rows = reader.view("delinquency", day, historical, as_recorded_at)
-    page = paginate(
-        rows, lambda r: (-r["days_past_due"], r["customer_id"]), (int, str), "delinquency",
-        limit, cursor,
-    )  # fmt: skip
-    return page.body()
+    return paginate(rows, key, types, "delinquency", limit, cursor).body()
+
+
+def _keyset_page(
+    scope: str,
+    types: tuple[type, ...],
+    key: Callable[[dict[str, Any]], tuple[Any, ...]],
+    fetch: Callable[[tuple[Any, ...] | None, int], list[dict[str, Any]]],
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """A page read in `key` order after the cursor's key by `fetch(after, n)` (SQL with a
+    keyset, not every row sorted): the same pages and cursors as `paginate`."""
+    after = decode_cursor(scope, cursor, types) if cursor is not None else None
+    found = fetch(after, limit + 1)
+    items = found[:limit]
+    next_cursor = encode_cursor(scope, key(items[-1])) if len(found) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get(
@@ -304,11 +323,13 @@ def list_trial_balance(
 ) -> dict[str, Any]:
     """One row per ledger account and currency; debits equal credits in every currency."""
     day, historical = reader.resolve(as_of, as_recorded_at)
+    types, key = (str, str), (lambda r: (r["account"], r["currency"]))
+    if reader.stored and not historical and as_recorded_at is None:
+        # Today's rows from the summary tables, paged in SQL (as the console's Audit page).
+        fetch = reader.trial_balance_after
+        return _keyset_page("trial-balance", types, key, fetch, limit, cursor)
     rows = reader.view("trial-balance", day, historical, as_recorded_at)
-    page = paginate(
-        rows, lambda r: (r["account"], r["currency"]), (str, str), "trial-balance", limit, cursor
-    )
-    return page.body()
+    return paginate(rows, key, types, "trial-balance", limit, cursor).body()
 
 
 @router.get(

@@ -8,7 +8,6 @@ import io
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 
 import structlog
@@ -18,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from ledger.ui import data
 from ledger.ui.session import Session
-from ledger.ui.web import PAGE_SIZE, Page, _reader, checked_form, paged, render, signed_in
+from ledger.ui.web import PAGE_SIZE, Page, _reader, checked_form, render, signed_in
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 log = structlog.get_logger(__name__)
@@ -33,19 +32,13 @@ def audit_page(request: Request, page: Page = 1) -> Response:
 
 def _audit(request: Request, session: Session, verification: Any, page: int = 1) -> Response:
     reader = _reader(request)
-    trial = reader.view("trial-balance", reader.today(), False)
-    trial.sort(key=lambda r: (r["account"], r["currency"]))  # the API's order
-    totals: dict[str, list[Decimal]] = {}
-    for row in trial:
-        sums = totals.setdefault(row["currency"], [Decimal(0), Decimal(0)])
-        sums[0] += Decimal(row["debit"])
-        sums[1] += Decimal(row["credit"])
+    trial = data.trial_balance(reader, page)  # by account and currency, as the API
     return render(
         request,
         "audit.html",
         session=session,
-        trial=paged(trial, page),
-        totals=totals,
+        trial=trial,
+        totals=trial.pop("totals"),
         checkpoints=data.checkpoints(reader, PAGE_SIZE),
         verification=verification,
         day=reader.today(),

@@ -1,12 +1,17 @@
 """What the console's pages show, read through the API's own functions (`Reader.view`,
-`Reader.account`, the invoices view's `invoice_row`, the event history's reader), so that every
-figure on a page equals the same figure in the API (SPEC §15). Embedded, the views are folded
-in-process; with Kafka, the stored projection rows are read (as the API does)."""
+`Reader.account`, the invoices view's `invoice_row`, `balance_row`, `delinquency_row`, the
+event history's reader), so that every figure on a page equals the same figure in the API
+(SPEC §15). The pages over the whole book (overview, worklist, search, trial balance) filter,
+order, page and sum in SQL over the summary tables (projections/summaries.py,
+projections/summary_queries.py) and make only the shown rows with those functions. Embedded,
+the views are folded in-process (and the summary tables made in memory from them); with
+Kafka, the stored projection rows and summaries are read (as the API does)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -20,9 +25,14 @@ from ledger.app.audit import BrokenLink, _check_link
 from ledger.app.views import VIEW_SOURCE, project_rows, render_view
 from ledger.domain import events as ev
 from ledger.domain.hashchain import GENESIS
-from ledger.domain.money import fmt
+from ledger.domain.ids import normalize_id
+from ledger.domain.money import fmt, quantize
 from ledger.published import to_published
-from projections.accounts import AGING_BUCKETS, balance_row
+from ledger.store.db import Database
+from ledger.ui.web import PAGE_SIZE, page_of, paged_from
+from projections import summaries as summary_tables
+from projections import summary_queries as queries
+from projections.accounts import balance_row, delinquency_row
 from projections.base import Row, Rows, dec, fold
 from projections.invoices import invoices_view
 from projections.support import SupportProjection, support_view
@@ -55,6 +65,53 @@ def view(
     return render_view(reader.app, rows[VIEW_SOURCE[name]], name, day, **filters)
 
 
+# ---- the summary tables (projections/summaries.py) -----------------------------------------
+
+
+@dataclass
+class Summaries:
+    """The summary tables to query (projections.summary_queries) and the accounts rows of
+    the customers a page shows."""
+
+    db: Any
+    load: Callable[[list[str]], Rows]
+
+    def accounts(self, customer_ids: list[str]) -> list[Row]:
+        """These customers' accounts rows, in this order."""
+        found = self.load(customer_ids)
+        return [found[c] for c in customer_ids if c in found]
+
+
+class _MemoryDatabase(Database):
+    """An in-memory SQLite database (embedded: the summaries of rows folded in-process)."""
+
+    def __init__(self) -> None:  # no URL: nothing to connect to
+        self.url = ""
+        self.is_postgres = False
+        self.conn = sqlite3.connect(":memory:")
+
+
+@contextmanager
+def summaries(reader: Reader, projections: Iterable[str] = ("accounts",)) -> Iterator[Summaries]:
+    """With Kafka, the summary tables `ledger project` keeps next to the rows; embedded, the
+    same tables made in memory by the same code from the rows folded from the event store
+    (`projections`: which projections' summaries a page needs), so one SQL serves both."""
+    if reader.stored:
+        with reader.rows() as store:
+            yield Summaries(store.db, lambda ids: store.load("accounts", ids))
+        return
+    rows = {name: project_rows(reader.app, name) for name in set(projections) | {"accounts"}}
+    db = _MemoryDatabase()
+    try:
+        db.create_schema(*summary_tables.schema(False))
+        for name, folded in rows.items():
+            summary_tables.save(db, name, folded)
+        accounts = rows["accounts"]
+        yield Summaries(db, lambda ids: {c: accounts[c] for c in ids if c in accounts})
+    finally:
+        db.close()
+
+
 # ---- overview -------------------------------------------------------------------------------
 
 
@@ -69,79 +126,109 @@ class Overview:
 
 
 def overview(reader: Reader) -> Overview:
-    """Receivables aging per currency (sum of the `balances` rows), invoiced, cash collected
-    and overdue per billing period (sums of the API's invoice rows), the `microsoft` rows,
-    exposure (sum of the `remittance` rows) and counts for the lists."""
+    """Receivables aging per currency (the sum of the `balances` rows' aging), invoiced,
+    cash collected and overdue per billing period (sums of the API's invoice rows), counts
+    for the lists (summed in SQL over the summary tables), the `microsoft` rows and
+    exposure (sum of the `remittance` rows)."""
     day = reader.today()
-    rows = source_rows(reader, ("accounts", "microsoft", "remittance", "support"))
-    balances = view(reader, rows, "balances", day)
-    aging: dict[str, dict[str, Decimal]] = {}
-    for row in balances:
-        sums = aging.setdefault(row["currency"], dict.fromkeys(AGING_BUCKETS, ZERO))
-        for bucket in AGING_BUCKETS:
-            sums[bucket] += dec(row["aging"][bucket])
-    delinquent = view(reader, rows, "delinquency", day)
-    tickets = view(reader, rows, "support", day)
+    with summaries(reader, ("accounts", "support")) as found:
+        figures = queries.receivables(found.db, day)
+        tickets = queries.ticket_counts(found.db)
+    rows = source_rows(reader, ("microsoft",))
     exposure: dict[str, Decimal] = {}
-    for item in view(reader, rows, "remittance", day):
+    for item in reader.view("remittance", day, False):
         exposure[item["currency"]] = exposure.get(item["currency"], ZERO) + dec(item["exposure"])
     return Overview(
         day=day,
         aging={
-            cur: {b: fmt(v, cur) for b, v in sums.items()} for cur, sums in sorted(aging.items())
+            cur: {b: fmt(v, cur) for b, v in sums.items()}
+            for cur, sums in sorted(figures.aging.items())
         },
-        months=_months(rows["accounts"], day),
+        months=[
+            {
+                "period": period,
+                "currency": cur,
+                "invoiced": fmt(invoiced, cur),
+                "collected": fmt(collected, cur),
+                "overdue": fmt(overdue, cur),
+            }
+            for period, cur, invoiced, collected, overdue in figures.months
+        ],
         microsoft=view(reader, rows, "microsoft", day),
         exposure={cur: fmt(v, cur) for cur, v in sorted(exposure.items())},
         counts={
-            "customers": len(balances),
-            "delinquent": len(delinquent),
-            "suspended": sum(1 for r in balances if r["status"] == "suspended"),
-            "open_tickets": sum(1 for t in tickets if t["status"] == "open"),
-            "escalated_tickets": sum(1 for t in tickets if t["status"] == "escalated"),
+            **figures.counts,
+            "open_tickets": tickets.get("open", 0),
+            "escalated_tickets": tickets.get("escalated", 0),
         },
     )
-
-
-def _months(accounts: Rows, day: date) -> list[dict[str, Any]]:
-    """Per billing period and currency: invoiced (void invoices left out), cash collected on
-    those invoices (`paid`: payments, not credits nor write-offs) and what of them is open
-    and overdue on `day`: sums of the `GET /customers/{id}/invoices` rows (SPEC §12)."""
-    sums: dict[tuple[str, str], list[Decimal]] = {}
-    for item in invoices_view(accounts, day):
-        if item["kind"] != "invoice" or not item["billing_period"] or item["status"] == "void":
-            continue
-        currency = item["currency"]
-        slot = sums.setdefault((item["billing_period"], currency), [ZERO, ZERO, ZERO])
-        slot[0] += dec(item["total"])
-        slot[1] += dec(item["paid"])
-        if item["days_past_due"] > 0:
-            slot[2] += dec(item["open"])
-    return [
-        {
-            "period": period,
-            "currency": cur,
-            "invoiced": fmt(s[0], cur),
-            "collected": fmt(s[1], cur),
-            "overdue": fmt(s[2], cur),
-        }
-        for (period, cur), s in sorted(sums.items())
-    ]
 
 
 # ---- lists ----------------------------------------------------------------------------------
 
 
-def search_customers(reader: Reader, query: str) -> list[dict[str, Any]]:
-    """`balances` rows whose customer id or name contains `query` (case-insensitive)."""
+def worklist(
+    reader: Reader, sort: str, descending: bool, page: int, size: int = PAGE_SIZE
+) -> dict[str, Any]:
+    """One page of the collections worklist (the `GET /delinquency` rows) in the chosen order
+    (`sort`: days, amount or name): ordered and paged in SQL, the page's rows made by the
+    view's own `delinquency_row`."""
+    day = reader.today()
+    with summaries(reader) as found:
+        number, total, ids = _page(
+            lambda offset: queries.worklist(found.db, day, sort, descending, offset, size),
+            page, size,
+        )  # fmt: skip
+        rows = found.accounts(ids)
+    items = [delinquency_row(row, day, reader.app.policies) for row in rows]
+    return paged_from(items, number, total, size)
+
+
+def _page(
+    query: Callable[[int], tuple[int, list[str]]], page: int, size: int
+) -> tuple[int, int, list[str]]:
+    """(page number shown, total, ids) of `query(offset)` -> (total, ids of the page): the
+    page asked, or the last one when that is past the end (as `paged`)."""
+    total, ids = query((page - 1) * size)
+    if ids:
+        return page, total, ids
+    number, offset = page_of(total, page, size)
+    return (number, *query(offset)) if total else (number, total, ids)
+
+
+def search_customers(
+    reader: Reader, query: str, page: int, size: int = PAGE_SIZE
+) -> tuple[dict[str, Any], str | None]:
+    """One page of the `balances` rows whose customer id or name contains `query`
+    (case-insensitive), by customer id; and the customer id `query` names exactly, if it
+    is one of them."""
     needle = query.strip().lower()
-    rows = source_rows(reader, ("accounts",))
-    found = view(reader, rows, "balances", reader.today())
-    return [
-        r
-        for r in found
-        if needle in r["customer_id"].lower() or needle in (r["name"] or "").lower()
-    ]
+    day = reader.today()
+    with summaries(reader) as found:
+        number, total, ids = _page(
+            lambda offset: queries.search(found.db, needle, offset, size), page, size
+        )
+        rows = found.accounts(ids)
+        wanted = normalize_id(query.strip())
+        exact = found.accounts([wanted]) if query.strip() else []
+    named = [r["customer_id"] for r in exact if r.get("currency")]
+    items = [balance_row(row, day) for row in rows]
+    return paged_from(items, number, total, size), (named[0] if named else None)
+
+
+def trial_balance(reader: Reader, page: int, size: int = PAGE_SIZE) -> dict[str, Any]:
+    """One page of the trial balance (the `GET /trial-balance` rows, by account and
+    currency) and, under `totals`, the debits and credits of all of it per currency."""
+    with summaries(reader, ("journal",)) as found:
+        total, totals = queries.trial_balance_totals(found.db)
+        number, offset = page_of(total, page, size)
+        items = queries.trial_balance_page(found.db, size, offset)
+    listing = paged_from(items, number, total, size)
+    listing["totals"] = {
+        cur: [quantize(debit, cur), quantize(credit, cur)]
+        for cur, (debit, credit) in totals.items()
+    }
+    return listing
 
 
 # ---- one customer ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ which need `auditor` (or `admin`). Every POST form carries the session's CSRF to
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -94,25 +93,16 @@ def collections_page(
     return _collections(request, session, sort, order, page, None)
 
 
-WORKLIST_ORDER = {
-    "days": lambda r: (r["days_past_due"], r["customer_id"]),
-    "amount": lambda r: (Decimal(r["overdue"]), r["customer_id"]),
-    "name": lambda r: ((r["name"] or "").lower(), r["customer_id"]),
-}
-
-
 def _collections(
     request: Request, session: Session, sort: str, order: str, page: int, preview: Any
 ) -> Response:
     """The worklist (`GET /delinquency` rows) in the chosen order, and a preview if any."""
     reader = _reader(request)
-    rows = reader.view("delinquency", reader.today(), False)
-    rows.sort(key=WORKLIST_ORDER[sort], reverse=order == "desc")
     return render(
         request,
         "collections.html",
         session=session,
-        listing=paged(rows, page),
+        listing=data.worklist(reader, sort, order == "desc", page),
         sort=sort,
         order=order,
         day=reader.today(),
@@ -156,11 +146,10 @@ def customers_page(
     """Customers whose id or name contains `q`; an exact id goes straight to its page."""
     session = signed_in(request)
     reader = _reader(request)
-    found = data.search_customers(reader, q)
-    exact = [r for r in found if r["customer_id"] == normalize_id(q.strip())] if q else []
-    if len(exact) == 1:
-        return RedirectResponse(f"/ui/customers/{quote(exact[0]['customer_id'])}", 303)
-    return render(request, "customers.html", session=session, q=q, listing=paged(found, page))
+    listing, exact = data.search_customers(reader, q, page)
+    if exact is not None:
+        return RedirectResponse(f"/ui/customers/{quote(exact)}", 303)
+    return render(request, "customers.html", session=session, q=q, listing=listing)
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
@@ -248,9 +237,9 @@ def statement_document(request: Request, customer_id: str) -> Response:
 def microsoft_page(request: Request, page: Page = 1) -> Response:
     session = signed_in(request)
     reader = _reader(request)
-    rows = data.source_rows(reader, ("microsoft", "remittance"))
+    rows = data.source_rows(reader, ("microsoft",))
     day = reader.today()
-    remittance = data.view(reader, rows, "remittance", day)
+    remittance = reader.view("remittance", day, False)
     remittance.sort(key=lambda r: (r["billing_period"], r["currency"]), reverse=True)
     listing = paged(remittance, page)
     return render(

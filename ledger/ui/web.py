@@ -133,14 +133,20 @@ async def checked_form(request: Request, session: Session) -> dict[str, str]:
 
 
 def paged(items: list[Any], page: int, size: int = PAGE_SIZE) -> dict[str, Any]:
-    pages = max(1, -(-len(items) // size))
-    page = min(page, pages)
-    return {
-        "items": items[(page - 1) * size : page * size],
-        "page": page,
-        "pages": pages,
-        "total": len(items),
-    }
+    number, offset = page_of(len(items), page, size)
+    return paged_from(items[offset : offset + size], number, len(items), size)
+
+
+def page_of(total: int, page: int, size: int = PAGE_SIZE) -> tuple[int, int]:
+    """The page shown when `page` is asked of `total` items (the last one past the end) and
+    the offset of its first item."""
+    number = min(page, max(1, -(-total // size)))
+    return number, (number - 1) * size
+
+
+def paged_from(items: list[Any], page: int, total: int, size: int = PAGE_SIZE) -> dict[str, Any]:
+    """A page's items (already cut, e.g. by SQL) with what the pager shows."""
+    return {"items": items, "page": page, "pages": max(1, -(-total // size)), "total": total}
 
 
 def _safe_next(target: str | None) -> str:

@@ -14,6 +14,7 @@ from ledger.config import Settings
 from ledger.store.db import Database
 from ledger.store.readmodels import rebuild
 from ledger.store.shardedrebuild import BY_CUSTOMER, shard_of, shares
+from projections import summaries
 from projections.base import fold
 from projections.store import RowStore
 from tests.helpers import (
@@ -31,14 +32,16 @@ pytestmark = pytest.mark.integration
 CUSTOMERS = [f"c{i}" for i in range(12)]
 
 
-def stored(url: str) -> tuple[dict[str, object], dict[str, object]]:
+def stored(url: str) -> tuple[dict[str, object], dict[str, object], dict[str, object]]:
+    """The rows, the customers' positions and the summary tables (projections/summaries.py)."""
     db = Database(url)
     try:
         store = RowStore(db)
         rows = {name: store.load_all(name) for name in PROJECTIONS}
         positions = store.positions(CUSTOMERS)
+        kept = summaries.dump(db)
         db.commit()
-        return rows, positions
+        return rows, positions, kept
     finally:
         db.close()
 
@@ -70,6 +73,8 @@ def test_a_rebuild_on_three_processes_equals_one_on_one(fresh_pg_url: Callable[[
     assert three == one
     assert three[0] == expected
     assert set(three[1]) == set(CUSTOMERS)
+    assert three[2] == summaries.dump_of(expected)  # the summaries of the folded rows
+    assert len(three[2]["customer_summaries"]) == len(CUSTOMERS)
 
 
 def test_each_projection_is_folded_whole_once_or_split_by_customer_in_every_share() -> None:
@@ -103,8 +108,9 @@ def test_a_rebuild_asked_for_two_workers_on_sqlite_folds_in_one(tmp_path: Path) 
     try:
         app.handle_batch(msgs([customer_registered("c1"), charge("c1", "CH-1", amount="9.50")]))
         assert rebuild(app, Database(url), workers=2) == 2
-        rows, _ = stored(url)
+        rows, _, kept = stored(url)
         expected = fold(PROJECTIONS["accounts"], published_events(app))
     finally:
         app.close()
     assert rows["accounts"] == expected
+    assert kept["invoice_summaries"] == summaries.dump_of(rows)["invoice_summaries"]
