@@ -24,6 +24,7 @@ reading it again. The parent forks before it opens any connection or thread.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import zlib
@@ -95,7 +96,9 @@ def _work(
             )  # fmt: skip
         conn.send(("done", report))
     except BaseException as error:  # reported to the parent, which fails the run
-        conn.send(("failed", f"{type(error).__name__}: {error}"))
+        log.warning("billing.worker_stopped", shard=shard, error=f"{type(error).__name__}: {error}")
+        with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
+            conn.send(("failed", f"{type(error).__name__}: {error}"))
     finally:
         conn.close()
 
