@@ -444,8 +444,9 @@ def _deliver(
 
 
 def _record(item: PlannedCharge, source: str) -> RawRecord:
+    # The message goes with its JSON: ingest validates it without decoding the JSON again.
     return RawRecord(value=json.dumps(item.message, separators=(",", ":")), source=source,
-                     offset=item.line, key=item.customer_id)  # fmt: skip
+                     offset=item.line, key=item.customer_id, decoded=item.message)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -464,7 +465,7 @@ def scan_file(text: str, billing_period: str | None = None) -> FileSummary:
     then billed as they are read again (a 100,000-line file is never held parsed)."""
     reader = ReconReader(text)
     months: Counter[tuple[int, int]] = Counter()
-    for line in reader.lines():
+    for line in reader.lines(extra=False):
         start = line.charge_start
         months[start.year, start.month] += 1
     if reader.invoice_number is None or reader.currency is None:

@@ -380,10 +380,13 @@ class ReconReader:
         self._dates: dict[str, date] = {}
         self._types: dict[str, str | None] = {}
 
-    def lines(self, keep: Callable[[str], bool] | None = None) -> Iterator[ReconLine]:
+    def lines(
+        self, keep: Callable[[str], bool] | None = None, *, extra: bool = True
+    ) -> Iterator[ReconLine]:
         """The file's lines, in order. With `keep` (given a line's CustomerId as the ledger
         spells it), only the lines it keeps are parsed past their field count: for a file
-        already read whole once (every line checked), split between processes."""
+        already read whole once (every line checked), split between processes. `extra=False`
+        leaves `ReconLine.extra` empty (a pass that only checks the file)."""
         reader, header, index = self._reader, self.header, self._index
         width = len(header)
         customer_at = index["CustomerId"]
@@ -405,7 +408,7 @@ class ReconReader:
                 )  # fmt: skip
             if keep is not None and not keep(self._id(row[customer_at].strip())):
                 continue
-            yield self._line(row, line)
+            yield self._line(row, line, extra)
 
     def _id(self, text: str) -> str:
         known = self._ids.get(text)
@@ -413,22 +416,23 @@ class ReconReader:
             known = self._ids[text] = normalize_id(text)
         return known
 
-    def _cell(self, row: list[str], line: int, name: str, required: bool = True) -> str:
-        value = row[self._index[name]].strip() if name in self._index else ""
-        if required and not value:
-            raise ReconFileError("is empty", line=line, column=name)
-        return value
+    @staticmethod
+    def _empty(line: int, name: str) -> str:
+        raise ReconFileError("is empty", line=line, column=name)
 
-    def _date(self, row: list[str], line: int, name: str) -> date:
-        text = self._cell(row, line, name)
+    def _date(self, text: str, line: int, name: str) -> date:
         known = self._dates.get(text)
         if known is None:
+            if not text:
+                self._empty(line, name)
             known = self._dates[text] = _parse_date(text, line, name)
         return known
 
-    def _line(self, row: list[str], line: int) -> ReconLine:
-        cell = self._cell
-        number = cell(row, line, "InvoiceNumber")
+    def _line(self, row: list[str], line: int, extra: bool = True) -> ReconLine:
+        # The cells by position (the columns' order is the header's); the checks in a
+        # fixed order, so the first error of a line is always the same one.
+        at = self._index
+        number = row[at["InvoiceNumber"]].strip() or self._empty(line, "InvoiceNumber")
         if self.invoice_number is None:
             self.invoice_number = number
         elif number != self.invoice_number:
@@ -437,7 +441,7 @@ class ReconReader:
                 "invoice per file)",
                 line=line, column="InvoiceNumber",
             )  # fmt: skip
-        line_currency = cell(row, line, "Currency").upper()
+        line_currency = (row[at["Currency"]].strip() or self._empty(line, "Currency")).upper()
         if line_currency != self.currency:
             try:
                 check_currency(line_currency)
@@ -450,25 +454,30 @@ class ReconReader:
                     line=line, column="Currency",
                 )  # fmt: skip
             self.currency = line_currency
-        subtotal = _parse_money(cell(row, line, "Subtotal"), line_currency, line, "Subtotal")
-        charge_start = self._date(row, line, "ChargeStartDate")
-        charge_end = self._date(row, line, "ChargeEndDate")
+        subtotal = _parse_money(row[at["Subtotal"]].strip() or self._empty(line, "Subtotal"),
+                                line_currency, line, "Subtotal")  # fmt: skip
+        charge_start = self._date(row[at["ChargeStartDate"]].strip(), line, "ChargeStartDate")
+        charge_end = self._date(row[at["ChargeEndDate"]].strip(), line, "ChargeEndDate")
         if charge_end < charge_start:
             raise ReconFileError(f"{charge_end} is before ChargeStartDate {charge_start}",
                                  line=line, column="ChargeEndDate")  # fmt: skip
-        ms_type = cell(row, line, "ChargeType")
+        ms_type = row[at["ChargeType"]].strip() or self._empty(line, "ChargeType")
         if ms_type in self._types:
             charge_type = self._types[ms_type]
         else:
             charge_type = self._types[ms_type] = charge_type_of(ms_type, subtotal)
+        customer = row[at["CustomerId"]].strip() or self._empty(line, "CustomerId")
+        subscription = row[at["SubscriptionId"]].strip() or self._empty(line, "SubscriptionId")
         shared = self._shared
+        product = row[at["ProductId"]].strip() if "ProductId" in at else ""
+        sku = row[at["SkuId"]].strip() if "SkuId" in at else ""
         return ReconLine(
             line=line,
             # GUIDs in either case are one id (SPEC §2): both sides of the match agree.
-            customer_id=self._id(cell(row, line, "CustomerId")),
-            subscription_id=self._id(cell(row, line, "SubscriptionId")),
-            product_id=shared.setdefault(p := cell(row, line, "ProductId", False), p),
-            sku_id=shared.setdefault(s := cell(row, line, "SkuId", False), s),
+            customer_id=self._id(customer),
+            subscription_id=self._id(subscription),
+            product_id=shared.setdefault(product, product),
+            sku_id=shared.setdefault(sku, sku),
             ms_charge_type=shared.setdefault(ms_type, ms_type),
             charge_type=charge_type,
             charge_start=charge_start,
@@ -478,7 +487,9 @@ class ReconReader:
                 name: shared.setdefault(value, value)
                 for name, i in self._extra
                 if (value := row[i].strip())
-            },
+            }
+            if extra
+            else {},
         )
 
 
