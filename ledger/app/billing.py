@@ -1,7 +1,8 @@
 """Bill customers from Microsoft's own data (SPEC §10): `ledger bill partner-center`.
 
 Each line of a Partner Center new-commerce invoice reconciliation file (read by the §7 parser,
-`ledger.app.reconcile.parse_recon_file`) becomes one SPEC §3 `charge` message priced by the
+`ledger.app.reconcile.ReconReader`: the whole file checked first, then billed as it is read
+again, a batch at a time) becomes one SPEC §3 `charge` message priced by the
 partner's price book (`ledger.domain.pricebook`). The messages go through the normal ingest
 path — the caller's `send` — so validation, idempotency and dead letters are those of any
 upstream charge:
@@ -79,8 +80,10 @@ DecisionLookup = Callable[[list[str]], Mapping[str, Decision]]
 
 def lookup_from_accounts(find: Callable[[str], CustomerAccount | None]) -> CustomerLookup:
     """A CustomerLookup over the event store (`LedgerApplication.find`), cached per customer,
-    with the charge ids each customer has (to report duplicates without ingesting: a dry
-    run, or publishing to Kafka); only the ids are kept, not the accounts."""
+    with the charge ids each customer has (duplicates known without ingesting); only the ids
+    are kept, not the accounts. Each account is replayed once: for small stores (the demo,
+    tests). `ledger bill` reads registrations only and asks the recorded decisions instead
+    (`bill_text(decided=...)`)."""
     cache: dict[str, CustomerInfo | None] = {}
 
     def lookup(customer_id: str) -> CustomerInfo | None:

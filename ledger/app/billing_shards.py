@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -130,7 +131,40 @@ def _results(
             yield shard, kind, value
 
 
-def bill_sharded(
+class Workers:
+    """Worker processes billing their shares of one file (`start_workers`)."""
+
+    def __init__(self, summary: FileSummary, connections: dict[Connection, int],
+                 processes: list[Any]) -> None:  # fmt: skip
+        self.summary = summary
+        self._connections = connections
+        self._processes = processes
+
+    def collect(self, progress: Callable[[int, int], None] | None = None) -> BillingReport:
+        """Wait for every worker (progress as they report it) and return the merged report.
+        Raises BillingWorkersFailed after every worker ended when any failed."""
+        parts: list[BillingReport] = []
+        failures: list[str] = []
+        results = _results(self._connections, self._processes, progress, self.summary.lines)
+        for shard, kind, value in results:
+            if kind == "done":
+                parts.append(value)
+            else:
+                log.error("billing.worker_failed", shard=shard, reason=value)
+                failures.append(f"worker {shard}: {value}")
+        for process in self._processes:
+            process.join()
+        if failures:
+            raise BillingWorkersFailed(
+                "; ".join(failures) + " (the batches sent are complete: bill the same file"
+                " again to bill the rest)"
+            )
+        report = merge(self.summary, parts)
+        log_report(report)
+        return report
+
+
+def start_workers(
     text: str,
     summary: FileSummary,
     book: PriceBook,
@@ -138,11 +172,13 @@ def bill_sharded(
     *,
     workers: int,
     source: str = "partner-center",
-    progress: Callable[[int, int], None] | None = None,
-) -> BillingReport:
-    """Bill the file `scan_file` read on `workers` forked processes, each opening its own
-    store (`store()`: the customer lookup, the ingest send and the decision lookup). Returns
-    the merged report. Raises BillingWorkersFailed after every worker ended when any failed."""
+) -> Workers:
+    """Fork `workers` processes that bill the file `scan_file` read, each opening its own
+    store (`store()`: the customer lookup, the ingest send and the decision lookup). Call it
+    before this process starts any thread (a progress bar's, a connection pool's): a thread
+    holding a lock at the fork would leave that lock held forever in the workers."""
+    if threading.active_count() > 1:
+        raise RuntimeError("billing workers are forked before any other thread starts")
     context = multiprocessing.get_context("fork")
     connections: dict[Connection, int] = {}
     processes = []
@@ -156,24 +192,14 @@ def bill_sharded(
         send.close()  # the child's end: EOF here once the child is gone
         connections[receive] = shard
         processes.append(process)
-    parts: list[BillingReport] = []
-    failures: list[str] = []
-    for shard, kind, value in _results(connections, processes, progress, summary.lines):
-        if kind == "done":
-            parts.append(value)
-        else:
-            log.error("billing.worker_failed", shard=shard, reason=value)
-            failures.append(f"worker {shard}: {value}")
-    for process in processes:
-        process.join()
-    if failures:
-        raise BillingWorkersFailed(
-            "; ".join(failures) + " (the batches sent are complete: bill the same file again"
-            " to bill the rest)"
-        )
-    report = merge(summary, parts)
-    log_report(report)
-    return report
+    return Workers(summary, connections, processes)
 
 
-__all__ = ["BillingWorkersFailed", "WorkerStore", "bill_sharded", "merge", "shard_of"]
+__all__ = [
+    "BillingWorkersFailed",
+    "WorkerStore",
+    "Workers",
+    "merge",
+    "shard_of",
+    "start_workers",
+]

@@ -151,11 +151,10 @@ def partner_center(
     # billed as it is read again, a batch at a time (ledger.app.billing.scan_file).
     text = read_recon_text(file.read_bytes())
     summary = scan_file(text, chosen_period)
-    with _progress_bar() as progress:
-        if sharded:
-            report = _bill_in_workers(settings, text, summary, book, workers, str(file),
-                                      progress)  # fmt: skip
-        else:
+    if sharded:
+        report = _bill_in_workers(settings, text, summary, book, workers, str(file))
+    else:
+        with _progress_bar() as progress:
             report = _bill_here(settings, text, summary, book, str(file), progress, dry_run)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
@@ -193,10 +192,11 @@ def _bill_here(
 
 def _bill_in_workers(
     settings: Settings, text: str, summary: FileSummary, book: PriceBook, workers: int,
-    source: str, progress: Callable[[int, int], None],
+    source: str,
 ) -> BillingReport:  # fmt: skip
-    """Bill on `workers` processes (ledger.app.billing_shards), each with its own ledger."""
-    from ledger.app.billing_shards import BillingWorkersFailed, bill_sharded
+    """Bill on `workers` processes (ledger.app.billing_shards), each with its own ledger,
+    forked before the progress bar starts its thread."""
+    from ledger.app.billing_shards import BillingWorkersFailed, start_workers
     from ledger.config import check_settings
     from ledger.store.policy_file import load_policies
 
@@ -214,9 +214,10 @@ def _bill_in_workers(
         finally:
             ledger.close()
 
+    running = start_workers(text, summary, book, store, workers=workers, source=source)
     try:
-        return bill_sharded(text, summary, book, store, workers=workers, source=source,
-                            progress=progress)  # fmt: skip
+        with _progress_bar() as progress:
+            return running.collect(progress)
     except BillingWorkersFailed as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
