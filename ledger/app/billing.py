@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Container, Mapping, Sequence
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import structlog
 
 from ledger.app.decisions import APPLIED, Decision
@@ -131,8 +131,10 @@ def _number(text: str) -> Decimal | None:
     return number
 
 
-# The same few texts (quantities, unit prices) come back on most lines: each is read once.
+# The same few texts (quantities, unit prices, billing cycles) come back on most lines: each
+# is read once.
 _cached_number = functools.lru_cache(maxsize=4096)(_number)
+_annual = functools.lru_cache(maxsize=256)(annual_billing)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -362,8 +364,8 @@ def plan_lines(
                 sku_id=line.sku_id, charge_type=line.charge_type, cost=line.subtotal,
                 cost_currency=file_currency, quantity=quantity,
                 charge_start=line.charge_start, charge_end=line.charge_end,
-                annual=annual_billing(line.extra.get("BillingFrequency", ""),
-                                      line.extra.get("TermAndBillingCycle", "")),
+                annual=_annual(line.extra.get("BillingFrequency", ""),
+                               line.extra.get("TermAndBillingCycle", "")),
             ))  # fmt: skip
         except NotBillable as exc:
             skipped.append({"line": line.line, "reason": exc.message})
@@ -447,8 +449,9 @@ def _deliver(
 
 
 def _record(item: PlannedCharge, source: str) -> RawRecord:
-    # The message goes with its JSON: ingest validates it without decoding the JSON again.
-    return RawRecord(value=json.dumps(item.message, separators=(",", ":")), source=source,
+    # The message goes with its JSON (orjson: every value is a string, ~1 us instead of ~8);
+    # ingest validates the message itself, without decoding the JSON again.
+    return RawRecord(value=orjson.dumps(item.message).decode(), source=source,
                      offset=item.line, key=item.customer_id, decoded=item.message)  # fmt: skip
 
 
