@@ -25,6 +25,7 @@ reading it again. The parent forks before it opens any connection or thread.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import threading
@@ -179,6 +180,10 @@ def start_workers(
     holding a lock at the fork would leave that lock held forever in the workers."""
     if threading.active_count() > 1:
         raise RuntimeError("billing workers are forked before any other thread starts")
+    # What the parent holds (the file's text, the modules) stays shared with the workers
+    # only while nobody writes to its pages: the cyclic GC would, as it walks the objects.
+    gc.collect()
+    gc.freeze()
     context = multiprocessing.get_context("fork")
     connections: dict[Connection, int] = {}
     processes = []

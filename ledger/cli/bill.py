@@ -6,6 +6,7 @@ in the database), or published to `billing.charges` when LEDGER_KAFKA_BOOTSTRAP 
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -214,6 +215,9 @@ def _bill_in_workers(
         finally:
             ledger.close()
 
+    # What each worker's ledger needs, imported once before the fork: the workers share it.
+    for module in ("ledger.bootstrap", "ledger.store.pgrecorder", "psycopg_pool"):
+        importlib.import_module(module)
     running = start_workers(text, summary, book, store, workers=workers, source=source)
     try:
         with _progress_bar() as progress:
