@@ -2,7 +2,8 @@
 (SPEC §10). The use case is `ledger.app.billing`; this module wires it: the price book file,
 the event store (customers), and where the charges go — ingested in-process (dead letters kept
 in the database), or published to `billing.charges` when LEDGER_KAFKA_BOOTSTRAP is set, for
-`ledger consume` to ingest like any upstream."""
+`ledger consume` to ingest like any upstream. With `--workers N` (PostgreSQL) the file is
+billed on N processes split by customer (`ledger.app.billing_shards`)."""
 
 from __future__ import annotations
 
