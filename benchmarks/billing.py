@@ -1,11 +1,15 @@
 """Benchmark of `ledger bill partner-center` (SPEC §10, issue #16): a generated Partner Center
 file of N lines (default 100,000) billed end to end — parse, price, ingest through the normal
 path — on SQLite and on PostgreSQL (no Kafka), next to the raw rate of reading the same file
-with the `csv` module in the same run; the peak RSS of each `ledger` process.
+with the `csv` module in the same run. Into PostgreSQL once per `--workers` count (`ledger bill
+partner-center --workers N`, the file split by customer over N processes). For each `ledger`
+command: wall and CPU seconds (with its workers'), the peak RSS of its largest process, and
+the peak of the summed RSS and PSS of the process and its workers (sampled from /proc: the
+workers are forked and share the file's text with the parent, which RSS counts in each).
 
     eval "$(deploy/services env)"                  # PostgreSQL (LEDGER_DATABASE_URL)
-    .venv/bin/python benchmarks/billing.py         # 100,000 lines
-    .venv/bin/python benchmarks/billing.py --lines 10000
+    .venv/bin/python benchmarks/billing.py         # 100,000 lines; workers 1 and 2
+    .venv/bin/python benchmarks/billing.py --lines 10000 --skip-sqlite --workers 1,2,4
 
 Target (issue #16): >= 10,000 lines/s into PostgreSQL without Kafka, peak RSS < 300 MB.
 """
@@ -14,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +61,10 @@ def env_for(url: str) -> dict[str, str]:
 @dataclass
 class Measured:
     seconds: float  # wall
-    cpu_seconds: float  # of the `ledger` process (user + system), not PostgreSQL's
-    rss_mb: float  # peak
+    cpu_seconds: float  # of the `ledger` process and its workers (user + system), not PostgreSQL's
+    rss_mb: float  # peak of the largest single process (ru_maxrss)
+    tree_rss_mb: float  # peak of the sum over the process and its workers (sampled)
+    tree_pss_mb: float  # the same in PSS: pages the workers share with the parent counted once
     load: float  # 1-minute load average at the end
     stdout: str
 
@@ -64,21 +73,80 @@ class Measured:
                 f"{prefix}lines_per_s": round(lines / self.seconds),
                 f"{prefix}cpu_seconds": round(self.cpu_seconds, 2),
                 f"{prefix}lines_per_cpu_s": round(lines / self.cpu_seconds),
-                f"{prefix}peak_rss_mb": round(self.rss_mb), f"{prefix}load": self.load}  # fmt: skip
+                f"{prefix}cpu_us_per_line": round(1e6 * self.cpu_seconds / lines),
+                f"{prefix}peak_rss_mb": round(self.rss_mb),
+                f"{prefix}peak_tree_rss_mb": round(self.tree_rss_mb),
+                f"{prefix}peak_tree_pss_mb": round(self.tree_pss_mb),
+                f"{prefix}load": self.load}  # fmt: skip
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in KiB; (0, 0) when it is gone."""
+    sizes = {"Rss:": 0, "Pss:": 0}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for row in rollup:
+                name, _, rest = row.partition(" ")
+                if name in sizes:
+                    sizes[name] = int(rest.split()[0])
+    except OSError:
+        pass
+    return sizes["Rss:"], sizes["Pss:"]
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed RSS and PSS of a process tree every `interval` seconds: the peak
+    of a command that forks workers (ru_maxrss is one process's)."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.rss_kib = self.pss_kib = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            sizes = [_memory_kib(pid) for pid in _tree(self.pid)]
+            self.rss_kib = max(self.rss_kib, sum(rss for rss, _ in sizes))
+            self.pss_kib = max(self.pss_kib, sum(pss for _, pss in sizes))
 
 
 def measured(args: list[str], env: dict[str, str], cwd: Path) -> Measured:
-    """Wall and CPU seconds, peak RSS and stdout of one `ledger` command."""
+    """Wall and CPU seconds, peak memory and stdout of one `ledger` command."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", WRAPPER, LEDGER, *args], env=env, cwd=cwd,
-                          capture_output=True, text=True)  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-c", WRAPPER, LEDGER, *args], env=env,
+                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    sampler = TreeMemory(process.pid)
+    sampler.start()
+    stdout, stderr = process.communicate()
     seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"ledger {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    rss_kib, cpu = done.stderr.strip().splitlines()[-1].split()
-    return Measured(
-        seconds, float(cpu), int(rss_kib) / 1024, round(os.getloadavg()[0], 1), done.stdout
-    )
+    sampler.done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"ledger {' '.join(args)} failed:\n{stderr[-3000:]}")
+    rss_kib, cpu = stderr.strip().splitlines()[-1].split()
+    return Measured(seconds, float(cpu), int(rss_kib) / 1024, sampler.rss_kib / 1024,
+                    sampler.pss_kib / 1024, round(os.getloadavg()[0], 1), stdout)  # fmt: skip
 
 
 def raw_csv_rate(raw: bytes) -> dict[str, float]:
@@ -109,18 +177,20 @@ def ingest_only(url: str, work: Path, lines: int) -> dict[str, object]:
     return {**run.figures(lines), "raw": raw}
 
 
-def bill(url: str, work: Path, lines: int) -> dict[str, object]:
+def bill(url: str, work: Path, lines: int, workers: int = 1) -> dict[str, object]:
     env = env_for(url)
     subprocess.run([LEDGER, "ingest", "customers.jsonl"], env=env, cwd=work, check=True,
                    capture_output=True)  # fmt: skip
-    args = ["bill", "partner-center", "invoice.csv", "--price-book", "prices.toml", "--json"]
+    args = ["bill", "partner-center", "invoice.csv", "--price-book", "prices.toml", "--json",
+            "--workers", str(workers)]  # fmt: skip
     raw = raw_csv_rate((work / "invoice.csv").read_bytes())
     first = measured(args, env, work)
     report = json.loads(first.stdout)
     again = measured(args, env, work)
     second = json.loads(again.stdout)
     assert second["billed"] == 0 and second["duplicates"] == report["billed"], second
-    return {"lines": lines, "billed": report["billed"], **first.figures(lines),
+    return {"lines": lines, "workers": workers, "billed": report["billed"],
+            **first.figures(lines),
             **again.figures(lines, "rerun_"), "raw": raw}  # fmt: skip
 
 
@@ -129,6 +199,10 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--workers", default="1,2", help="worker counts to bill PostgreSQL with (comma-separated)"
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-billing-") as tmp:
         work = Path(tmp)
@@ -148,13 +222,18 @@ def main() -> None:
         (work / "charges.jsonl").write_text(charges_jsonl(scenario.csv_bytes, "USD"))
         count = scenario.line_count
         print(json.dumps(results), file=sys.stderr, flush=True)  # partial results as they come
-        results["sqlite"] = bill(f"sqlite:///{work / 'ledger.db'}", work, count)
-        print(json.dumps(results["sqlite"]), file=sys.stderr, flush=True)
-        results["sqlite_ingest_only"] = ingest_only(f"sqlite:///{work / 'ingest.db'}", work,
-                                                    count)  # fmt: skip
-        print(json.dumps(results["sqlite_ingest_only"]), file=sys.stderr, flush=True)
+        if not options.skip_sqlite:
+            results["sqlite"] = bill(f"sqlite:///{work / 'ledger.db'}", work, count)
+            print(json.dumps(results["sqlite"]), file=sys.stderr, flush=True)
+            results["sqlite_ingest_only"] = ingest_only(f"sqlite:///{work / 'ingest.db'}", work,
+                                                        count)  # fmt: skip
+            print(json.dumps(results["sqlite_ingest_only"]), file=sys.stderr, flush=True)
         if not options.skip_postgres:
-            for label, run in (("postgresql", bill), ("postgresql_ingest_only", ingest_only)):
+            runs: list[tuple[str, Callable[[str, Path, int], dict[str, object]]]] = [
+                (f"postgresql_workers_{n}", functools.partial(bill, workers=n))
+                for n in map(int, options.workers.split(","))
+            ]
+            for label, run in [*runs, ("postgresql_ingest_only", ingest_only)]:
                 url = create_database("billing")
                 try:
                     results[label] = run(url, work, count)

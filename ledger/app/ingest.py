@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from eventsourcing.persistence import PersistenceError
@@ -19,7 +20,7 @@ from ledger.app.batching import BatchResult, Item, Refused, Source
 from ledger.app.deadletters import DeadLetter
 from ledger.app.decisions import raw_fingerprint, raw_key
 from ledger.domain.errors import LedgerError
-from ledger.messages import parse_message
+from ledger.messages import MAX_MESSAGE_BYTES, parse_message, parse_object
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,9 @@ class RawRecord:
     offset: int | None = None
     key: bytes | str | None = None
     replay: bool = False  # re-submitted on purpose (`ledger deadletters replay`)
+    # The JSON object `value` encodes, when the producer has it at hand (`ledger bill`):
+    # validated as is (ledger.messages.parse_object, the same checks), not decoded again.
+    decoded: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def where(self) -> dict[str, object]:
         key = self.key.decode("utf-8", "replace") if isinstance(self.key, bytes) else self.key
@@ -94,6 +98,8 @@ def _dead(record: RawRecord, error: LedgerError) -> DeadLetter:
 
 def _item(record: RawRecord) -> Item:
     try:
+        if record.decoded is not None and len(record.value) <= MAX_MESSAGE_BYTES // 4:
+            return parse_object(record.decoded, key=record.key)
         return parse_message(record.value, key=record.key)
     except LedgerError as error:
         return Refused(

@@ -20,7 +20,7 @@ import hashlib
 import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -339,106 +339,173 @@ def _lines(text: str) -> Iterator[str]:
         yield found.group()
 
 
-def parse_recon_file(raw: bytes) -> ReconFile:
-    """Parse a whole reconciliation file. Raises ReconFileError (line, column) when malformed."""
-    text = _decode(raw)
-    reader = csv.reader(_lines(text), delimiter=_delimiter(text), strict=True)
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        raise ReconFileError("the file is empty", line=1) from None
-    except csv.Error as exc:
-        raise ReconFileError(f"unreadable CSV header ({exc})", line=1) from None
-    index: dict[str, int] = {}
-    for position, name in enumerate(header):
-        if name in index and name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
-            raise ReconFileError("appears twice in the header", line=1, column=name)
-        index.setdefault(name, position)
-    missing = [name for name in REQUIRED_COLUMNS if name not in index]
-    if missing:
-        raise ReconFileError(
-            f"required column missing from the header (missing: {', '.join(missing)})",
-            line=1, column=missing[0],
-        )  # fmt: skip
-    lines: list[ReconLine] = []
-    extra_index = [(name, index[name]) for name in BILLING_COLUMNS if name in index]
-    # One string object per distinct value (product names, prices, "Monthly" repeat on
-    # every line): a 100,000-line file stays small in memory.
-    shared: dict[str, str] = {}
-    invoice_number = currency = None
-    start = reader.line_num + 1
-    while True:
+class ReconReader:
+    """A reconciliation file read one line at a time (SPEC §7): the header is checked when
+    the reader is made, each line as it is read (ReconFileError naming line and column, the
+    same errors in the same order as parse_recon_file). `invoice_number` and `currency` are
+    the file's once a line was read.
+
+    What repeats on every line (dates, ChargeType spellings, GUIDs of customers and
+    subscriptions, product names) is parsed once per distinct text, and the currency checked
+    once per file: a 100,000-line file has a few hundred of each."""
+
+    def __init__(self, text: str) -> None:
+        self._reader = csv.reader(_lines(text), delimiter=_delimiter(text), strict=True)
         try:
-            row = next(reader)
+            header = [name.strip() for name in next(self._reader)]
         except StopIteration:
-            break
+            raise ReconFileError("the file is empty", line=1) from None
         except csv.Error as exc:
-            raise ReconFileError(f"unreadable CSV ({exc})", line=start) from None
-        line, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
+            raise ReconFileError(f"unreadable CSV header ({exc})", line=1) from None
+        index: dict[str, int] = {}
+        for position, name in enumerate(header):
+            if name in index and name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+                raise ReconFileError("appears twice in the header", line=1, column=name)
+            index.setdefault(name, position)
+        missing = [name for name in REQUIRED_COLUMNS if name not in index]
+        if missing:
             raise ReconFileError(
-                f"has {len(row)} fields, the header has {len(header)} (an unquoted comma?)",
-                line=line, column=header[min(len(row), len(header)) - 1],
+                f"required column missing from the header (missing: {', '.join(missing)})",
+                line=1, column=missing[0],
             )  # fmt: skip
+        self.header = header
+        self._index = index
+        self._extra = [(name, index[name]) for name in BILLING_COLUMNS if name in index]
+        self.invoice_number: str | None = None
+        self.currency: str | None = None
+        # One object per distinct text (see the class docstring); a file of all-distinct
+        # values only makes these as large as the lines they came from.
+        self._shared: dict[str, str] = {}
+        self._ids: dict[str, str] = {}
+        self._dates: dict[str, date] = {}
+        self._types: dict[str, str | None] = {}
 
-        def cell(name: str, required: bool = True, row: list[str] = row, line: int = line) -> str:
-            value = row[index[name]].strip() if name in index else ""
-            if required and not value:
-                raise ReconFileError("is empty", line=line, column=name)
-            return value
+    def lines(
+        self, keep: Callable[[str], bool] | None = None, *, extra: bool = True
+    ) -> Iterator[ReconLine]:
+        """The file's lines, in order. With `keep` (given a line's CustomerId as the ledger
+        spells it), only the lines it keeps are parsed past their field count: for a file
+        already read whole once (every line checked), split between processes. `extra=False`
+        leaves `ReconLine.extra` empty (a pass that only checks the file)."""
+        reader, header, index = self._reader, self.header, self._index
+        width = len(header)
+        customer_at = index["CustomerId"]
+        start = reader.line_num + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise ReconFileError(f"unreadable CSV ({exc})", line=start) from None
+            line, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != width:
+                raise ReconFileError(
+                    f"has {len(row)} fields, the header has {width} (an unquoted comma?)",
+                    line=line, column=header[min(len(row), width) - 1],
+                )  # fmt: skip
+            if keep is not None and not keep(self._id(row[customer_at].strip())):
+                continue
+            yield self._line(row, line, extra)
 
-        number = cell("InvoiceNumber")
-        if invoice_number is None:
-            invoice_number = number
-        elif number != invoice_number:
+    def _id(self, text: str) -> str:
+        known = self._ids.get(text)
+        if known is None:
+            known = self._ids[text] = normalize_id(text)
+        return known
+
+    @staticmethod
+    def _empty(line: int, name: str) -> str:
+        raise ReconFileError("is empty", line=line, column=name)
+
+    def _date(self, text: str, line: int, name: str) -> date:
+        known = self._dates.get(text)
+        if known is None:
+            if not text:
+                self._empty(line, name)
+            known = self._dates[text] = _parse_date(text, line, name)
+        return known
+
+    def _line(self, row: list[str], line: int, extra: bool = True) -> ReconLine:
+        # The cells by position (the columns' order is the header's); the checks in a
+        # fixed order, so the first error of a line is always the same one.
+        at = self._index
+        number = row[at["InvoiceNumber"]].strip() or self._empty(line, "InvoiceNumber")
+        if self.invoice_number is None:
+            self.invoice_number = number
+        elif number != self.invoice_number:
             raise ReconFileError(
-                f"{number!r} differs from the file's invoice {invoice_number!r} (one invoice "
-                "per file)",
+                f"{number!r} differs from the file's invoice {self.invoice_number!r} (one "
+                "invoice per file)",
                 line=line, column="InvoiceNumber",
             )  # fmt: skip
-        line_currency = cell("Currency").upper()
-        try:
-            check_currency(line_currency)
-        except LedgerError:
-            raise ReconFileError(f"{line_currency!r} is not an ISO 4217 code",
-                                 line=line, column="Currency") from None  # fmt: skip
-        if currency is None:
-            currency = line_currency
-        elif line_currency != currency:
-            raise ReconFileError(f"{line_currency} differs from the file's currency {currency}",
-                                 line=line, column="Currency")  # fmt: skip
-        subtotal = _parse_money(cell("Subtotal"), currency, line, "Subtotal")
-        charge_start = _parse_date(cell("ChargeStartDate"), line, "ChargeStartDate")
-        charge_end = _parse_date(cell("ChargeEndDate"), line, "ChargeEndDate")
+        line_currency = (row[at["Currency"]].strip() or self._empty(line, "Currency")).upper()
+        if line_currency != self.currency:
+            try:
+                check_currency(line_currency)
+            except LedgerError:
+                raise ReconFileError(f"{line_currency!r} is not an ISO 4217 code",
+                                     line=line, column="Currency") from None  # fmt: skip
+            if self.currency is not None:
+                raise ReconFileError(
+                    f"{line_currency} differs from the file's currency {self.currency}",
+                    line=line, column="Currency",
+                )  # fmt: skip
+            self.currency = line_currency
+        subtotal = _parse_money(row[at["Subtotal"]].strip() or self._empty(line, "Subtotal"),
+                                line_currency, line, "Subtotal")  # fmt: skip
+        charge_start = self._date(row[at["ChargeStartDate"]].strip(), line, "ChargeStartDate")
+        charge_end = self._date(row[at["ChargeEndDate"]].strip(), line, "ChargeEndDate")
         if charge_end < charge_start:
             raise ReconFileError(f"{charge_end} is before ChargeStartDate {charge_start}",
                                  line=line, column="ChargeEndDate")  # fmt: skip
-        ms_type = cell("ChargeType")
-        lines.append(
-            ReconLine(
-                line=line,
-                # GUIDs in either case are one id (SPEC §2): both sides of the match agree.
-                customer_id=normalize_id(cell("CustomerId")),
-                subscription_id=normalize_id(cell("SubscriptionId")),
-                product_id=cell("ProductId", required=False),
-                sku_id=cell("SkuId", required=False),
-                ms_charge_type=ms_type,
-                charge_type=charge_type_of(ms_type, subtotal),
-                charge_start=charge_start,
-                charge_end=charge_end,
-                subtotal=subtotal,
-                extra={
-                    name: shared.setdefault(value, value)
-                    for name, i in extra_index
-                    if (value := row[i].strip())
-                },
-            )
+        ms_type = row[at["ChargeType"]].strip() or self._empty(line, "ChargeType")
+        if ms_type in self._types:
+            charge_type = self._types[ms_type]
+        else:
+            charge_type = self._types[ms_type] = charge_type_of(ms_type, subtotal)
+        customer = row[at["CustomerId"]].strip() or self._empty(line, "CustomerId")
+        subscription = row[at["SubscriptionId"]].strip() or self._empty(line, "SubscriptionId")
+        shared = self._shared
+        product = row[at["ProductId"]].strip() if "ProductId" in at else ""
+        sku = row[at["SkuId"]].strip() if "SkuId" in at else ""
+        return ReconLine(
+            line=line,
+            # GUIDs in either case are one id (SPEC §2): both sides of the match agree.
+            customer_id=self._id(customer),
+            subscription_id=self._id(subscription),
+            product_id=shared.setdefault(product, product),
+            sku_id=shared.setdefault(sku, sku),
+            ms_charge_type=shared.setdefault(ms_type, ms_type),
+            charge_type=charge_type,
+            charge_start=charge_start,
+            charge_end=charge_end,
+            subtotal=subtotal,
+            extra={
+                name: shared.setdefault(value, value)
+                for name, i in self._extra
+                if (value := row[i].strip())
+            }
+            if extra
+            else {},
         )
-    if invoice_number is None or currency is None:
+
+
+def read_recon_text(raw: bytes) -> str:
+    """The file's text (UTF-8, a BOM dropped). Raises ReconFileError naming the line of the
+    first byte that is not UTF-8."""
+    return _decode(raw)
+
+
+def parse_recon_file(raw: bytes) -> ReconFile:
+    """Parse a whole reconciliation file. Raises ReconFileError (line, column) when malformed."""
+    reader = ReconReader(_decode(raw))
+    lines = list(reader.lines())
+    if reader.invoice_number is None or reader.currency is None:
         raise ReconFileError("the file has a header but no lines", line=2)
-    return ReconFile(invoice_number, currency, lines, hashlib.sha256(raw).hexdigest())
+    return ReconFile(reader.invoice_number, reader.currency, lines, hashlib.sha256(raw).hexdigest())
 
 
 # ---- the ledger's charges ---------------------------------------------------------------------

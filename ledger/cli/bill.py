@@ -2,10 +2,12 @@
 (SPEC §10). The use case is `ledger.app.billing`; this module wires it: the price book file,
 the event store (customers), and where the charges go — ingested in-process (dead letters kept
 in the database), or published to `billing.charges` when LEDGER_KAFKA_BOOTSTRAP is set, for
-`ledger consume` to ingest like any upstream."""
+`ledger consume` to ingest like any upstream. With `--workers N` (PostgreSQL) the file is
+billed on N processes split by customer (`ledger.app.billing_shards`)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,12 +20,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ledger.app.billing import (
     BillingReport,
+    CustomerLookup,
+    DecisionLookup,
     Send,
-    bill_file,
-    lookup_from_accounts,
+    bill_text,
+    log_report,
     lookup_from_registrations,
+    scan_file,
 )
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
+from ledger.app.reconcile import read_recon_text
 from ledger.cli.options import parse_period
 from ledger.cli.tables import print_rows
 from ledger.config import Settings, get_settings
@@ -31,6 +37,7 @@ from ledger.domain.pricebook import PriceBook, PriceBookError, load_price_book
 
 if TYPE_CHECKING:
     from ledger.app.application import LedgerApplication
+    from ledger.app.billing import FileSummary
 
 bill_app = typer.Typer(help="Bill customers from Microsoft's data (price book, SPEC §10).")
 PROGRESS_FROM = 2000  # lines: shorter files bill in a blink, no bar
@@ -120,6 +127,14 @@ def partner_center(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Price and report; post nothing."),
     as_json: bool = typer.Option(False, "--json", help="The SPEC §10 report as JSON."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Processes that bill the file, split by customer (PostgreSQL, ingest in-process;"
+        " a dry run and Kafka use one).",
+    ),
 ) -> None:
     """Turn every line of Microsoft's invoice file into a customer charge at the price book's
     prices, through the normal ingest path (idempotent: a second run posts nothing)."""
@@ -128,32 +143,89 @@ def partner_center(
     chosen_period = parse_period(period) if period is not None else None
     settings = get_settings()
     book = read_price_book(price_book, settings)  # before anything is read or posted
-    from ledger.bootstrap import build_app
-
-    ledger = build_app(settings)
-    # Embedded, ingest itself tells duplicates; a dry run and Kafka need the known charges.
-    customers = (
-        lookup_from_accounts(ledger.find)
-        if dry_run or settings.kafka_bootstrap
-        else lookup_from_registrations(ledger.registration)
-    )
-    with _progress_bar() as progress:
-        if dry_run:
-            report = bill_file(file.read_bytes(), book, customers, None, source=str(file),
-                               billing_period=chosen_period, progress=progress)  # fmt: skip
-        elif settings.kafka_bootstrap:
-            with _kafka_send(settings) as send:
-                report = bill_file(file.read_bytes(), book, customers, send, source=str(file),
-                                   billing_period=chosen_period, progress=progress,
-                                   delivered=False)  # fmt: skip
-        else:
-            report = bill_file(file.read_bytes(), book, customers, _ingest_send(settings, ledger),
-                               source=str(file),
-                               billing_period=chosen_period, progress=progress)  # fmt: skip
+    sharded = workers > 1 and not dry_run and not settings.kafka_bootstrap
+    if sharded and not settings.is_postgres:
+        raise typer.BadParameter(
+            "more than one worker needs PostgreSQL (SQLite takes one writer at a time)",
+            param_hint="--workers",
+        )
+    # The whole file is read and checked before anything is sent (ReconFileError); then
+    # billed as it is read again, a batch at a time (ledger.app.billing.scan_file).
+    text = read_recon_text(file.read_bytes())
+    summary = scan_file(text, chosen_period)
+    if sharded:
+        report = _bill_in_workers(settings, text, summary, book, workers, str(file))
+    else:
+        with _progress_bar() as progress:
+            report = _bill_here(settings, text, summary, book, str(file), progress, dry_run)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         print_report(report, settings.topic_charges)
+
+
+def _bill_here(
+    settings: Settings, text: str, summary: FileSummary, book: PriceBook, source: str,
+    progress: Callable[[int, int], None], dry_run: bool,
+) -> BillingReport:  # fmt: skip
+    """Bill in this process: ingest in-process, publish (Kafka) or a dry run. Only each
+    customer's registration is read (its currency); what ingest would find of each charge,
+    for a dry run and Kafka, is its recorded decision (SPEC §3), one query a batch."""
+    from ledger.bootstrap import build_app
+
+    ledger = build_app(settings)
+    customers = lookup_from_registrations(ledger.registration)
+
+    def bill(send: Send | None, delivered: bool = True) -> BillingReport:
+        return bill_text(text, summary, book, customers, send, source=source,
+                         progress=progress, delivered=delivered,
+                         decided=ledger.select_decisions)  # fmt: skip
+
+    if dry_run:
+        report = bill(None)
+    elif settings.kafka_bootstrap:
+        with _kafka_send(settings) as send:
+            report = bill(send, delivered=False)
+    else:
+        report = bill(_ingest_send(settings, ledger))
+    log_report(report)
+    return report
+
+
+def _bill_in_workers(
+    settings: Settings, text: str, summary: FileSummary, book: PriceBook, workers: int,
+    source: str,
+) -> BillingReport:  # fmt: skip
+    """Bill on `workers` processes (ledger.app.billing_shards), each with its own ledger,
+    forked before the progress bar starts its thread."""
+    from ledger.app.billing_shards import BillingWorkersFailed, start_workers
+    from ledger.config import check_settings
+    from ledger.store.policy_file import load_policies
+
+    check_settings(settings)  # configuration mistakes fail here, before any worker starts
+    load_policies(settings.policy_file)
+
+    @contextmanager
+    def store() -> Iterator[tuple[CustomerLookup, Send, DecisionLookup]]:
+        from ledger.bootstrap import build_app
+
+        ledger = build_app(settings)
+        try:
+            yield (lookup_from_registrations(ledger.registration),
+                   _ingest_send(settings, ledger), ledger.select_decisions)  # fmt: skip
+        finally:
+            ledger.close()
+
+    # What each worker's ledger needs, imported once before the fork: the workers share it.
+    for module in ("ledger.bootstrap", "ledger.store.pgrecorder", "psycopg_pool"):
+        importlib.import_module(module)
+    running = start_workers(text, summary, book, store, workers=workers, source=source)
+    try:
+        with _progress_bar() as progress:
+            return running.collect(progress)
+    except BillingWorkersFailed as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 def print_report(report: BillingReport, topic: str) -> None:

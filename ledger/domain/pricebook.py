@@ -51,6 +51,7 @@ malformed book; `NotBillable` for a line the book cannot price (no FX rate).
 from __future__ import annotations
 
 import calendar
+import functools
 import tomllib
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -83,6 +84,7 @@ CHARGE_TYPES = frozenset({
 # Lines billed per use or once: a fixed unit price is not prorated by days.
 NOT_PRORATED = frozenset({"usage", "one_time"})
 MAX_PRICE_DECIMALS = 6  # the charge message's unit_price limit
+PRICE_QUANTUM = Decimal(1).scaleb(-MAX_PRICE_DECIMALS)
 HUNDRED = Decimal(100)
 
 
@@ -306,8 +308,14 @@ def prorated_fraction(charge_start: date, charge_end: date, *, annual: bool = Fa
     return Decimal(covered) / Decimal(cycle_days)
 
 
+@functools.cache
+def _minor_quantum(currency: str) -> Decimal:
+    """0.01 for USD, 1 for JPY: the step a currency's amounts are rounded to."""
+    return Decimal(1).scaleb(-minor_unit(currency))
+
+
 def _round(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_EVEN)
+    return amount.quantize(_minor_quantum(currency), rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)
@@ -360,9 +368,7 @@ class PriceBook:
             exact = cost_here * (1 + price.markup_percent / HUNDRED)
             amount = _round(exact, line.currency)
             unit = (
-                (abs(amount) / quantity).quantize(
-                    Decimal(1).scaleb(-MAX_PRICE_DECIMALS), rounding=ROUND_HALF_EVEN
-                )
+                (abs(amount) / quantity).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
                 if quantity
                 else Decimal(0)
             )

@@ -291,11 +291,14 @@ def test_with_kafka_billing_publishes_and_the_margin_view_fills_through_project(
 
         wait_until(filled, timeout=180, what="the margin view to fill through ledger project",
                    procs=procs)  # fmt: skip
-        # Billing again publishes nothing new (the event store knows every charge).
+        # Billing again publishes nothing (every charge id has its decision in the store):
+        # the stranger's line was refused, and is reported so, as ingest would.
         again = ledger.json("bill", "partner-center", "invoice.csv", "--price-book",
                             "prices.toml", "--json")  # fmt: skip
         assert (again["billed"], again["duplicates"]) == (0, lines - 1)
-        assert len(read_topic(kafka_bootstrap, topics.charges)) == lines + 1  # the stranger's
+        assert [n["line"] for n in again["not_billed"]] == [unknown[0]["line"]]
+        assert again["not_billed"][0]["reason"].startswith("refused before (unknown_customer)")
+        assert len(read_topic(kafka_bootstrap, topics.charges)) == lines
 
         # A rebuild gives the margin rows ledger project wrote.
         db = Database(env["LEDGER_DATABASE_URL"])

@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from ledger.app.application import LedgerApplication
-from ledger.app.billing import bill_file, charge_ids, lookup_from_accounts
+from ledger.app.billing import (
+    bill_file,
+    charge_ids,
+    lookup_from_accounts,
+    lookup_from_registrations,
+)
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.app.reconcile import import_recon_file, parse_recon_file
 from ledger.app.views import compute_view
@@ -237,3 +242,39 @@ def test_period_option_and_reconcile_of_the_same_file_matches_every_line(
     rows = compute_view(app, "trial-balance", RECORDED.date())
     for currency in ("USD", "EUR"):
         assert sum(Decimal(r["balance"]) for r in rows if r["currency"] == currency) == 0
+
+
+def test_a_dry_run_finds_what_ingest_would_through_the_recorded_decisions(
+    app: LedgerApplication,
+) -> None:
+    """A dry run (and Kafka) read each charge id's recorded decision (SPEC §3), not the
+    accounts: posted charges are duplicates, a line refused before is reported as refused,
+    exactly as billing the file again through ingest reports them."""
+    raw = csv_bytes([row(), row(SubscriptionId="sub-2"), row(CustomerId="stranger")])
+    first, _ = bill(app, raw)
+    assert first.billed == 2 and "unknown_customer" in first.not_billed[0]["reason"]
+    dry = bill_file(raw, BOOK, lookup_from_registrations(app.registration), None,
+                    decided=app.select_decisions)  # fmt: skip
+    again, sent = bill(app, raw)
+    assert sent and charges(app) and len(charges(app)) == 2
+    assert (dry.billed, dry.duplicates) == (again.billed, again.duplicates) == (0, 2)
+    assert dry.not_billed == again.not_billed
+    assert dry.not_billed[0]["reason"].startswith("refused before (unknown_customer)")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"amount": "-5.00"}, {"currency": "usd"}, {"charge_end": "2024-12-31"}, {"quantity": 1.5}],
+)
+def test_a_record_billing_sends_decoded_is_validated_like_its_json(
+    app: LedgerApplication, change: dict[str, Any]
+) -> None:
+    message = {**json.loads(h.charge(TENANT.lower(), "CH-X")), **change}
+    value = json.dumps(message)
+    as_json = process_records(app, [RawRecord(value, "test", offset=1)])
+    decoded = process_records(app, [RawRecord(value, "test", offset=2, decoded=message)])
+    [letter] = as_json.dead_letters
+    [again] = decoded.dead_letters
+    assert (again.code, again.message, again.raw) == (
+        letter.code, letter.message, letter.raw,
+    )  # fmt: skip
