@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
 
+from tests.e2e.procs import read_topic
 from tests.helpers import LEDGER_CLI, customer_registered, jsonl, run_cli
 
 pytestmark = pytest.mark.integration
@@ -41,19 +40,11 @@ def test_checkpoint_is_published_on_its_topic_and_verifies_from_there(
     assert taken.returncode == 0, (taken.stdout, taken.stderr)
     assert topic in taken.stdout
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=None)  # fmt: skip
-    records = []
-    deadline = time.monotonic() + 30
-    while not records and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-    consumer.close()
+    records = read_topic(kafka_bootstrap, topic)
     assert len(records) == 1
     line = out.read_text().splitlines()[0]
     assert records[0].value.decode() == line
-    assert records[0].key.decode() == json.loads(line)["checkpoint_id"]
+    assert records[0].key == json.loads(line)["checkpoint_id"]
     copy = tmp_path / "from-kafka.jsonl"
     copy.write_text(records[0].value.decode() + "\n")
     env.pop("LEDGER_KAFKA_BOOTSTRAP")
@@ -81,17 +72,9 @@ def test_a_checkpoint_line_past_the_brokers_default_record_size_is_published_who
     settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_checkpoints=topic)
     publish_checkpoint(settings, checkpoint, line)
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=None)  # fmt: skip
-    records = []
-    deadline = time.monotonic() + 30
-    while not records and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-    consumer.close()
+    records = read_topic(kafka_bootstrap, topic)
     assert [r.value.decode() for r in records] == [line]
-    assert records[0].key == b"cp-large"
+    assert records[0].key == "cp-large"
 
 
 def test_a_line_larger_than_a_record_may_be_is_refused_naming_both_sizes(
