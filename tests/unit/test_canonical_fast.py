@@ -1,8 +1,9 @@
-"""The fingerprint and the chain hash dump their JSON with orjson; the bytes must stay those
-of the json module's canonical form (sorted keys, no spaces, no ASCII escaping), or an old
-message re-sent would become a `conflict` and `ledger audit verify` would fail on an
-untampered ledger. Checked on generated JSON values, the strings that json and orjson could
-escape differently, and the values orjson refuses."""
+"""The fingerprint, the chain hash and the stored event state are dumped by orjson; the bytes
+must stay those of the json module (canonical form: sorted keys, no spaces, no ASCII
+escaping), or an old message re-sent would become a `conflict`, `ledger audit verify` would
+fail on an untampered ledger, or a stored value would read back as another type. Checked on
+generated JSON values, the strings that json and orjson could escape differently, and the
+values orjson refuses or writes its own way."""
 
 from __future__ import annotations
 
@@ -100,3 +101,36 @@ def test_an_event_hashed_with_a_float_still_verifies() -> None:
     assert hash_version_of(event) == 2
     event.hash = "f" * 64
     assert hash_version_of(event) is None
+
+
+def _transcoders() -> tuple[Any, Any]:
+    from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+
+    from ledger.store.transcoder import LedgerTranscoder
+
+    made = (JSONTranscoder(), LedgerTranscoder())
+    for transcoder in made:
+        for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+            transcoder.register(transcoding)
+    return made
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents)
+def test_stored_state_is_the_librarys_json(data: dict[str, Any]) -> None:
+    library, ledger = _transcoders()
+    state = {"timestamp": AT, "customer_id": "c-1", "occurred_at": AT, "message_id": None,
+             "data": data, "prev_hash": "0" * 64, "hash": "f" * 64}  # fmt: skip
+    assert ledger.encode(state) == library.encode(state)
+    assert ledger.decode(ledger.encode(state)) == state
+
+
+def test_stored_state_with_uuids_floats_or_decimals_decodes_alike() -> None:
+    from decimal import Decimal
+
+    library, ledger = _transcoders()
+    for data in ({"id": STREAM}, {"rate": 1e-07}, {"amount": Decimal("1.50")}, {"t": (1, 2)},
+                 {"big": 2**70}):  # fmt: skip
+        state = {"timestamp": AT, "data": data}
+        assert ledger.encode(state) == library.encode(state)
+        assert ledger.decode(ledger.encode(state)) == library.decode(library.encode(state))
