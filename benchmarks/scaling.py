@@ -62,6 +62,14 @@ def cores(children: list[Child], before: dict[str, float], wall: float,
     return out
 
 
+def cpu_now(children: list[Child]) -> dict[str, Any]:
+    """CPU seconds so far of each child and of the services (the start of a measured span)."""
+    for child in children:
+        child.sample()
+    return {"processes": {c.name: c.cpu or 0.0 for c in children},
+            "services": services_cpu_seconds()}  # fmt: skip
+
+
 def ingest_curve(
     run: Run, customers: int, counts: tuple[int, ...] = COUNTS
 ) -> list[dict[str, Any]]:
@@ -76,23 +84,26 @@ def ingest_curve(
         group = f"{run.prefix}-ingest-{n}"
         admin = run.admin()
         env = {"LEDGER_CONSUMER_GROUP_INGEST": group}
-        services_before = services_cpu_seconds()
         children = [run.start(f"consume{n}-{k}", [LEDGER, "consume"], url, env)
                     for k in range(1, n + 1)]  # fmt: skip
-        started = time.perf_counter()
         marks: list[tuple[float, int]] = []
 
-        def done(admin: Any = admin, group: str = group, marks: list[Any] = marks) -> bool:
+        at_mark: dict[str, Any] = {}
+
+        def done(admin: Any = admin, group: str = group, marks: list[Any] = marks,
+                 at_mark: dict[str, Any] = at_mark,
+                 children: list[Child] = children) -> bool:  # fmt: skip
             committed = run.committed(admin, group)
             if not marks and committed > 0:
                 marks.append((time.perf_counter(), committed))
+                at_mark.update(cpu_now(children))
             return committed >= total
 
         finished = wait_until("ingest", done, 900, 0.05, sampler(children))
         for child in children:
             child.sample()
-        wall = finished - started
-        usage = cores(children, {}, wall, services_before)
+        # CPU from the first commit on, like the rate: start-up (imports, connections) left out.
+        usage = cores(children, at_mark["processes"], finished - marks[0][0], at_mark["services"])
         for child in children:
             run.stop(child)
         admin.close()
@@ -129,23 +140,24 @@ def projection_curve(run: Run, url: str, counts: tuple[int, ...] = COUNTS) -> li
         drop_projection_tables(url)  # each count starts from empty views
         group = f"{run.prefix}-project-{n}"
         env = {"LEDGER_CONSUMER_GROUP_PROJECT": group}
-        services_before = services_cpu_seconds()
         children = [run.start(f"project{n}-{k}", [LEDGER, "project"], url, env)
                     for k in range(1, n + 1)]  # fmt: skip
-        started = time.perf_counter()
         marks: list[tuple[float, int]] = []
 
-        def done(group: str = group, marks: list[Any] = marks) -> bool:
+        at_mark: dict[str, Any] = {}
+
+        def done(group: str = group, marks: list[Any] = marks, at_mark: dict[str, Any] = at_mark,
+                 children: list[Child] = children) -> bool:  # fmt: skip
             applied: int = projected(url, group)
             if not marks and applied > 0:
                 marks.append((time.perf_counter(), applied))
+                at_mark.update(cpu_now(children))
             return applied >= int(events)
 
         finished = wait_until("projection", done, 900, 0.05, sampler(children))
         for child in children:
             child.sample()
-        wall = finished - started
-        usage = cores(children, {}, wall, services_before)
+        usage = cores(children, at_mark["processes"], finished - marks[0][0], at_mark["services"])
         for child in children:
             run.stop(child)
         t_first, first = marks[0]

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,6 +17,7 @@ from pydantic import (
     ValidationError,
 )
 
+from ledger.domain.hashchain import canonical_bytes
 from ledger.messages.fields import (
     ENVELOPE_FIELDS,
     CustomerId,
@@ -99,7 +98,8 @@ class Envelope(BaseModel):
         for name in self._unprinted_when_null:
             if doc[name] is None:
                 del doc[name]
-        return hashlib.sha256(_canonical_bytes(doc)).hexdigest()
+        # Stored with every decision: these bytes must never change (canonical_bytes).
+        return hashlib.sha256(canonical_bytes(doc)).hexdigest()
 
 
 def differing_fields(message: Envelope, original: dict[str, Any]) -> list[str]:
@@ -130,27 +130,3 @@ def _field_names(model: type[Envelope]) -> tuple[tuple[str, ...], tuple[str, ...
         tuple(n for n in names if n not in ENVELOPE_FIELDS),
         tuple(n for n in names if n != "message_id"),
     )
-
-
-# = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once.
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-# orjson's options for the same bytes: sorted keys; the types it would write its own way
-# (datetimes, dataclasses, subclasses of str/int/dict/list) raise instead.
-_ORJSON_EXACT = (
-    orjson.OPT_SORT_KEYS
-    | orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-
-
-def _canonical_bytes(doc: dict[str, Any]) -> bytes:
-    """UTF-8 of _CANONICAL_JSON.encode(doc), the fingerprint's input (stored with every
-    decision: it must never change). orjson writes the same bytes for what a message holds
-    (str, int, bool, None; messages refuse floats) ~4x faster; what it refuses (an int
-    beyond 64 bits, a key that is not a string) goes to the json module
-    (tests/unit/test_canonical_fast.py)."""
-    try:
-        return orjson.dumps(doc, option=_ORJSON_EXACT)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _CANONICAL_JSON.encode(doc).encode("utf-8")

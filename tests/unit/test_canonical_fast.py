@@ -17,8 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.domain.hashchain import _chain_hash_v2_exact, chain_hash_v2, hash_version_of
-from ledger.messages.envelope import _canonical_bytes
+from ledger.domain.hashchain import (
+    _chain_hash_v2_exact,
+    canonical_bytes,
+    chain_hash_v2,
+    hash_version_of,
+)
 
 STREAM = UUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
 AT = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
@@ -48,7 +52,7 @@ documents = st.dictionaries(st.text(), json_values, max_size=6)
 @settings(max_examples=400, deadline=None)
 @given(documents)
 def test_fingerprint_bytes_are_the_json_modules(doc: dict[str, Any]) -> None:
-    assert _canonical_bytes(doc) == reference(doc)
+    assert canonical_bytes(doc) == reference(doc)
 
 
 @settings(max_examples=400, deadline=None)
@@ -63,7 +67,7 @@ def test_every_code_point_escapes_alike() -> None:
     # character beyond it, and keys that sort differently by UTF-16 than by code point.
     text = "".join(chr(c) for c in range(0x00, 0x80)) + "\u2028\u2029\ufeff\uffff\U0001f600"
     doc = {"\uff61": text, "\U0001f600": 1, "a": [text, {"z": None, "é": True}]}
-    assert _canonical_bytes(doc) == reference(doc)
+    assert canonical_bytes(doc) == reference(doc)
     fast, exact = hashes(doc)
     assert fast == exact
 
@@ -71,7 +75,7 @@ def test_every_code_point_escapes_alike() -> None:
 def test_what_orjson_refuses_goes_through_the_json_module() -> None:
     big = {"quantity": 2**70, "key": {1: "a non-string key"}}
     assert (
-        _canonical_bytes(big)
+        canonical_bytes(big)
         == json.dumps(big, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     )
     fast, exact = hashes(big)
@@ -79,7 +83,7 @@ def test_what_orjson_refuses_goes_through_the_json_module() -> None:
     # A lone surrogate has no UTF-8: refused as before (messages refuse it earlier).
     lone = {"note": "\ud800"}
     with pytest.raises(UnicodeEncodeError):
-        _canonical_bytes(lone)
+        canonical_bytes(lone)
     with pytest.raises(UnicodeEncodeError):
         hashes(lone)
 
