@@ -126,7 +126,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 self._insert_stored_events(curs, stored_events)
                 # The ids as plain tuples (the library reads a dict per row).
                 curs.row_factory = tuple_row  # type: ignore[assignment]
-                notification_ids = [row[0] for row in curs.fetchall()]
+                notification_ids = [row[0] for row in curs.fetchall()]  # type: ignore[index]
                 if len(notification_ids) != len(stored_events):
                     raise ProgrammingError(
                         f"Couldn't get all notification IDs (got {len(notification_ids)},"
@@ -141,7 +141,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             return {}
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             # The keys as a binary array: as text, psycopg quotes and escapes each in Python.
-            curs.execute(SELECT_DECISIONS + "(SELECT unnest(%b::text[]))", (unique,),  # type: ignore[call-overload]
+            curs.execute(SELECT_DECISIONS + "(SELECT unnest(%b::text[]))", (unique,),
                          prepare=True)  # fmt: skip
             return {row[0]: Decision(*row) for row in curs.fetchall()}
 
