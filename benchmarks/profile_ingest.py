@@ -3,7 +3,11 @@ optionally under cProfile. The quick way to see what an optimisation of the appl
 buys, and where the time goes.
 
     .venv/bin/python benchmarks/profile_ingest.py [--messages 20000] [--customers 500]
-        [--batch 1000] [--profile] [--env KEY=VALUE ...]
+        [--batch 1000] [--profile] [--dump FILE] [--env KEY=VALUE ...]
+
+Besides the rate it prints the CPU spent per message by this process and by its PostgreSQL
+backends (read from /proc, so PostgreSQL must run on this machine): on a shared machine the
+rate follows the CPU share the process gets, the CPU per message does not.
 """
 
 from __future__ import annotations
@@ -19,11 +23,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import scratch_database  # noqa: E402
+from benchmarks.support import cpu_seconds, scratch_database  # noqa: E402
 from benchmarks.workload import Activity, registrations  # noqa: E402
 from ledger.app.application import LedgerApplication  # noqa: E402
 from ledger.app.ingest import RawRecord, process_records  # noqa: E402
 from ledger.store.eventstore import eventsourcing_env  # noqa: E402
+
+
+def backends_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the database of `url`
+    (but the connection that asks)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return {pid: cpu for (pid,) in pids if (cpu := cpu_seconds(pid)) is not None}
 
 
 def main() -> None:
@@ -33,6 +50,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--dump", type=Path, help="with --profile: also save the stats here")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
@@ -46,8 +64,10 @@ def main() -> None:
         activity = Activity(args.customers).take(args.messages)
         records = [RawRecord(m.value, f"billing.{m.topic}", 0, i, m.key.encode())
                    for i, m in enumerate(activity)]  # fmt: skip
-        profiler = cProfile.Profile() if args.profile else None
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
+        backends_before = backends_cpu(url)
         started = time.perf_counter()
+        cpu_started = time.process_time()
         if profiler:
             profiler.enable()
         applied = 0
@@ -57,9 +77,16 @@ def main() -> None:
             assert not counts.dead_letters, counts.dead_letters[0]
         if profiler:
             profiler.disable()
+            if args.dump:
+                profiler.dump_stats(args.dump)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        backends = sum(cpu - backends_before.get(pid, 0.0)
+                       for pid, cpu in backends_cpu(url).items())  # fmt: skip
         print(f"{args.messages} messages in {elapsed:.2f} s: {args.messages / elapsed:,.0f} msg/s"
-              f" (applied {applied}){' under cProfile' if profiler else ''}")  # fmt: skip
+              f" (applied {applied}){' under cProfile' if profiler else ''}; CPU per message:"
+              f" this process {cpu * 1e6 / args.messages:.0f} µs, its PostgreSQL backends"
+              f" {backends * 1e6 / args.messages:.0f} µs")  # fmt: skip
         if profiler:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)

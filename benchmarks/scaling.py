@@ -62,6 +62,14 @@ def cores(children: list[Child], before: dict[str, float], wall: float,
     return out
 
 
+def cpu_now(children: list[Child]) -> dict[str, Any]:
+    """CPU seconds so far of each child and of the services (the start of a measured span)."""
+    for child in children:
+        child.sample()
+    return {"processes": {c.name: c.cpu or 0.0 for c in children},
+            "services": services_cpu_seconds()}  # fmt: skip
+
+
 def ingest_curve(
     run: Run, customers: int, counts: tuple[int, ...] = COUNTS
 ) -> list[dict[str, Any]]:
@@ -76,23 +84,26 @@ def ingest_curve(
         group = f"{run.prefix}-ingest-{n}"
         admin = run.admin()
         env = {"LEDGER_CONSUMER_GROUP_INGEST": group}
-        services_before = services_cpu_seconds()
         children = [run.start(f"consume{n}-{k}", [LEDGER, "consume"], url, env)
                     for k in range(1, n + 1)]  # fmt: skip
-        started = time.perf_counter()
         marks: list[tuple[float, int]] = []
 
-        def done(admin: Any = admin, group: str = group, marks: list[Any] = marks) -> bool:
+        at_mark: dict[str, Any] = {}
+
+        def done(admin: Any = admin, group: str = group, marks: list[Any] = marks,
+                 at_mark: dict[str, Any] = at_mark,
+                 children: list[Child] = children) -> bool:  # fmt: skip
             committed = run.committed(admin, group)
             if not marks and committed > 0:
                 marks.append((time.perf_counter(), committed))
+                at_mark.update(cpu_now(children))
             return committed >= total
 
         finished = wait_until("ingest", done, 900, 0.05, sampler(children))
         for child in children:
             child.sample()
-        wall = finished - started
-        usage = cores(children, {}, wall, services_before)
+        # CPU from the first commit on, like the rate: start-up (imports, connections) left out.
+        usage = cores(children, at_mark["processes"], finished - marks[0][0], at_mark["services"])
         for child in children:
             run.stop(child)
         admin.close()
@@ -112,7 +123,7 @@ def drop_projection_tables(url: str) -> None:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def projection_curve(run: Run, url: str) -> list[dict[str, Any]]:
+def projection_curve(run: Run, url: str, counts: tuple[int, ...] = COUNTS) -> list[dict[str, Any]]:
     head, events = sql(url, "SELECT max(notification_id), count(*) FROM ledger_events")[0]
     publish = run.start("publish", [LEDGER, "publish"], url)
 
@@ -125,27 +136,28 @@ def projection_curve(run: Run, url: str) -> list[dict[str, Any]]:
     wait_until("publish", published, 900, 0.2, publish.sample)
     run.stop(publish)
     curve = []
-    for n in COUNTS:
+    for n in counts:
         drop_projection_tables(url)  # each count starts from empty views
         group = f"{run.prefix}-project-{n}"
         env = {"LEDGER_CONSUMER_GROUP_PROJECT": group}
-        services_before = services_cpu_seconds()
         children = [run.start(f"project{n}-{k}", [LEDGER, "project"], url, env)
                     for k in range(1, n + 1)]  # fmt: skip
-        started = time.perf_counter()
         marks: list[tuple[float, int]] = []
 
-        def done(group: str = group, marks: list[Any] = marks) -> bool:
+        at_mark: dict[str, Any] = {}
+
+        def done(group: str = group, marks: list[Any] = marks, at_mark: dict[str, Any] = at_mark,
+                 children: list[Child] = children) -> bool:  # fmt: skip
             applied: int = projected(url, group)
             if not marks and applied > 0:
                 marks.append((time.perf_counter(), applied))
+                at_mark.update(cpu_now(children))
             return applied >= int(events)
 
         finished = wait_until("projection", done, 900, 0.05, sampler(children))
         for child in children:
             child.sample()
-        wall = finished - started
-        usage = cores(children, {}, wall, services_before)
+        usage = cores(children, at_mark["processes"], finished - marks[0][0], at_mark["services"])
         for child in children:
             run.stop(child)
         t_first, first = marks[0]
@@ -157,8 +169,9 @@ def projection_curve(run: Run, url: str) -> list[dict[str, Any]]:
 
 
 def cpu_per_thousand(row: dict[str, Any], rate: float) -> float:
-    """CPU milliseconds the ledger's own processes spent per 1,000 messages or events: on a
-    shared machine the rate follows the CPU share a process gets, this does not."""
+    """CPU milliseconds the ledger's own processes spent per 1,000 messages or events (=
+    microseconds per one): on a shared machine the rate follows the CPU share a process
+    gets, this does not."""
     ours = float(sum(v for k, v in row["cores"].items() if k not in ("postgresql", "kafka")))
     return ours / rate * 1_000_000
 
@@ -172,6 +185,23 @@ def main() -> None:
         "--project-only",
         action="store_true",
         help="ingest once (two processes), then only the projection curve",
+    )
+    parser.add_argument(
+        "--ingest",
+        type=_counts,
+        default=COUNTS,
+        metavar="N,N,...",
+        help="numbers of `ledger consume` to run in turn (default 1,2,4)",
+    )
+    parser.add_argument(
+        "--project",
+        type=_counts,
+        default=COUNTS,
+        metavar="N,N,...",
+        help="numbers of `ledger project` to run in turn (default 1,2,4)",
+    )
+    parser.add_argument(
+        "--no-writer-lock", action="store_true", help="skip the writer lock measurement"
     )
     args = parser.parse_args()
     run = Run(QUICK, False, args.output)
@@ -189,17 +219,32 @@ def main() -> None:
                                        "--prefix", run.prefix, "--group", f"{run.prefix}-raw",
                                        "--expect", str(total))  # fmt: skip
         log(f"scaling: kafka-python alone {info['kafka_raw']['rate']:,.0f} rec/s")
-        info["ingest"] = ingest_curve(run, args.customers, (2,) if args.project_only else COUNTS)
-        info["project"] = projection_curve(run, run.databases[0])
-        out = run.dir / "writer-lock.json"
-        lock = Child("writer-lock", [PYTHON, str(ROOT / "benchmarks" / "writer_lock.py"),
-                                     "--customers", str(args.customers), "--messages", "20000",
-                                     "--out", str(out)], run.env(""), run.dir)  # fmt: skip
-        if lock.wait(900) != 0:
-            raise RuntimeError(f"writer_lock failed:\n{lock.tail()}")
-        info["writer_lock"] = json.loads(out.read_text())
+        info["ingest"] = ingest_curve(run, args.customers,
+                                      (2,) if args.project_only else args.ingest)  # fmt: skip
+        info["project"] = projection_curve(run, run.databases[0], args.project)
+        if not args.no_writer_lock:
+            info["writer_lock"] = writer_lock(run, args.customers)
     finally:
         run.cleanup()
+    finish(args, info)
+
+
+def writer_lock(run: Run, customers: int) -> Any:
+    out = run.dir / "writer-lock.json"
+    lock = Child("writer-lock", [PYTHON, str(ROOT / "benchmarks" / "writer_lock.py"),
+                                 "--customers", str(customers), "--messages", "20000",
+                                 "--out", str(out)], run.env(""), run.dir)  # fmt: skip
+    if lock.wait(900) != 0:
+        raise RuntimeError(f"writer_lock failed:\n{lock.tail()}")
+    return json.loads(out.read_text())
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in text.split(",") if n.strip())
+
+
+def finish(args: argparse.Namespace, info: dict[str, Any]) -> None:
+    """Write scaling.json and print the table."""
     info["load_after"] = os.getloadavg()
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "scaling.json").write_text(json.dumps(info, indent=2, default=str))
@@ -212,13 +257,17 @@ def main() -> None:
     for row in info["ingest"]:
         print(
             f"ingest x{row['processes']}: {row['msgs_per_s']:,.0f} msg/s (x"
-            f"{row['msgs_per_s'] / raw:.3f} of raw); cores {row['cores']}"
+            f"{row['msgs_per_s'] / raw:.3f} of raw); cores {row['cores']}; the consumers' CPU"
+            f" {cpu_per_thousand(row, row['msgs_per_s']):.0f} µs per message"
         )
     for row in info["project"]:
         print(
             f"project x{row['processes']}: {row['events_per_s']:,.0f} events/s (x"
-            f"{row['events_per_s'] / raw:.3f} of raw); cores {row['cores']}"
+            f"{row['events_per_s'] / raw:.3f} of raw); cores {row['cores']}; the projectors' CPU"
+            f" {cpu_per_thousand(row, row['events_per_s']):.0f} µs per event"
         )
+    if "writer_lock" not in info:
+        return
     lock = info["writer_lock"]
     print(f"writer lock: {lock['hold_ms']['mean']:.1f} ms per batch of {lock['batch']} "
           f"(p99 {lock['hold_ms']['p99']:.1f}); alone it carries "

@@ -344,7 +344,8 @@ def apply_projections(
     An event is applied to a projection only if its global position is past the last one
     that projection applied for its customer: per customer, events arrive in order, so a
     re-published one is skipped. The customers' positions are locked first (all
-    projections at once), then each projection's rows.
+    projections at once), then the rows of each projection whose rows are shared across
+    customers (journal, remittance, microsoft).
     """
     stored = store.positions((e["customer_id"] for e in events), lock=True)
     changed: dict[str, dict[str, int]] = {}
@@ -366,7 +367,11 @@ def apply_projections(
         if not fresh:
             continue
         prepared = prepare(projection, fresh)
-        rows = store.load(name, prepared.keys, lock=True)
+        # A per-customer row is written only in a batch that holds its customer's positions
+        # row locked (above; a rebuild locks the whole positions table): locking the row as
+        # well would only cost a tuple lock per row (and, for a new row, a placeholder
+        # insert and a second select). The rows every projector writes are locked.
+        rows = store.load(name, prepared.keys, lock=name not in PER_CUSTOMER)
         prepared.apply(rows)
         store.save(name, {k: rows[k] for k in prepared.keys})
         for event in fresh:

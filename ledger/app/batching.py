@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from uuid import UUID
 
 from eventsourcing.application import ProcessingEvent
@@ -74,10 +75,10 @@ class Refused:
     customer_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """Where an item of a batch came from, and whether it is re-submitted on purpose
-    (`ledger deadletters replay`): only then is an earlier refusal decided again."""
+    (`ledger deadletters replay`): only then is an earlier refusal decided again. (A named
+    tuple: one per message ingested, made at half a frozen dataclass's cost.)"""
 
     source: str | None = None
     partition: int | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
@@ -18,6 +17,7 @@ from pydantic import (
     ValidationError,
 )
 
+from ledger.domain.hashchain import canonical_bytes
 from ledger.messages.fields import (
     ENVELOPE_FIELDS,
     CustomerId,
@@ -98,8 +98,8 @@ class Envelope(BaseModel):
         for name in self._unprinted_when_null:
             if doc[name] is None:
                 del doc[name]
-        text = _CANONICAL_JSON.encode(doc)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        # Stored with every decision: these bytes must never change (canonical_bytes).
+        return hashlib.sha256(canonical_bytes(doc)).hexdigest()
 
 
 def differing_fields(message: Envelope, original: dict[str, Any]) -> list[str]:
@@ -130,7 +130,3 @@ def _field_names(model: type[Envelope]) -> tuple[tuple[str, ...], tuple[str, ...
         tuple(n for n in names if n not in ENVELOPE_FIELDS),
         tuple(n for n in names if n != "message_id"),
     )
-
-
-# = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once.
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

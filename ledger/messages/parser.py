@@ -195,6 +195,11 @@ def _no_constant(name: str) -> Any:
     raise MalformedJson(f"message: {name} is not valid JSON")
 
 
+# = json.loads(text, object_pairs_hook=..., parse_constant=...), without building a decoder
+# per message.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
 def parse_message(raw: bytes | str, *, key: str | bytes | None = None) -> Message:
     """Parse one ingest message. Raises a LedgerError subclass with the right code:
 
@@ -233,7 +238,7 @@ def parse_message(raw: bytes | str, *, key: str | bytes | None = None) -> Messag
     if not text.strip():
         raise MalformedJson("message: empty value", field="message")
     try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        obj = _DECODER.decode(text)
     except LedgerError:
         raise
     except json.JSONDecodeError as exc:

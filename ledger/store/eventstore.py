@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlparse
 
+from ledger.store.transcoder import TOPIC as TRANSCODER_TOPIC
+
 
 class UnsupportedDatabaseUrl(ValueError):
     pass
 
 
 def eventsourcing_env(database_url: str) -> dict[str, str]:
-    """`sqlite:///path`, `postgresql://user:pass@host:port/db` or `memory://` (tests only)."""
+    """`sqlite:///path`, `postgresql://user:pass@host:port/db` or `memory://` (tests only).
+    Every store encodes event state with ledger.store.transcoder (the library's JSON, by
+    orjson)."""
+    return {"TRANSCODER_TOPIC": TRANSCODER_TOPIC, **_persistence_env(database_url)}
+
+
+def _persistence_env(database_url: str) -> dict[str, str]:
     if database_url.startswith("memory://"):
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     if database_url.startswith("sqlite:///"):

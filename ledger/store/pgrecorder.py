@@ -31,7 +31,13 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    Notification,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor
@@ -118,7 +124,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             write_side_tables(curs, {**kwargs, "decisions": ()})
             if stored_events:
                 self._insert_stored_events(curs, stored_events)
-                notification_ids = self._fetch_ids_after_insert_events(curs, stored_events)
+                # The ids as plain tuples (the library reads a dict per row).
+                curs.row_factory = tuple_row  # type: ignore[assignment]
+                notification_ids = [row[0] for row in curs.fetchall()]  # type: ignore[index]
+                if len(notification_ids) != len(stored_events):
+                    raise ProgrammingError(
+                        f"Couldn't get all notification IDs (got {len(notification_ids)},"
+                        f" expected {len(stored_events)})"
+                    )
         return notification_ids
 
     def select_decisions(self, keys: Sequence[str]) -> dict[str, Decision]:
@@ -127,7 +140,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if not unique:
             return {}
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(SELECT_DECISIONS + "(SELECT unnest(%s::text[]))", (unique,))  # type: ignore[call-overload]
+            # The keys as a binary array: as text, psycopg quotes and escapes each in Python.
+            curs.execute(SELECT_DECISIONS + "(SELECT unnest(%b::text[]))", (unique,),
+                         prepare=True)  # fmt: skip
             return {row[0]: Decision(*row) for row in curs.fetchall()}
 
     def _insert_stored_events(
