@@ -5,17 +5,21 @@ the same code with `projections.summaries.save` made a no-op), alternated in the
 
     eval "$(deploy/services up)"
     .venv/bin/python benchmarks/profile_project.py [--customers 2000] [--batch 2000]
-        [--rounds 3] [--profile] [--top 40]
+        [--rounds 3] [--profile] [--top 40] [--compare OTHER/projections/summaries.py]
 
 The store is benchmarks/console.py's (2,000 customers: ~17,000 events), in a scratch
 PostgreSQL database (dropped at the end). Each apply round starts from empty projection
-tables. --profile runs one more apply pass with summaries under cProfile.
+tables. CPU: this process's own and its PostgreSQL backend's (from /proc: the server must run
+on this machine). --compare times another version of projections/summaries.py (e.g. a
+checkout of main's) as a third writer, alternated with the two others. --profile runs one more
+apply pass with summaries under cProfile.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib.util
 import io
 import os
 import pstats
@@ -45,15 +49,31 @@ _TABLES = ("projection_rows", "projection_positions", "projection_heads", *summa
 
 
 @contextmanager
-def summaries_off(off: bool) -> Iterator[None]:
-    """With off=True, the summary tables are not written (the raw limit of the writers)."""
+def writer(save: Callable[..., None] | None) -> Iterator[None]:
+    """`save` (None: the summary tables are not written, the raw limit) in place of
+    projections.summaries.save."""
     kept = summaries.save
-    if off:
-        summaries.save = lambda *args, **kwargs: None  # type: ignore[assignment]
+    summaries.save = save or (lambda *args, **kwargs: None)
     try:
         yield
     finally:
-        summaries.save = kept  # type: ignore[assignment]
+        summaries.save = kept
+
+
+def server_cpu(db: Database) -> float:
+    """CPU seconds of this connection's PostgreSQL backend so far."""
+    pid = db.conn.info.backend_pid
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def other_save(path: str) -> Callable[..., None]:
+    spec = importlib.util.spec_from_file_location("other_summaries", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    save: Callable[..., None] = module.save
+    return save
 
 
 def empty(db: Database) -> None:
@@ -92,6 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--compare", help="another projections/summaries.py to time too")
     args = parser.parse_args()
     configure_logging("profile", "warning")
     with scratch_database("project") as url:
@@ -101,26 +122,35 @@ def main() -> None:
         events = read_events(app)
         n = len(events)
         print(f"store: {args.customers} customers, {n} events", file=sys.stderr)
-        timings: dict[str, list[float]] = {k: [] for k in ("apply raw", "apply", "rebuild raw",
-                                                           "rebuild")}  # fmt: skip
+        writers: dict[str, Callable[..., None] | None] = {"raw": None, "summaries": summaries.save}
+        if args.compare:
+            writers["compared"] = other_save(args.compare)
+        apply: dict[str, list[tuple[float, float, float]]] = {name: [] for name in writers}
+        rebuilt: dict[str, list[float]] = {name: [] for name in writers}
         for _ in range(args.rounds):
-            for off in (True, False):
-                suffix = " raw" if off else ""
-                with summaries_off(off):
+            for name, save in writers.items():
+                with writer(save):
                     empty(db)
-                    timings["apply" + suffix].append(apply_all(db, events, args.batch))
+                    cpu, server = time.process_time(), server_cpu(db)
+                    seconds = apply_all(db, events, args.batch)
+                    apply[name].append(
+                        (seconds, time.process_time() - cpu, server_cpu(db) - server)
+                    )
                     began = time.perf_counter()
                     rebuild(app, db)
-                    timings["rebuild" + suffix].append(time.perf_counter() - began)
-        for name, seconds in timings.items():
-            best, median = min(seconds), statistics.median(seconds)
-            rate = f", {n / median:,.0f} events/s (median)" if name.startswith("apply") else ""
-            print(f"{name}: best {best:.2f} s, median {median:.2f} s{rate}")
-        ratio: Callable[[str], float] = lambda kind: (  # noqa: E731
-            statistics.median(timings[kind + " raw"]) / statistics.median(timings[kind])
-        )
-        print(f"with summaries / raw (events/s): apply x{ratio('apply'):.2f}, "
-              f"rebuild x{ratio('rebuild'):.2f}; load average {os.getloadavg()}")  # fmt: skip
+                    rebuilt[name].append(time.perf_counter() - began)
+        raw_apply = statistics.median(s for s, _, _ in apply["raw"])
+        raw_rebuild = statistics.median(rebuilt["raw"])
+        print("| writer | apply events/s | x raw | client CPU s | PostgreSQL CPU s | rebuild s "
+              "| x raw |\n|---|---|---|---|---|---|---|")  # fmt: skip
+        for name in writers:
+            seconds = statistics.median(s for s, _, _ in apply[name])
+            client = statistics.median(c for _, c, _ in apply[name])
+            server = statistics.median(p for _, _, p in apply[name])
+            again = statistics.median(rebuilt[name])
+            print(f"| {name} | {n / seconds:,.0f} | {raw_apply / seconds:.2f} | {client:.2f} | "
+                  f"{server:.2f} | {again:.2f} | {raw_rebuild / again:.2f} |")  # fmt: skip
+        print(f"medians of {args.rounds}; load average {os.getloadavg()}")
         if args.profile:
             empty(db)
             profiler = cProfile.Profile()
