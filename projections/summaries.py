@@ -26,9 +26,13 @@ amounts of different currencies compare by value (the worklist's order by amount
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cache, lru_cache
 from typing import Any
+
+import orjson
 
 from ledger.domain.money import minor_unit
 from projections.base import Row, Rows, dec
@@ -36,7 +40,7 @@ from projections.remittance import SHARE_DECIMALS, collected_shares
 
 AMOUNT_SCALE = 4
 assert SHARE_DECIMALS <= AMOUNT_SCALE  # collected shares are whole units of the scale
-VERSION = 3  # raise it when a table or column changes: the tables are made and filled again
+VERSION = 4  # raise it when a table or column changes: the tables are made and filled again
 SUMMARISED = ("accounts", "journal", "support", "remittance")
 _TABLES = {
     "accounts": ("customer_summaries", "invoice_summaries"),
@@ -76,10 +80,15 @@ def schema(postgres: bool) -> tuple[str, ...]:
     """The tables, their indexes and the version marker. Text that SQL orders is compared
     byte by byte (COLLATE "C" on PostgreSQL, SQLite's default): Python's order of str."""
     text = 'TEXT COLLATE "C"' if postgres else "TEXT"
+    # Room left in each page (PostgreSQL) for the updated version of a row, where an update
+    # changes no indexed column: it then stays on its page and no index is written (a "HOT"
+    # update). Most of a live batch's summary writes are updates of journal rows. Not for
+    # invoices: their open-items index depends on the remainder, which updates change.
+    roomy = " WITH (fillfactor = 70)" if postgres else ""
     return (
         f"""CREATE TABLE IF NOT EXISTS customer_summaries (
             customer_id {text} PRIMARY KEY, currency TEXT NOT NULL, id_key {text} NOT NULL,
-            name_key {text} NOT NULL, suspended INTEGER NOT NULL, oldest_open_due {text})""",
+            name_key {text} NOT NULL, suspended INTEGER NOT NULL, oldest_open_due {text}){roomy}""",
         f"""CREATE TABLE IF NOT EXISTS invoice_summaries (
             customer_id {text} NOT NULL, invoice_id TEXT NOT NULL, currency TEXT NOT NULL,
             kind TEXT NOT NULL, period TEXT, void INTEGER NOT NULL, due_date {text} NOT NULL,
@@ -90,18 +99,18 @@ def schema(postgres: bool) -> tuple[str, ...]:
             ON invoice_summaries (due_date, customer_id) WHERE remainder > 0""",
         f"""CREATE TABLE IF NOT EXISTS journal_summaries (
             key TEXT PRIMARY KEY, account {text} NOT NULL, currency {text} NOT NULL,
-            debit BIGINT NOT NULL, credit BIGINT NOT NULL, balance BIGINT NOT NULL)""",
+            debit BIGINT NOT NULL, credit BIGINT NOT NULL, balance BIGINT NOT NULL){roomy}""",
         # The trial balance's order: a page read in it, not all rows sorted.
         """CREATE INDEX IF NOT EXISTS journal_summaries_order
             ON journal_summaries (account, currency)""",
-        """CREATE TABLE IF NOT EXISTS ticket_summaries (
-            key TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS ticket_summaries (
+            key TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL){roomy}""",
         # The remittance projection's `period|` rows (the few the view reads whole), and each
         # customer invoice's collected cost share (projections.remittance.collected_shares).
         "CREATE TABLE IF NOT EXISTS remittance_periods (key TEXT PRIMARY KEY)",
-        """CREATE TABLE IF NOT EXISTS remittance_shares (
+        f"""CREATE TABLE IF NOT EXISTS remittance_shares (
             key TEXT NOT NULL, period TEXT NOT NULL, currency TEXT NOT NULL,
-            collected BIGINT NOT NULL, PRIMARY KEY (key, period, currency))""",
+            collected BIGINT NOT NULL, PRIMARY KEY (key, period, currency)){roomy}""",
         """CREATE TABLE IF NOT EXISTS summary_versions (
             name TEXT PRIMARY KEY, version INTEGER NOT NULL)""",
     )
@@ -160,8 +169,9 @@ def summaries(projection: str, rows: Rows) -> dict[str, list[tuple[Any, ...]]]:
 
 def _customer(key: str, row: Row) -> tuple[Any, ...]:
     # The earliest due date of an open item (remainder > 0): overdue on a day after it.
-    due = [i["due_date"] for i in row["invoices"].values() if dec(i["remainder"]) > 0]
-    return (key, row["currency"], key.lower(), (row["name"] or "").lower(),
+    currency = row["currency"]
+    due = [i["due_date"] for i in row["invoices"].values() if _units(i["remainder"], currency)[1]]
+    return (key, currency, key.lower(), (row["name"] or "").lower(),
             int(bool(row["suspended"])), min(due, default=None))  # fmt: skip
 
 
@@ -173,9 +183,18 @@ def _invoices(key: str, row: Row) -> Iterable[tuple[Any, ...]]:
         yield (
             key, invoice_id, currency, kind, invoice.get("period") or None,
             int(bool(invoice.get("void"))), invoice["due_date"],
-            units(dec(invoice["total"]), currency), units(dec(invoice.get("paid")), currency),
-            units(dec(invoice["remainder"]), currency),
+            _units(invoice["total"], currency)[0], _units(invoice.get("paid"), currency)[0],
+            _units(invoice["remainder"], currency)[0],
         )  # fmt: skip
+
+
+@lru_cache(maxsize=1 << 16)
+def _units(value: Any, currency: str) -> tuple[int, bool]:
+    """A stored amount (a row's decimal string) in units of the tables, and whether it is
+    above zero. Cached: a few amounts recur in most rows (parsing each again was most of the
+    cost of the summaries)."""
+    parsed = dec(value)
+    return units(parsed, currency), parsed > 0
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -183,17 +202,19 @@ def _invoices(key: str, row: Row) -> Iterable[tuple[Any, ...]]:
 
 def save(db: Any, projection: str, rows: Rows) -> None:
     """Make the summary rows of these projection rows what they are now (in the caller's
-    transaction). Only what changed is written: a live batch changes one invoice of a
-    customer, not all of them (the stored tuples of these rows are read first)."""
-    if projection not in _TABLES:
+    transaction): one statement per table on PostgreSQL (two on SQLite), whatever the number
+    of rows. The tuples go as one JSON array (parsed by the database: psycopg's per-element
+    array encoding cost more than computing them), and the database writes only what differs
+    from what it holds (a live batch changes one invoice of a customer, not all of them) and
+    deletes the tuples of these keys that are gone."""
+    if projection not in _TABLES or not rows:
         return
     made = summaries(projection, rows)
-    keys = sorted(rows)
+    keys = _json(list(rows))
     for table in _TABLES[projection]:
-        stored = set(_select(db, table, keys))
-        fresh = [values for values in made[table] if values not in stored]
-        _delete(db, table, stored.difference(made[table]))
-        _insert(db, table, fresh)
+        tuples = _json(made[table])
+        for statement, with_keys in _statements(table, db.is_postgres):
+            db.execute(statement, (tuples, keys) if with_keys else (tuples,))
 
 
 def tables() -> list[str]:
@@ -206,53 +227,67 @@ def clear(db: Any, projection: str) -> None:
         db.execute(f"DELETE FROM {table}")
 
 
-def _select(db: Any, table: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The stored tuples of these projection rows' keys."""
-    column, columns = _KEY_COLUMN[table], ", ".join(_COLUMNS[table])
-    if db.is_postgres:
-        sql = f"SELECT {columns} FROM {table} WHERE {column} = ANY(%s)"
-        return [tuple(row) for row in db.execute(sql, (list(keys),)).fetchall()]
-    found: list[tuple[Any, ...]] = []
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        marks = ", ".join(["%s"] * len(chunk))
-        sql = f"SELECT {columns} FROM {table} WHERE {column} IN ({marks})"
-        found += [tuple(row) for row in db.execute(sql, tuple(chunk)).fetchall()]
-    return found
+def _json(values: list[Any]) -> str:
+    try:
+        return orjson.dumps(values).decode()
+    except TypeError:  # an int beyond 64 bits: json writes it (the BIGINT column refuses it)
+        return json.dumps(values)
 
 
-def _delete(db: Any, table: str, tuples: Iterable[tuple[Any, ...]]) -> None:
-    """Delete these stored tuples (by their primary key: the leading _PRIMARY columns)."""
-    width = _PRIMARY[table]
-    keys = sorted({values[:width] for values in tuples})
-    if not keys:
-        return
-    columns = _COLUMNS[table][:width]
-    if db.is_postgres:
-        arrays = ", ".join(["%s::text[]"] * width)
-        db.execute(
-            f"DELETE FROM {table} WHERE ({', '.join(columns)}) IN (SELECT * FROM unnest({arrays}))",
-            tuple([key[i] for key in keys] for i in range(width)),
-        )
-        return
-    where = " AND ".join(f"{c} = %s" for c in columns)
-    db.executemany(f"DELETE FROM {table} WHERE {where}", keys)
+# Columns that hold integers (the rest are text).
+_INTEGERS = frozenset({"suspended", "void", "total", "paid", "remainder", "debit", "credit",
+                       "balance", "collected"})  # fmt: skip
 
 
-def _insert(db: Any, table: str, tuples: list[tuple[Any, ...]]) -> None:
-    if not tuples:
-        return
+@cache
+def _statements(table: str, postgres: bool) -> tuple[tuple[str, bool], ...]:
+    """The SQL that makes `table`'s tuples of some projection keys those given: parameters
+    the tuples (a JSON array of arrays in _COLUMNS order), then, where the flag says so, the
+    keys (a JSON array). It inserts the new tuples, updates the changed ones (matched by
+    primary key; unchanged ones are not touched, not even locked) and deletes the rest."""
     columns = _COLUMNS[table]
-    if db.is_postgres:  # COPY: the bulk path (a rebuild writes every customer's)
-        with (
-            db.conn.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-        ):
-            for values in tuples:
-                copy.write_row(values)
-        return
-    marks = ", ".join(["%s"] * len(columns))
-    db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", tuples)
+    primary, others = columns[: _PRIMARY[table]], columns[_PRIMARY[table] :]
+    names = ", ".join(columns)
+    same_key = " AND ".join(f"s.{c} = f.{c}" for c in primary)
+    if postgres:
+        fields = ", ".join(
+            f"(v->>{i}){'::bigint' if c in _INTEGERS else ''} AS {c}" for i, c in enumerate(columns)
+        )
+        # jsonb: parsed once (a `json` element is parsed again by every ->>).
+        fresh = f"SELECT {fields} FROM jsonb_array_elements(%s::jsonb) AS v"
+        # An array (an index condition: one probe per key), not a join the planner may
+        # answer by scanning the table, as it estimates 100 elements.
+        keys = "= ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
+        same = " AND ".join(f"s.{c} IS NOT DISTINCT FROM f.{c}" for c in others)
+    else:
+        fields = ", ".join(f"json_extract(value, '$[{i}]') AS {c}" for i, c in enumerate(columns))
+        fresh = f"SELECT {fields} FROM json_each(%s)"
+        keys = "IN (SELECT value FROM json_each(%s))"
+        same = " AND ".join(f"s.{c} IS f.{c}" for c in others)
+    unchanged = f"SELECT 1 FROM {table} AS s WHERE {same_key}" + (f" AND {same}" if same else "")
+    if postgres:  # a probe of the primary key per tuple, never a scan of the table to join
+        unchanged += " OFFSET 0"
+    update = (
+        f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in others)}"
+        if others
+        else "DO NOTHING"
+    )
+    pk = ", ".join(primary)
+    gone = " AND ".join(f"f.{c} = {table}.{c}" for c in primary)
+    delete = (
+        f"DELETE FROM {table} WHERE {_KEY_COLUMN[table]} {keys}"
+        f" AND NOT EXISTS (SELECT 1 FROM fresh AS f WHERE {gone})"
+    )
+    upsert = (
+        f"INSERT INTO {table} ({names}) SELECT * FROM fresh AS f WHERE NOT EXISTS ({unchanged})"
+        f" ON CONFLICT ({pk}) {update}"
+    )
+    if postgres:  # one statement: the tuples parsed once
+        return ((f"WITH fresh AS MATERIALIZED ({fresh}), gone AS ({delete}) {upsert}", True),)
+    return (
+        (f"WITH fresh AS ({fresh}) {delete}", True),
+        (f"WITH fresh AS ({fresh}) {upsert}", False),
+    )
 
 
 def dump(db: Any) -> dict[str, list[tuple[Any, ...]]]:

@@ -3,6 +3,7 @@ and `/metrics` (Prometheus), a latency histogram per route."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from time import perf_counter
@@ -89,6 +90,11 @@ def create_app(settings: Settings, ledger_app: LedgerApplication | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await reader.open_async()
+        # What is loaded by now lives as long as the process: out of the cyclic garbage
+        # collector's scans, a full collection (every few dozen requests that parse many
+        # rows) takes milliseconds instead of ~90 ms (the console's p99 at 10,000 customers).
+        gc.collect()
+        gc.freeze()
         yield
         await reader.close_async()
         reader.close()
