@@ -99,6 +99,7 @@ def chain_hash_v2(
     originator_topic: str | None,
     data: dict[str, Any],
     prev_hash: str,
+    exact: bool = False,
 ) -> str:
     """sha256 hex of the canonical JSON of every stored field of an event (version 2).
 
@@ -106,13 +107,16 @@ def chain_hash_v2(
     events after it); `event_type` is the event's class name (its stored topic's class).
     The body is dumped by `canonical_bytes` (orjson, the hot path of every ingest batch); a
     float, which orjson writes another way, never reaches here (messages refuse floats) and
-    `hash_version_of` also checks the json module's body."""
-    return hashlib.sha256(canonical_bytes({
+    `hash_version_of` also checks the json module's body (`exact=True`: the rule's
+    definition, byte for byte)."""
+    body = {
         "customer_id": customer_id, "data": data, "event_type": event_type,
         "message_id": message_id, "occurred_at": occurred_at.isoformat(),
         "originator_topic": originator_topic, "position": position, "prev_hash": prev_hash,
         "recorded_at": recorded_at.isoformat(), "stream_id": str(stream_id), "v": 2,
-    })).hexdigest()  # fmt: skip
+    }  # fmt: skip
+    encoded = canonical_json(body).encode("utf-8") if exact else canonical_bytes(body)
+    return hashlib.sha256(encoded).hexdigest()
 
 
 # Sorted keys; the types orjson would write in its own way (datetimes, dataclasses, subclasses
@@ -138,38 +142,6 @@ def canonical_bytes(value: Any) -> bytes:
         return canonical_json(value).encode("utf-8")
 
 
-def _chain_hash_v2_exact(
-    *,
-    stream_id: UUID,
-    position: int,
-    event_type: str,
-    customer_id: str,
-    occurred_at: datetime,
-    recorded_at: datetime,
-    message_id: str | None,
-    originator_topic: str | None,
-    data: dict[str, Any],
-    prev_hash: str,
-) -> str:
-    """chain_hash_v2 through the json module: the rule's definition, byte for byte."""
-    body = canonical_json(
-        {
-            "v": 2,
-            "stream_id": str(stream_id),
-            "position": position,
-            "event_type": event_type,
-            "customer_id": customer_id,
-            "occurred_at": occurred_at.isoformat(),
-            "recorded_at": recorded_at.isoformat(),
-            "message_id": message_id,
-            "originator_topic": originator_topic,
-            "data": data,
-            "prev_hash": prev_hash,
-        }
-    )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
 def event_hash(event: Any, version: int = HASH_VERSION, *, exact: bool = False) -> str:
     """The hash a stored event (a LedgerEvent as the store gives it back) should carry under
     rule `version` (1 or 2); `exact`: version 2 through the json module only."""
@@ -183,7 +155,7 @@ def event_hash(event: Any, version: int = HASH_VERSION, *, exact: bool = False) 
             data=event.data,
             prev_hash=event.prev_hash,
         )
-    return (_chain_hash_v2_exact if exact else chain_hash_v2)(
+    return chain_hash_v2(
         stream_id=event.originator_id,
         position=event.originator_version,
         event_type=type(event).__name__,
@@ -194,6 +166,7 @@ def event_hash(event: Any, version: int = HASH_VERSION, *, exact: bool = False) 
         originator_topic=getattr(event, "originator_topic", None),
         data=event.data,
         prev_hash=event.prev_hash,
+        exact=exact,
     )
 
 
