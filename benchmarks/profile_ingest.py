@@ -13,34 +13,17 @@ rate follows the CPU share the process gets, the CPU per message does not.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
-import pstats
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import cpu_seconds, scratch_database  # noqa: E402
+from benchmarks.support import measured, scratch_database  # noqa: E402
 from benchmarks.workload import Activity, registrations  # noqa: E402
 from ledger.app.application import LedgerApplication  # noqa: E402
 from ledger.app.ingest import RawRecord, process_records  # noqa: E402
 from ledger.store.eventstore import eventsourcing_env  # noqa: E402
-
-
-def backends_cpu(url: str) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL backend connected to the database of `url`
-    (but the connection that asks)."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        pids = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return {pid: cpu for (pid,) in pids if (cpu := cpu_seconds(pid)) is not None}
 
 
 def main() -> None:
@@ -64,33 +47,19 @@ def main() -> None:
         activity = Activity(args.customers).take(args.messages)
         records = [RawRecord(m.value, f"billing.{m.topic}", 0, i, m.key.encode())
                    for i, m in enumerate(activity)]  # fmt: skip
-        profiler = cProfile.Profile(time.process_time) if args.profile else None
-        backends_before = backends_cpu(url)
-        started = time.perf_counter()
-        cpu_started = time.process_time()
-        if profiler:
-            profiler.enable()
         applied = 0
-        for start in range(0, len(records), args.batch):
-            counts = process_records(app, records[start : start + args.batch])
-            applied += counts.applied
-            assert not counts.dead_letters, counts.dead_letters[0]
-        if profiler:
-            profiler.disable()
-            if args.dump:
-                profiler.dump_stats(args.dump)
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
-        backends = sum(cpu - backends_before.get(pid, 0.0)
-                       for pid, cpu in backends_cpu(url).items())  # fmt: skip
-        print(f"{args.messages} messages in {elapsed:.2f} s: {args.messages / elapsed:,.0f} msg/s"
-              f" (applied {applied}){' under cProfile' if profiler else ''}; CPU per message:"
-              f" this process {cpu * 1e6 / args.messages:.0f} µs, its PostgreSQL backends"
-              f" {backends * 1e6 / args.messages:.0f} µs")  # fmt: skip
-        if profiler:
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
-            print(out.getvalue())
+        with measured(url, args.profile, args.dump, args.top) as m:
+            for start in range(0, len(records), args.batch):
+                counts = process_records(app, records[start : start + args.batch])
+                applied += counts.applied
+                assert not counts.dead_letters, counts.dead_letters[0]
+        n = args.messages
+        print(
+            f"{n} messages in {m.elapsed:.2f} s: {n / m.elapsed:,.0f} msg/s (applied {applied})"
+            f"{' under cProfile' if args.profile else ''}; CPU per message: this process"
+            f" {m.cpu * 1e6 / n:.0f} µs, its PostgreSQL backends {m.backends * 1e6 / n:.0f} µs"
+        )
+        print(m.profile, end="")
         app.close()
 
 

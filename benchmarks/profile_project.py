@@ -10,18 +10,13 @@ cProfile. Prints the CPU per event of this process and of its PostgreSQL backend
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
-import pstats
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.profile_ingest import backends_cpu  # noqa: E402
-from benchmarks.support import scratch_database  # noqa: E402
+from benchmarks.support import measured, scratch_database  # noqa: E402
 from benchmarks.workload import Activity, registrations  # noqa: E402
 from ledger.app.application import LedgerApplication  # noqa: E402
 from ledger.app.ingest import RawRecord, process_records  # noqa: E402
@@ -68,37 +63,23 @@ def main() -> None:
         store = RowStore(db)
         db.commit()
         projections = list(PROJECTIONS.values())
-        profiler = cProfile.Profile() if args.profile else None
-        backends_before = backends_cpu(url)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        if profiler:
-            profiler.enable()
         applied = 0
-        for start in range(0, len(events), args.batch):
-            applied += apply_projections(store, projections, events[start : start + args.batch])
-            db.commit()
-        if profiler:
-            profiler.disable()
-            if args.dump:
-                profiler.dump_stats(args.dump)
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
-        backends = sum(cpu - backends_before.get(pid, 0.0)
-                       for pid, cpu in backends_cpu(url).items())  # fmt: skip
-        print(f"{len(events)} events in {elapsed:.2f} s: {len(events) / elapsed:,.0f} events/s"
-              f" ({applied} event-projection pairs){' under cProfile' if profiler else ''};"
-              f" CPU per event: this process {cpu * 1e6 / len(events):.0f} µs, its PostgreSQL"
-              f" backend {backends * 1e6 / len(events):.0f} µs")  # fmt: skip
+        with measured(url, args.profile, args.dump, args.top) as m:
+            for start in range(0, len(events), args.batch):
+                applied += apply_projections(store, projections, events[start : start + args.batch])
+                db.commit()
+        n = len(events)
+        print(f"{n} events in {m.elapsed:.2f} s: {n / m.elapsed:,.0f} events/s ({applied}"
+              f" event-projection pairs){' under cProfile' if args.profile else ''}; CPU per"
+              f" event: this process {m.cpu * 1e6 / n:.0f} µs, its PostgreSQL backend"
+              f" {m.backends * 1e6 / n:.0f} µs")  # fmt: skip
         sizes = db.execute(
             "SELECT projection, count(*), avg(length(doc))::int, max(length(doc))"
             " FROM projection_rows GROUP BY projection ORDER BY 1"
         ).fetchall()
         shown = ", ".join(f"{p} {n:,} / {mean:,} / {top:,}" for p, n, mean, top in sizes)
         print(f"rows by projection (count, mean and largest document in bytes): {shown}")
-        if profiler:
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
-            print(out.getvalue())
+        print(m.profile, end="")
         db.close()
 
 

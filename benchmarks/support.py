@@ -10,6 +10,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -189,3 +191,57 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "load_average": os.getloadavg(),
     }
+
+
+def backends_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the database of `url`
+    (but the connection that asks)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return {pid: cpu for (pid,) in pids if (cpu := cpu_seconds(pid)) is not None}
+
+
+@dataclass
+class Measured:
+    """What `measured` saw of its block: wall seconds, this process's CPU seconds, its
+    database backends' CPU seconds, and the cProfile table (empty without a profile)."""
+
+    elapsed: float = 0.0
+    cpu: float = 0.0
+    backends: float = 0.0
+    profile: str = ""
+
+
+@contextmanager
+def measured(url: str, profile: bool = False, dump: Path | None = None,
+             top: int = 40) -> Iterator[Measured]:  # fmt: skip
+    """Time the block (wall, this process's CPU, the CPU of the PostgreSQL backends of `url`,
+    read from /proc), optionally under cProfile (stats saved to `dump` when given)."""
+    import cProfile
+    import io
+    import pstats
+
+    result = Measured()
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    backends_before = backends_cpu(url)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    yield result
+    if profiler:
+        profiler.disable()
+    result.elapsed = time.perf_counter() - started
+    result.cpu = time.process_time() - cpu_started
+    result.backends = sum(cpu - backends_before.get(pid, 0.0)
+                          for pid, cpu in backends_cpu(url).items())  # fmt: skip
+    if profiler:
+        if dump:
+            profiler.dump_stats(dump)
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+        result.profile = out.getvalue()
