@@ -90,18 +90,15 @@ def signed_in(request: Request, role: str = "reader") -> Session:
         response.delete_cookie(COOKIE, path="/ui")
         raise Denied(response)
     if not session.record.allows(role):
-        raise Denied(
-            render(
-                request,
-                "error.html",
-                403,
-                session,
-                title="Not allowed",
-                message=f"This page needs the {role} role; you are signed in "
-                f"as {session.record.name} ({session.role}).",
-            )
-        )
+        raise _forbidden(request, session, "Not allowed",
+                         f"This page needs the {role} role; you are signed in "
+                         f"as {session.record.name} ({session.role}).")  # fmt: skip
     return session
+
+
+def _forbidden(request: Request, session: Session, title: str, message: str) -> Denied:
+    """A 403 page for a signed-in user, to raise."""
+    return Denied(render(request, "error.html", 403, session, title=title, message=message))
 
 
 def _unavailable(request: Request, why: str) -> HTMLResponse:
@@ -118,17 +115,9 @@ async def checked_form(request: Request, session: Session) -> dict[str, str]:
     """The POSTed form, after its CSRF token is checked against the session's (403 if not)."""
     form = {k: str(v) for k, v in (await request.form()).items()}
     if not secrets.compare_digest(form.get("csrf", ""), session.csrf):
-        raise Denied(
-            render(
-                request,
-                "error.html",
-                403,
-                session,
-                title="Form refused",
-                message="The form's security token is missing or out of date. "
-                "Reload the page and try again.",
-            )
-        )
+        raise _forbidden(request, session, "Form refused",
+                         "The form's security token is missing or out of date. "
+                         "Reload the page and try again.")  # fmt: skip
     return form
 
 
