@@ -39,28 +39,30 @@ class _PooledDatabase(Database):
         self.conn = conn
 
 
-def _check_if_closed(conn: Any) -> None:
-    """The pool's check before lending a connection, without a round trip per request (it
-    was a second query for every balance lookup): a connection the server closed while it
-    sat in the pool (restart, idle timeout) has its socket readable (EOF or a final error
-    message); only then is it checked for real, and the pool replaces it if it fails."""
+def _closed_by_server(conn: Any) -> bool:
+    """A connection the server closed while it sat in the pool (restart, idle timeout) has
+    its socket readable (EOF or a final error message); an idle healthy one has not."""
     import select
 
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
+
+
+def _check_if_closed(conn: Any) -> None:
+    """The pool's check before lending a connection, without a round trip per request (it
+    was a second query for every balance lookup): only a connection that looks closed by the
+    server is checked for real, and the pool replaces it if it fails."""
     from psycopg_pool import ConnectionPool
 
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    if _closed_by_server(conn):
         ConnectionPool.check_connection(conn)
 
 
 async def _check_if_closed_async(conn: Any) -> None:
     """_check_if_closed for the asynchronous pool."""
-    import select
-
     from psycopg_pool import AsyncConnectionPool
 
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    if _closed_by_server(conn):
         await AsyncConnectionPool.check_connection(conn)
 
 
