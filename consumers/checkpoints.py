@@ -7,16 +7,15 @@ from typing import Any
 
 import structlog
 
-from consumers.kafka_support import ensure_max_message_bytes, ensure_topics, make_producer
+from consumers.kafka_support import LARGE_RECORD_BYTES, ensure_topics, make_producer
 from ledger.config import Settings
 from ledger.domain.errors import LedgerError
 
 log = structlog.get_logger(__name__)
 
 # A checkpoint line lists every stream (~150 bytes each): far past the broker's default 1 MB
-# per record at a few thousand customers. 64 MiB stays under the broker's default
-# socket.request.max.bytes (100 MiB) and carries ~440,000 streams uncompressed.
-MAX_CHECKPOINT_RECORD_BYTES = 64 * 1024 * 1024
+# per record at a few thousand customers; 64 MiB carries ~440,000 streams uncompressed.
+MAX_CHECKPOINT_RECORD_BYTES = LARGE_RECORD_BYTES
 
 
 class CheckpointTooLargeForKafka(LedgerError):
@@ -39,8 +38,7 @@ def publish_checkpoint(settings: Settings, checkpoint: dict[str, Any], line: str
         )
     topic = settings.topic_checkpoints
     ensure_topics(settings.kafka_bootstrap, [topic], partitions=1,
-                  configs={"max.message.bytes": str(MAX_CHECKPOINT_RECORD_BYTES)})  # fmt: skip
-    ensure_max_message_bytes(settings.kafka_bootstrap, topic, MAX_CHECKPOINT_RECORD_BYTES)
+                  max_message_bytes=MAX_CHECKPOINT_RECORD_BYTES)  # fmt: skip
     producer = make_producer(settings.kafka_bootstrap, max_request_size=MAX_CHECKPOINT_RECORD_BYTES,
                              compression_type="gzip")  # fmt: skip
     try:

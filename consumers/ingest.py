@@ -152,11 +152,11 @@ class IngestConsumer:
         self.totals = ConsumeTotals()
         bootstrap = settings.kafka_bootstrap
         ensure_topics(bootstrap, settings.ingest_topics)
-        ensure_topics(
-            bootstrap,
-            [settings.topic_deadletter],
-            configs={"max.message.bytes": str(DEADLETTER_MAX_BYTES)},
-        )
+        # An existing dead-letter topic keeps its owner's limit: a letter past it is cut down
+        # to a prefix with the size and sha256 of the whole (`dead_letter_record(truncate=True)`),
+        # never lost.
+        ensure_topics(bootstrap, [settings.topic_deadletter],
+                      max_message_bytes=DEADLETTER_MAX_BYTES, raise_existing=False)  # fmt: skip
         self.consumer: KafkaConsumer = make_consumer(
             bootstrap, settings.consumer_group_ingest, max_poll_records=max_batch
         )

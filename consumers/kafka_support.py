@@ -64,49 +64,57 @@ def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**config)
 
 
+# The largest record the ledger's own topics take (`ledger.events`, `ledger.checkpoints`): an
+# event or a checkpoint line has no fixed bound (an invoice lists its charges, a checkpoint
+# every stream), and a topic made with the broker's defaults refuses past ~1 MB, which stops
+# the publisher at that record for good. 64 MiB stays under the broker's default
+# socket.request.max.bytes (100 MiB).
+LARGE_RECORD_BYTES = 64 * 1024 * 1024
+
+
 def ensure_topics(
     bootstrap: str,
     topics: Iterable[str],
     partitions: int = 4,
-    configs: dict[str, str] | None = None,
+    max_message_bytes: int | None = None,
+    *,
+    raise_existing: bool = True,
 ) -> None:
-    """Create the topics that do not exist yet (with `configs`, e.g. max.message.bytes)."""
+    """Create the topics that do not exist yet; with `max_message_bytes`, make every one of
+    them take records (compressed batches) of that size: created so, and (`raise_existing`)
+    the topic-level `max.message.bytes` of an existing one raised when lower (never
+    lowered). Raises kafka errors when the broker refuses."""
+    names = list(topics)
+    configs = {_MAX_BYTES: str(max_message_bytes)} if max_message_bytes else None
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         existing = set(admin.list_topics())
         missing = [
             NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=configs)
-            for name in topics
+            for name in names
             if name not in existing
         ]
         if missing:
             # Another process may create it first.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
+        if max_message_bytes and raise_existing:
+            for name in names:
+                _raise_max_message_bytes(admin, name, max_message_bytes)
     finally:
         admin.close()
 
 
-def ensure_max_message_bytes(bootstrap: str, topic: str, max_bytes: int) -> None:
-    """Make `topic` accept records (compressed batches) of up to `max_bytes`: the topic-level
-    `max.message.bytes` is raised when lower (a topic created with the broker's default takes
-    ~1 MB), never lowered. Raises kafka errors when the broker refuses."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={_MAX_BYTES: None})
-        described = admin.describe_configs([resource], config_filter="all")
-        current = int(described["topic"][topic][_MAX_BYTES]["value"])
-        if current < max_bytes:
-            admin.alter_configs(
-                [
-                    ConfigResource(
-                        ConfigResourceType.TOPIC, topic, configs={_MAX_BYTES: str(max_bytes)}
-                    )
-                ]
-            )
-            log.info("kafka.topic.max_message_bytes", topic=topic, was=current, now=max_bytes)
-    finally:
-        admin.close()
+def _raise_max_message_bytes(admin: KafkaAdminClient, topic: str, max_bytes: int) -> None:
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={_MAX_BYTES: None})
+    described = admin.describe_configs([resource], config_filter="all")
+    current = int(described["topic"][topic][_MAX_BYTES]["value"])
+    if current < max_bytes:
+        raised = ConfigResource(
+            ConfigResourceType.TOPIC, topic, configs={_MAX_BYTES: str(max_bytes)}
+        )
+        admin.alter_configs([raised])
+        log.info("kafka.topic.max_message_bytes", topic=topic, was=current, now=max_bytes)
 
 
 _MAX_BYTES = "max.message.bytes"

@@ -25,6 +25,7 @@ from kafka.partitioner.default import DefaultPartitioner, murmur2
 from psycopg.sql import SQL, Identifier
 
 from consumers.kafka_support import (
+    LARGE_RECORD_BYTES,
     TRANSIENT_DB_ERRORS,
     StopFlag,
     ensure_topics,
@@ -102,8 +103,12 @@ class Publisher:
         self.idle_wait = idle_wait
         self.topic = settings.topic_events
         self.position_name = POSITION_NAME.format(topic=self.topic)
-        ensure_topics(settings.kafka_bootstrap, [self.topic])
-        self.producer: KafkaProducer = make_producer(settings.kafka_bootstrap)
+        # An event has no fixed size bound (an invoice lists its charges): past the broker's
+        # default ~1 MB one would stop the publisher at that event for good.
+        ensure_topics(settings.kafka_bootstrap, [self.topic], max_message_bytes=LARGE_RECORD_BYTES)
+        self.producer: KafkaProducer = make_producer(
+            settings.kafka_bootstrap, max_request_size=LARGE_RECORD_BYTES
+        )
         self.db = Database(settings.database_url)
         self.positions = PositionStore(self.db)
         self.published = 0
