@@ -721,6 +721,13 @@ class Run:
         )  # fmt: skip
 
     def stop(self, consumers: list[LedgerProcess]) -> None:
+        # A graceful stop is promised once the consumer runs: a SIGTERM while it is still
+        # importing (one just restarted, on a busy machine) ends it -15 before its handler.
+        for proc in consumers:
+            wait_until(
+                lambda p=proc: bool(p.logged("consume.started")) or not p.running,
+                timeout=60, what="consume started", procs=self.procs, alive=[],
+            )  # fmt: skip
         for proc in consumers:
             proc.terminate()
         for proc in consumers:
