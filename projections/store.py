@@ -162,11 +162,15 @@ class RowStore:
             )
         summaries.save(self.db, projection, rows)  # with the rows they summarise
 
-    def copy_docs(self, projection: str, docs: Sequence[tuple[str, str]]) -> None:
+    def copy_docs(
+        self, projection: str, docs: Sequence[tuple[str, str]], rows: Rows | None = None
+    ) -> None:
         """Add rows given as (key, JSON document) that do not exist yet (a rebuild, after
-        `clear`): COPY on PostgreSQL, the bulk path (a conflict fails the transaction)."""
+        `clear`): COPY on PostgreSQL, the bulk path (a conflict fails the transaction).
+        `rows`: the same rows as objects, when at hand (else the summaries parse `docs`)."""
         if projection in summaries.SUMMARISED:
-            summaries.save(self.db, projection, {k: _loads(d) for k, d in docs})
+            made = rows if rows is not None else {k: _loads(d) for k, d in docs}
+            summaries.save(self.db, projection, made)
         if not self.db.is_postgres:
             self.db.executemany(
                 "INSERT INTO projection_rows (projection, key, doc) VALUES (%s, %s, %s)",

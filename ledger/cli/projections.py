@@ -11,23 +11,28 @@ from ledger.cli.tables import print_rows
 from ledger.config import get_settings
 
 projections_app = typer.Typer(help="Stored read models.")
+# From this many events a rebuild folds on every core by default (below, one process is faster).
+AUTO_WORKERS_FROM = 100_000
 
 
 @projections_app.command("rebuild")
 def projections_rebuild(
     name: str | None = typer.Argument(None, help="One projection, or all."),
-    workers: int = typer.Option(
-        1,
+    workers: int | None = typer.Option(
+        None,
         min=1,
         max=64,
-        help="Processes folding the event store (PostgreSQL; SQLite folds in one). More "
-        "than one pays off only on a large store with idle cores (docs/benchmarks.md).",
+        help="Processes folding the event store (PostgreSQL; SQLite folds in one). Default: "
+        f"one per core when the store holds {AUTO_WORKERS_FROM:,} events or more, else one "
+        "(a worker's start-up costs about a second).",
     ),
 ) -> None:
     """Rebuild stored projections from the event store (rows equal the live ones).
 
     With more than one worker, live `ledger project` processes wait for the rebuild's
     commit from its start (with one, only while it writes)."""
+    import os
+
     from rich.progress import Progress
 
     from ledger.store.db import Database
@@ -36,6 +41,8 @@ def projections_rebuild(
     settings = get_settings()
     ledger = build_app(settings)
     head = ledger.head_position()
+    if workers is None:
+        workers = (os.cpu_count() or 1) if head >= AUTO_WORKERS_FROM else 1
     with Progress(transient=True) as bar:
         task = bar.add_task("rebuilding", total=head)
         count = rebuild(

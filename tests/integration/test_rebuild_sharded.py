@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from ledger.app.application import LedgerApplication
 from ledger.app.views import PROJECTIONS, published_events
 from ledger.bootstrap import build_app
 from ledger.config import Settings
 from ledger.store.db import Database
+from ledger.store.eventstore import eventsourcing_env
 from ledger.store.readmodels import rebuild
-from ledger.store.shardedrebuild import BY_CUSTOMER, shard_of, shares
+from ledger.store.shardedrebuild import Share, fold_share, microsoft_streams
 from projections import summaries
 from projections.base import fold
+from projections.merging import UnmergeableRows, merge_rows
 from projections.store import RowStore
 from tests.helpers import (
     charge,
@@ -26,6 +29,7 @@ from tests.helpers import (
     support_ticket_opened,
     support_ticket_resolved,
 )
+from tests.integration.test_remittance_rebuild import RECORDED, business
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +64,6 @@ def test_a_rebuild_on_three_processes_equals_one_on_one(fresh_pg_url: Callable[[
                 messages += [credit_note(c, f"CN-{n}", amount="5.00"),
                              support_ticket_resolved(c, f"T-{n}")]  # fmt: skip
         app.handle_batch(msgs(messages))
-        # The customers fall into every shard: each worker has a share to fold.
-        assert {shard_of(c, 3) for c in CUSTOMERS} == {0, 1, 2}
         expected = {name: fold(p, published_events(app)) for name, p in PROJECTIONS.items()}
 
         rebuild(app, Database(url), workers=1)
@@ -77,15 +79,49 @@ def test_a_rebuild_on_three_processes_equals_one_on_one(fresh_pg_url: Callable[[
     assert len(three[2]["customer_summaries"]) == len(CUSTOMERS)
 
 
-def test_each_projection_is_folded_whole_once_or_split_by_customer_in_every_share() -> None:
-    names = list(PROJECTIONS)
-    for workers in (2, 3, 4):
-        split = shares(names, workers)
-        assert [s.shard for s in split] == list(range(workers))
-        wholes = [n for s in split for n in s.whole]
-        assert sorted(wholes) == sorted(n for n in names if n not in BY_CUSTOMER)
-        for s in split:
-            assert set(s.by_customer) == BY_CUSTOMER & set(names)
+def test_rows_across_customers_add_up_from_shares_with_microsofts_streams(
+    fresh_pg_url: Callable[[], str],
+) -> None:
+    """Charges with Microsoft's cost in every share, Microsoft's invoices and payments (its
+    own streams, all in share 0): the journal, remittance periods and Microsoft currencies
+    are summed from the shares (projections/merging.py) to what one fold makes."""
+    url = fresh_pg_url()
+    app = LedgerApplication(eventsourcing_env(url), clock=lambda: RECORDED)
+    try:
+        business(app)
+        expected = {name: fold(p, published_events(app)) for name, p in PROJECTIONS.items()}
+        assert expected["microsoft"] and expected["journal"]
+        assert any(k.startswith("period|") for k in expected["remittance"])
+        # Every share has streams, and rows across customers come from several shares.
+        head = app.head_position()
+        microsoft = microsoft_streams(Database(url), app, head)
+        parts = [fold_share(url, Share(tuple(PROJECTIONS), k, 3, head, microsoft))
+                 for k in range(3)]  # fmt: skip
+        assert all(part.events for part in parts)
+        assert sum(part.events for part in parts) == len(list(published_events(app)))
+        journal_keys = [set(part.partial["journal"]) for part in parts]
+        assert journal_keys[0] & journal_keys[1] & journal_keys[2]
+        for workers in (2, 3):
+            rebuild(app, Database(url), workers=workers)
+            rows, _, kept = stored(url)
+            assert rows == expected, workers
+            assert kept == summaries.dump_of(expected)
+    finally:
+        app.close()
+
+
+def test_rows_of_one_customer_folded_twice_are_refused() -> None:
+    with pytest.raises(UnmergeableRows):
+        merge_rows("accounts", [{"c1": {"n": 1}}, {"c1": {"n": 2}}])
+    with pytest.raises(UnmergeableRows):
+        merge_rows("remittance", [{"invoice|c1|I-1": {"total": "1"}},
+                                  {"invoice|c1|I-1": {"total": "1"}}])  # fmt: skip
+    merged = merge_rows("journal", [
+        {"ar|USD": {"account": "ar", "currency": "USD", "debit": "1.50", "credit": "0"}},
+        {"ar|USD": {"account": "ar", "currency": "USD", "debit": "2", "credit": "0.25"}},
+    ])  # fmt: skip
+    assert merged == {"ar|USD": {"account": "ar", "currency": "USD", "debit": "3.50",
+                                 "credit": "0.25"}}  # fmt: skip
 
 
 def test_rows_copied_in_read_back_the_same_on_sqlite_and_postgresql(
