@@ -96,7 +96,11 @@ TARGETS = {
 # generator): their memory is reported, the ledger's own processes are what the target is for.
 TOOLS = ("produce", "kafka-raw", "pg-raw", "loadgen", "naive", "generate")
 API_RATE = 500
-API_STEP = 1.5  # the API's rate steps: 500, 750, 1,125, ... up to API_MAX_RATE
+API_STEP = 1.25  # the API's rate steps: 500, 625, 781, ... up to API_MAX_RATE
+# Issue #22's API target, "p99 < 10 ms at 500 req/s on the Xeon", as a ratio to a raw limit
+# like the others: that machine's kafka-python consume was 71,810 rec/s, so the highest rate
+# held (p99 < 10 ms, nothing shed) must be >= 500 / 71,810 of this run's.
+XEON_KAFKA_RAW = 71_810
 API_MAX_RATE = 20_000
 # The lag is measured at half the rate the two `ledger consume` reached in the same run (a
 # rate this machine can carry with room to spare), the generator at the ledger's priority.
@@ -811,7 +815,7 @@ def rows_of(results: dict[str, Any], memory: dict[str, float | None]) -> list[li
                     met(rb["events_per_s"] >= t["rebuild_vs_copy"] * copy_rate)])  # fmt: skip
     api = r.get("api")
     if api:
-        out.extend(api_rows(api, t["api_p99_ms"]))
+        out.extend(api_rows(api, t["api_p99_ms"], kafka_rate))
     for tag, when in LAG_TAGS.items():
         lag = r.get(tag)
         if not lag:
@@ -846,7 +850,7 @@ def rows_of(results: dict[str, Any], memory: dict[str, float | None]) -> list[li
     return out
 
 
-def api_rows(api: dict[str, Any], target_ms: float) -> list[list[str]]:
+def api_rows(api: dict[str, Any], target_ms: float, kafka_rate: float) -> list[list[str]]:
     def answered(a: dict[str, Any]) -> str:
         return (f"max {a['max_ms']:.1f} ms over {a['requests']:,} requests ({a['failed']} "
                 f"failed), {a['connections']:,} connections")  # fmt: skip
@@ -866,9 +870,15 @@ def api_rows(api: dict[str, Any], target_ms: float) -> list[list[str]]:
         steps = "; ".join(f"{st['rate']:.0f}: p99 {st['p99_ms']:.1f} ms"
                           + (f", {st['failed']} shed/failed" if st["failed"] else "")
                           for st in api["steps"])  # fmt: skip
-        rows.append(["API highest rate with p99 < 10 ms",
-                     f"{best:,} req/s" if best else "none", f"steps: {steps}",
-                     "(reported)", ""])  # fmt: skip
+        need = API_RATE / XEON_KAFKA_RAW
+        ratio = (best or 0) / kafka_rate
+        rows.append(["API highest rate with p99 < 10 ms, nothing shed",
+                     f"{best:,} req/s" if best else "none",
+                     f"x{ratio:.4f} of kafka-python consume {kafka_rate:,.0f} rec/s; "
+                     f"steps: {steps}",
+                     f">= x{need:.4f} (500 req/s on the Xeon of #22: "
+                     f"500 / {XEON_KAFKA_RAW:,})",
+                     "yes" if ratio >= need else "**no**"])  # fmt: skip
     o = api.get("overload")
     if o:
         shed, served = o["by_status"].get("503"), o["by_status"].get("200")
