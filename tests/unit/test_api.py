@@ -226,6 +226,19 @@ def test_balance_today_is_the_spec_row(api: Api) -> None:
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("as_of", [None, "2025-01-20", "2025-02-05", "2025-04-10"])
+def test_the_balance_sent_without_response_validation_is_the_models_json(
+    api: Api, as_of: str | None
+) -> None:
+    """The balance route sends balance_row's JSON as is (no response validation: issue
+    #22): it must be exactly what validating it against `Balance` would have sent."""
+    from ledger.api.models import Balance
+
+    body = api.ok("/customers/contoso/balance", **({"as_of": as_of} if as_of else {}))
+    assert Balance.model_validate(body).model_dump(mode="json") == body
+    assert list(body) == list(Balance.model_fields)  # the documented field order too
+
+
 def test_balance_as_of_a_past_date_replays_history(api: Api) -> None:
     before_invoice = api.ok("/customers/contoso/balance", as_of="2025-01-20")
     assert (before_invoice["billed"], before_invoice["unbilled"]) == ("0.00", "100.00")
