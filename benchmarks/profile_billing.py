@@ -72,6 +72,7 @@ def bill_once(app: LedgerApplication, raw: bytes, profiler: cProfile.Profile | N
     with stages("check file"):  # the first pass: every line checked, only counts kept
         text = read_recon_text(raw)
         summary = billing.scan_file(text)
+    billing.tune_gc()  # as `ledger bill` does
     lookup = stages.timed("customer lookup", billing.lookup_from_registrations(app.registration))
     # The two halves of handle_batch, timed on this instance only.
     app._decide = stages.timed("decide", app._decide)  # type: ignore[method-assign]

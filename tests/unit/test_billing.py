@@ -137,6 +137,17 @@ def test_billing_twice_posts_nothing_the_second_time(app: LedgerApplication) -> 
     assert again.to_json()["customers"] == first.to_json()["customers"]
 
 
+def test_charge_ids_never_change_between_versions() -> None:
+    # A file billed again after an upgrade must post nothing: the ids are a stored contract
+    # (these are the ids the first version gave this file; two identical lines differ by n).
+    recon = parse_recon_file(csv_bytes([row(), row(ChargeType="usage"), row()]))
+    assert charge_ids(recon) == [
+        "pc-e625f00b5a381c80988cbaedb6e996c6d662307d",
+        "pc-221a00f607e3375fa931bbcaa8df6a9d55b8dcdf",
+        "pc-2960ece90a0657a690c152f4c3175a670b660d23",
+    ]
+
+
 def test_charge_ids_ignore_column_order_date_format_and_id_case() -> None:
     one = parse_recon_file(csv_bytes([row(), row(ChargeType="usage")]))
     other = parse_recon_file(csv_bytes(
