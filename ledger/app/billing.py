@@ -60,10 +60,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 BATCH = 1000  # messages per `send` (one ingest transaction)
-# The columns that make a line's identity (SPEC §7 names), besides the parsed key fields.
-IDENTITY_TEXT = ("OrderId", "AvailabilityId", "MeterDescription", "ReservationOrderId",
-                 "CreditReasonCode", "PriceAdjustmentDescription")  # fmt: skip
-IDENTITY_NUMBERS = ("UnitPrice", "Quantity", "BillableQuantity", "EffectiveUnitPrice")
+AMOUNTS_KEPT = 65_536  # distinct amounts a ChargeIds remembers in canonical form
 
 
 @dataclass(frozen=True)
@@ -162,29 +159,64 @@ def _canon_charge_type(ms_charge_type: str) -> str:
 def line_identity(invoice_number: str, line: ReconLine) -> str:
     """The canonical text of what makes a line itself (see the module docstring): its fields
     in a fixed order, separated by the ASCII unit separator (never in a CSV cell we read)."""
-    extra = line.extra
-    parts = [
-        invoice_number, normalize_id(line.customer_id), normalize_id(line.subscription_id),
+    return _identity(invoice_number, line, _iso_date, _plain)
+
+
+def _identity(
+    invoice_number: str, line: ReconLine, iso: Callable[[date], str],
+    plain: Callable[[Decimal], str],
+) -> str:  # fmt: skip
+    # The line's parsed key fields, then the columns that make its identity (SPEC §7 names),
+    # in this order for good: the ids stored by earlier runs are made of it.
+    get, canon = line.extra.get, normalize_id
+    return "\x1f".join((
+        invoice_number, canon(line.customer_id), canon(line.subscription_id),
         line.product_id, line.sku_id, _canon_charge_type(line.ms_charge_type),
-        line.charge_start.isoformat(), line.charge_end.isoformat(), _plain(line.subtotal),
-        *(normalize_id(extra.get(name, "")) for name in IDENTITY_TEXT),
-        *(_canon_number(extra.get(name, "")) for name in IDENTITY_NUMBERS),
-    ]  # fmt: skip
-    return "\x1f".join(parts)
+        iso(line.charge_start), iso(line.charge_end), plain(line.subtotal),
+        canon(get("OrderId", "")), canon(get("AvailabilityId", "")),
+        canon(get("MeterDescription", "")), canon(get("ReservationOrderId", "")),
+        canon(get("CreditReasonCode", "")), canon(get("PriceAdjustmentDescription", "")),
+        _canon_number(get("UnitPrice", "")), _canon_number(get("Quantity", "")),
+        _canon_number(get("BillableQuantity", "")),
+        _canon_number(get("EffectiveUnitPrice", "")),
+    ))  # fmt: skip
+
+
+def _iso_date(day: date) -> str:
+    return day.isoformat()
 
 
 class ChargeIds:
     """The deterministic charge id of each line, given in file order: the identity's digest
     and how many identical lines came before it (counted on digests: 32 bytes a line, not
     the text). Identical lines have the same customer, so the lines of some customers only,
-    in file order, get the ids the whole file gives them."""
+    in file order, get the ids the whole file gives them. What repeats from line to line
+    (dates, amounts) is put in canonical form once."""
 
     def __init__(self, invoice_number: str) -> None:
         self.invoice_number = invoice_number
         self._seen: Counter[bytes] = Counter()
+        self._dates: dict[date, str] = {}
+        self._amounts: dict[Decimal, str] = {}
+
+    def _iso(self, day: date) -> str:
+        known = self._dates.get(day)
+        if known is None:
+            known = self._dates[day] = day.isoformat()
+        return known
+
+    def _plain(self, amount: Decimal) -> str:
+        known = self._amounts.get(amount)
+        # Equal amounts of other exponents (1.5, 1.50) have one canonical text.
+        if known is None:
+            known = _plain(amount)
+            if len(self._amounts) < AMOUNTS_KEPT:
+                self._amounts[amount] = known
+        return known
 
     def __call__(self, line: ReconLine) -> str:
-        digest = hashlib.sha256(line_identity(self.invoice_number, line).encode()).digest()
+        identity = _identity(self.invoice_number, line, self._iso, self._plain)
+        digest = hashlib.sha256(identity.encode()).digest()
         self._seen[digest] += 1
         return "pc-" + hashlib.sha256(digest + b"#%d" % self._seen[digest]).hexdigest()[:40]
 
