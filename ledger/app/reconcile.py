@@ -356,7 +356,11 @@ def _lines(text: str) -> Iterator[str]:
         start = end
 
 
-AMOUNTS_KEPT = 65_536  # distinct Subtotal texts remembered by a reader (~200 bytes each)
+# Distinct texts a reader remembers (Subtotals; ids and other cells): ~100-200 bytes each. Past
+# that, ids and cells start afresh (a column of values that never repeat, such as OrderId,
+# would otherwise keep every line's).
+AMOUNTS_KEPT = 65_536
+SHARED_KEPT = 32_768
 
 
 class _Columns(NamedTuple):
@@ -414,8 +418,8 @@ class ReconReader:
         self._extra = [(name, index[name]) for name in BILLING_COLUMNS if name in index]
         self.invoice_number: str | None = None
         self.currency: str | None = None
-        # One object per distinct text (see the class docstring); a file of all-distinct
-        # values only makes these as large as the lines they came from.
+        # One object per distinct text (see the class docstring), SHARED_KEPT at most: a
+        # reader streaming 100,000 lines kept every line's OrderId and SubscriptionId (~25 MB).
         self._shared: dict[str, str] = {}
         self._ids: dict[str, str] = {}
         self._dates: dict[str, date] = {}
@@ -455,6 +459,8 @@ class ReconReader:
     def _id(self, text: str) -> str:
         known = self._ids.get(text)
         if known is None:
+            if len(self._ids) >= SHARED_KEPT:
+                self._ids.clear()
             known = self._ids[text] = normalize_id(text)
         return known
 
@@ -523,6 +529,8 @@ class ReconReader:
         customer = row[at.customer].strip() or self._empty(line, "CustomerId")
         subscription = row[at.subscription].strip() or self._empty(line, "SubscriptionId")
         shared = self._shared
+        if len(shared) >= SHARED_KEPT:
+            shared.clear()
         product = row[at.product].strip() if at.product is not None else ""
         sku = row[at.sku].strip() if at.sku is not None else ""
         return ReconLine(
