@@ -32,6 +32,7 @@ import functools
 import gc
 import hashlib
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -515,15 +516,25 @@ class FileSummary:
     currency: str
     lines: int
     billing_period: str  # --period, else the month most lines start in (ties: the earliest)
+    # With scan_file(shards=N): each physical line's share (0..N-1, 255 for none), so a
+    # worker reads only its own lines (ReconReader(owners=...)).
+    owners: bytes | None = field(default=None, repr=False, compare=False)
+    shares: int = 1  # the N of `owners`
 
 
-def scan_file(text: str, billing_period: str | None = None) -> FileSummary:
+def scan_file(text: str, billing_period: str | None = None, *, shards: int = 1) -> FileSummary:
     """Read every line of the file once, checking it as parse_recon_file does, and keep only
     counts: a malformed file raises ReconFileError before anything is sent, and the lines are
-    then billed as they are read again (a 100,000-line file is never held parsed)."""
+    then billed as they are read again (a 100,000-line file is never held parsed). With
+    `shards` > 1 (at most 255), each line's share (`share_of` its customer) is noted in
+    `owners`."""
+    if not 1 <= shards < 255:
+        raise ValueError(f"shards: {shards} is not in 1..254")
     reader = ReconReader(text)
     months: Counter[tuple[int, int]] = Counter()
-    for line in reader.lines(extra=False):
+    owners = bytearray() if shards > 1 else None
+    owner_of = functools.partial(share_of, shares=shards) if shards > 1 else None
+    for line in reader.lines(extra=False, owners=owners, owner_of=owner_of):
         start = line.charge_start
         months[start.year, start.month] += 1
     if reader.invoice_number is None or reader.currency is None:
@@ -533,7 +544,14 @@ def scan_file(text: str, billing_period: str | None = None) -> FileSummary:
         year, month = min(key for key, count in months.items() if count == best)
         billing_period = f"{year:04d}-{month:02d}"
     return FileSummary(reader.invoice_number, reader.currency, sum(months.values()),
-                       billing_period)  # fmt: skip
+                       billing_period, bytes(owners) if owners is not None else None,
+                       shards)  # fmt: skip
+
+
+def share_of(customer_id: str, shares: int) -> int:
+    """A customer's share of a file billed by `shares` processes: stable across processes
+    and runs (unlike hash()), the split `ledger rebuild --workers` uses."""
+    return zlib.crc32(customer_id.encode()) % shares
 
 
 # Young-generation collections every 10,000 allocations instead of 700: ingest makes and drops
@@ -568,12 +586,14 @@ def bill_text(
     delivered: bool = True,
     decided: DecisionLookup | None = None,
     keep: Callable[[str], bool] | None = None,
+    share: int | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> BillingReport:
     """Bill the lines of a file `scan_file` read (`summary`), one batch of BATCH lines at a
     time: parsed, priced, sent, summed and let go. `keep` (given a customer id) bills only
     some customers' lines, as a share of the file (ledger.app.billing_shards): `lines` of the
-    report is still the file's. `decided` (message ids -> recorded decisions, e.g.
+    report is still the file's. `share` (with a summary of scan_file(shards=N)) bills the
+    lines of that share, reading no other line. `decided` (message ids -> recorded decisions, e.g.
     LedgerApplication.select_decisions) tells a dry run and Kafka what ingest would find.
     `stop` is asked before each batch; True raises BillingStopped."""
     report = BillingReport(summary.invoice_number, summary.billing_period, summary.lines,
@@ -605,7 +625,11 @@ def bill_text(
             progress(len(batch), summary.lines)
         batch.clear()
 
-    for line in ReconReader(text).lines(keep):
+    if share is not None and summary.owners is not None:
+        reader = ReconReader(text, owners=summary.owners, owner=share)
+    else:
+        reader = ReconReader(text)
+    for line in reader.lines(keep):
         batch.append(line)
         if len(batch) == BATCH:
             bill_batch()
@@ -669,5 +693,6 @@ __all__ = [
     "plan_lines",
     "published_counts",
     "scan_file",
+    "share_of",
     "tune_gc",
 ]

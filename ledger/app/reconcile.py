@@ -359,6 +359,20 @@ def _lines(text: str) -> Iterator[str]:
 # Distinct texts a reader remembers (Subtotals; ids and other cells): ~100-200 bytes each. Past
 # that, ids and cells start afresh (a column of values that never repeat, such as OrderId,
 # would otherwise keep every line's).
+def _owned_lines(
+    lines: Iterable[str], owners: bytes, owner: int, numbers: list[int]
+) -> Iterator[str]:
+    """The header and the lines `owners` gives `owner` (see ReconReader.lines), their
+    numbers in the file appended to `numbers`."""
+    found = iter(lines)
+    yield next(found, "")
+    for number, line in enumerate(found, start=2):
+        if number <= len(owners) and owners[number - 1] == owner:
+            numbers.append(number)
+            yield line
+
+
+NOBODY = b"\xff"  # the owner of a header or blank line (ReconReader.lines)
 AMOUNTS_KEPT = 65_536
 SHARED_KEPT = 32_768
 
@@ -388,8 +402,15 @@ class ReconReader:
     subscriptions, product names) is parsed once per distinct text, and the currency checked
     once per file: a 100,000-line file has a few hundred of each."""
 
-    def __init__(self, text: str) -> None:
-        self._reader = csv.reader(_lines(text), delimiter=_delimiter(text), strict=True)
+    def __init__(self, text: str, *, owners: bytes | None = None, owner: int | None = None) -> None:
+        # With `owners` (filled by lines(owner_of=...) over the same text): only the header
+        # and the physical lines of `owner` are read, numbered as in the file.
+        self._numbers: list[int] | None = None
+        source: Iterable[str] = _lines(text)
+        if owners is not None and owner is not None:
+            self._numbers = [1]
+            source = _owned_lines(source, owners, owner, self._numbers)
+        self._reader = csv.reader(source, delimiter=_delimiter(text), strict=True)
         try:
             header = [name.strip() for name in next(self._reader)]
         except StopIteration:
@@ -427,34 +448,56 @@ class ReconReader:
         self._amounts: dict[str, Decimal] = {}  # Subtotal texts already read
 
     def lines(
-        self, keep: Callable[[str], bool] | None = None, *, extra: bool = True
+        self,
+        keep: Callable[[str], bool] | None = None,
+        *,
+        extra: bool = True,
+        owners: bytearray | None = None,
+        owner_of: Callable[[str], int] | None = None,
     ) -> Iterator[ReconLine]:
         """The file's lines, in order. With `keep` (given a line's CustomerId as the ledger
         spells it), only the lines it keeps are parsed past their field count: for a file
         already read whole once (every line checked), split between processes. `extra=False`
-        leaves `ReconLine.extra` empty (a pass that only checks the file)."""
+        leaves `ReconLine.extra` empty (a pass that only checks the file). With `owner_of`
+        (CustomerId as the ledger spells it -> a number 0-254), `owners` (one byte a
+        physical line of the text) gets each line's number on every physical line it spans,
+        for a reader of one owner's lines (`ReconReader(text, owner=...)`)."""
         reader, header, index = self._reader, self.header, self._index
         width = len(header)
         customer_at = index["CustomerId"]
+        numbers = self._numbers
         start = reader.line_num + 1
+        owned: dict[str, bytes] = {}
         while True:
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise ReconFileError(f"unreadable CSV ({exc})", line=start) from None
+                where = numbers[start - 1] if numbers and start <= len(numbers) else start
+                raise ReconFileError(f"unreadable CSV ({exc})", line=where) from None
             line, start = start, reader.line_num + 1
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != width:
                 raise ReconFileError(
                     f"has {len(row)} fields, the header has {width} (an unquoted comma?)",
-                    line=line, column=header[min(len(row), width) - 1],
+                    line=numbers[line - 1] if numbers is not None else line,
+                    column=header[min(len(row), width) - 1],
                 )  # fmt: skip
             if keep is not None and not keep(self._id(row[customer_at].strip())):
                 continue
-            yield self._line(row, line, extra)
+            if numbers is not None:
+                line = numbers[line - 1]
+            parsed = self._line(row, line, extra)
+            if owner_of is not None and owners is not None:
+                mark = owned.get(parsed.customer_id)
+                if mark is None:
+                    mark = owned[parsed.customer_id] = bytes((owner_of(parsed.customer_id),))
+                if len(owners) < line - 1:  # blank lines before it: nobody's
+                    owners.extend(NOBODY * (line - 1 - len(owners)))
+                owners[line - 1 : start - 1] = mark * (start - line)
+            yield parsed
 
     def _id(self, text: str) -> str:
         known = self._ids.get(text)
