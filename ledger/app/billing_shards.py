@@ -2,11 +2,11 @@
 --workers N`, SPEC §10).
 
 A line costs ~170-200 µs of one core from the file to the stored event (parse, price,
-validate, decide, hash-chain, store), so one process bills ~5,000-6,000 lines per CPU-second. Each customer's charges are
-independent of every other customer's, so the file is split by customer, `crc32(customer id)
-% N` — the split `ledger rebuild --workers` uses — and each worker process bills its share
-through the normal ingest path on its own connection; PostgreSQL serialises only the insert
-into the notification log (ledger.store.pgrecorder).
+validate, decide, hash-chain, store), so one process bills ~5,000-6,000 lines per
+CPU-second. Each customer's charges are independent of every other customer's, so the file is
+split by customer, `crc32(customer id) % N` — the split `ledger rebuild --workers` uses — and
+each worker process bills its share through the normal ingest path on its own connection;
+PostgreSQL serialises only the insert into the notification log (ledger.store.pgrecorder).
 
 How it stays exactly-once:
 - the parent reads the whole file first (`scan_file`): a malformed file is refused before
