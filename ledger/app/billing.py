@@ -29,11 +29,14 @@ publish to `billing.charges`) and the customer lookup.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -58,10 +61,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 BATCH = 1000  # messages per `send` (one ingest transaction)
-# The columns that make a line's identity (SPEC §7 names), besides the parsed key fields.
-IDENTITY_TEXT = ("OrderId", "AvailabilityId", "MeterDescription", "ReservationOrderId",
-                 "CreditReasonCode", "PriceAdjustmentDescription")  # fmt: skip
-IDENTITY_NUMBERS = ("UnitPrice", "Quantity", "BillableQuantity", "EffectiveUnitPrice")
+AMOUNTS_KEPT = 65_536  # distinct amounts a ChargeIds remembers in canonical form
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,6 @@ def _number(text: str) -> Decimal | None:
 
 # The same few texts (quantities, unit prices, billing cycles) come back on most lines: each
 # is read once.
-_cached_number = functools.lru_cache(maxsize=4096)(_number)
 _annual = functools.lru_cache(maxsize=256)(annual_billing)
 
 
@@ -161,29 +160,64 @@ def _canon_charge_type(ms_charge_type: str) -> str:
 def line_identity(invoice_number: str, line: ReconLine) -> str:
     """The canonical text of what makes a line itself (see the module docstring): its fields
     in a fixed order, separated by the ASCII unit separator (never in a CSV cell we read)."""
-    extra = line.extra
-    parts = [
-        invoice_number, normalize_id(line.customer_id), normalize_id(line.subscription_id),
+    return _identity(invoice_number, line, _iso_date, _plain)
+
+
+def _identity(
+    invoice_number: str, line: ReconLine, iso: Callable[[date], str],
+    plain: Callable[[Decimal], str],
+) -> str:  # fmt: skip
+    # The line's parsed key fields, then the columns that make its identity (SPEC §7 names),
+    # in this order for good: the ids stored by earlier runs are made of it.
+    get, canon = line.extra.get, normalize_id
+    return "\x1f".join((
+        invoice_number, canon(line.customer_id), canon(line.subscription_id),
         line.product_id, line.sku_id, _canon_charge_type(line.ms_charge_type),
-        line.charge_start.isoformat(), line.charge_end.isoformat(), _plain(line.subtotal),
-        *(normalize_id(extra.get(name, "")) for name in IDENTITY_TEXT),
-        *(_canon_number(extra.get(name, "")) for name in IDENTITY_NUMBERS),
-    ]  # fmt: skip
-    return "\x1f".join(parts)
+        iso(line.charge_start), iso(line.charge_end), plain(line.subtotal),
+        canon(get("OrderId", "")), canon(get("AvailabilityId", "")),
+        canon(get("MeterDescription", "")), canon(get("ReservationOrderId", "")),
+        canon(get("CreditReasonCode", "")), canon(get("PriceAdjustmentDescription", "")),
+        _canon_number(get("UnitPrice", "")), _canon_number(get("Quantity", "")),
+        _canon_number(get("BillableQuantity", "")),
+        _canon_number(get("EffectiveUnitPrice", "")),
+    ))  # fmt: skip
+
+
+def _iso_date(day: date) -> str:
+    return day.isoformat()
 
 
 class ChargeIds:
     """The deterministic charge id of each line, given in file order: the identity's digest
     and how many identical lines came before it (counted on digests: 32 bytes a line, not
     the text). Identical lines have the same customer, so the lines of some customers only,
-    in file order, get the ids the whole file gives them."""
+    in file order, get the ids the whole file gives them. What repeats from line to line
+    (dates, amounts) is put in canonical form once."""
 
     def __init__(self, invoice_number: str) -> None:
         self.invoice_number = invoice_number
         self._seen: Counter[bytes] = Counter()
+        self._dates: dict[date, str] = {}
+        self._amounts: dict[Decimal, str] = {}
+
+    def _iso(self, day: date) -> str:
+        known = self._dates.get(day)
+        if known is None:
+            known = self._dates[day] = day.isoformat()
+        return known
+
+    def _plain(self, amount: Decimal) -> str:
+        known = self._amounts.get(amount)
+        # Equal amounts of other exponents (1.5, 1.50) have one canonical text.
+        if known is None:
+            known = _plain(amount)
+            if len(self._amounts) < AMOUNTS_KEPT:
+                self._amounts[amount] = known
+        return known
 
     def __call__(self, line: ReconLine) -> str:
-        digest = hashlib.sha256(line_identity(self.invoice_number, line).encode()).digest()
+        identity = _identity(self.invoice_number, line, self._iso, self._plain)
+        digest = hashlib.sha256(identity.encode()).digest()
         self._seen[digest] += 1
         return "pc-" + hashlib.sha256(digest + b"#%d" % self._seen[digest]).hexdigest()[:40]
 
@@ -281,7 +315,7 @@ class BillingReport:
 # ---- billing ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made once a line, at a third of a frozen one's cost
 class PlannedCharge:
     line: int
     customer_id: str
@@ -303,12 +337,22 @@ def _description(line: ReconLine) -> str:
     return f"Microsoft {line.ms_charge_type} {line.product_id}/{line.sku_id}".strip()
 
 
-def _quantity(line: ReconLine) -> Decimal:
+def _quantity(extra: Mapping[str, str]) -> tuple[Decimal, str]:
+    """(BillableQuantity, else Quantity, else 0; its wire text). Raises ValueError."""
     for name in ("BillableQuantity", "Quantity"):
-        value = _cached_number(line.extra.get(name, ""))
+        value = _cached_quantity(extra.get(name, ""))
         if value is not None:
             return value
-    return Decimal(0)
+    return _ZERO_QUANTITY
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_quantity(text: str) -> tuple[Decimal, str] | None:
+    number = _number(text)
+    return None if number is None else (number, format(number, "f"))
+
+
+_ZERO_QUANTITY = (Decimal(0), "0")
 
 
 def plan(
@@ -346,26 +390,35 @@ def plan_lines(
     period, skipped = summary.billing_period, not_billed
     planned: list[PlannedCharge] = []
     invoice_number, file_currency = summary.invoice_number, summary.currency
+    # What repeats from line to line (a customer's id, registration and currency; the ISO
+    # text of a date) is worked out once per batch: ~1/3 of pricing's time a line.
+    who: dict[str, tuple[str, CustomerInfo | None, str]] = {}
+    iso: dict[date, str] = {}
     for line, charge_id in zip(lines, ids, strict=True):
         if line.charge_type is None:
             skipped.append({"line": line.line, "reason": (
                 f"unknown ChargeType {line.ms_charge_type!r}: not one the ledger knows (SPEC "
                 "§10), never guessed")})  # fmt: skip
             continue
-        customer_id = normalize_id(line.customer_id)
-        info = customers(customer_id)
-        # An unregistered customer's line still goes to ingest (dead letter unknown_customer,
-        # replayable later): priced in Microsoft's currency meanwhile.
-        currency = info.currency if info else file_currency
+        found = who.get(line.customer_id)
+        if found is None:
+            customer_id = normalize_id(line.customer_id)
+            info = customers(customer_id)
+            # An unregistered customer's line still goes to ingest (dead letter
+            # unknown_customer, replayable later): priced in Microsoft's currency meanwhile.
+            found = who[line.customer_id] = (customer_id, info,
+                                             info.currency if info else file_currency)  # fmt: skip
+        customer_id, info, currency = found
+        start, end = line.charge_start, line.charge_end
+        start_text = iso.get(start) or iso.setdefault(start, start.isoformat())
+        end_text = iso.get(end) or iso.setdefault(end, end.isoformat())
+        extra = line.extra
         try:
-            quantity = _quantity(line)
+            quantity, quantity_text = _quantity(extra)
             priced = book.price(PricingInput(
-                customer_id=customer_id, currency=currency, product_id=line.product_id,
-                sku_id=line.sku_id, charge_type=line.charge_type, cost=line.subtotal,
-                cost_currency=file_currency, quantity=quantity,
-                charge_start=line.charge_start, charge_end=line.charge_end,
-                annual=_annual(line.extra.get("BillingFrequency", ""),
-                               line.extra.get("TermAndBillingCycle", "")),
+                customer_id, currency, line.product_id, line.sku_id, line.charge_type,
+                line.subtotal, file_currency, quantity, start, end,
+                _annual(extra.get("BillingFrequency", ""), extra.get("TermAndBillingCycle", "")),
             ))  # fmt: skip
         except NotBillable as exc:
             skipped.append({"line": line.line, "reason": exc.message})
@@ -377,21 +430,21 @@ def plan_lines(
             "message_id": charge_id,
             "type": "charge",
             "customer_id": customer_id,
-            "occurred_at": f"{line.charge_start.isoformat()}T00:00:00Z",
+            "occurred_at": f"{start_text}T00:00:00Z",
             "charge_id": charge_id,
             "subscription_id": normalize_id(line.subscription_id),
             "product_id": line.product_id,
             "sku_id": line.sku_id,
             "description": _description(line),
             "charge_type": line.charge_type,
-            "quantity": format(quantity, "f"),
+            "quantity": quantity_text,
             "unit_price": _plain(priced.unit_price),
             "amount": format(priced.amount, "f"),
             "currency": currency,
             "cost": format(line.subtotal, "f"),  # Microsoft's Subtotal as written
             "billing_period": period,
-            "charge_start": line.charge_start.isoformat(),
-            "charge_end": line.charge_end.isoformat(),
+            "charge_start": start_text,
+            "charge_end": end_text,
             "ms_invoice_number": invoice_number,
             "ms_charge_type": line.ms_charge_type,
             "cost_currency": file_currency,
@@ -463,15 +516,25 @@ class FileSummary:
     currency: str
     lines: int
     billing_period: str  # --period, else the month most lines start in (ties: the earliest)
+    # With scan_file(shards=N): each physical line's share (0..N-1, 255 for none), so a
+    # worker reads only its own lines (ReconReader(owners=...)).
+    owners: bytes | None = field(default=None, repr=False, compare=False)
+    shares: int = 1  # the N of `owners`
 
 
-def scan_file(text: str, billing_period: str | None = None) -> FileSummary:
+def scan_file(text: str, billing_period: str | None = None, *, shards: int = 1) -> FileSummary:
     """Read every line of the file once, checking it as parse_recon_file does, and keep only
     counts: a malformed file raises ReconFileError before anything is sent, and the lines are
-    then billed as they are read again (a 100,000-line file is never held parsed)."""
+    then billed as they are read again (a 100,000-line file is never held parsed). With
+    `shards` > 1 (at most 255), each line's share (`share_of` its customer) is noted in
+    `owners`."""
+    if not 1 <= shards < 255:
+        raise ValueError(f"shards: {shards} is not in 1..254")
     reader = ReconReader(text)
     months: Counter[tuple[int, int]] = Counter()
-    for line in reader.lines(extra=False):
+    owners = bytearray() if shards > 1 else None
+    owner_of = functools.partial(share_of, shares=shards) if shards > 1 else None
+    for line in reader.lines(extra=False, owners=owners, owner_of=owner_of):
         start = line.charge_start
         months[start.year, start.month] += 1
     if reader.invoice_number is None or reader.currency is None:
@@ -481,7 +544,29 @@ def scan_file(text: str, billing_period: str | None = None) -> FileSummary:
         year, month = min(key for key, count in months.items() if count == best)
         billing_period = f"{year:04d}-{month:02d}"
     return FileSummary(reader.invoice_number, reader.currency, sum(months.values()),
-                       billing_period)  # fmt: skip
+                       billing_period, bytes(owners) if owners is not None else None,
+                       shards)  # fmt: skip
+
+
+def share_of(customer_id: str, shares: int) -> int:
+    """A customer's share of a file billed by `shares` processes: stable across processes
+    and runs (unlike hash()), the split `ledger rebuild --workers` uses."""
+    return zlib.crc32(customer_id.encode()) % shares
+
+
+# Young-generation collections every 10,000 allocations instead of 700: ingest makes and drops
+# a dozen containers a line, and the cyclic GC walking them took ~10 % of a line's CPU
+# (benchmarks/profile_billing.py); nothing billing keeps is cyclic garbage.
+GC_THRESHOLD = (10_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Set up the cyclic garbage collector for a billing run: what exists now (modules, the
+    price book, the file's text) is frozen out of every later collection, and collections
+    run less often (GC_THRESHOLD). For the command's process, once before it bills."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 class BillingStopped(RuntimeError):
@@ -501,12 +586,14 @@ def bill_text(
     delivered: bool = True,
     decided: DecisionLookup | None = None,
     keep: Callable[[str], bool] | None = None,
+    share: int | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> BillingReport:
     """Bill the lines of a file `scan_file` read (`summary`), one batch of BATCH lines at a
     time: parsed, priced, sent, summed and let go. `keep` (given a customer id) bills only
     some customers' lines, as a share of the file (ledger.app.billing_shards): `lines` of the
-    report is still the file's. `decided` (message ids -> recorded decisions, e.g.
+    report is still the file's. `share` (with a summary of scan_file(shards=N)) bills the
+    lines of that share, reading no other line. `decided` (message ids -> recorded decisions, e.g.
     LedgerApplication.select_decisions) tells a dry run and Kafka what ingest would find.
     `stop` is asked before each batch; True raises BillingStopped."""
     report = BillingReport(summary.invoice_number, summary.billing_period, summary.lines,
@@ -538,7 +625,11 @@ def bill_text(
             progress(len(batch), summary.lines)
         batch.clear()
 
-    for line in ReconReader(text).lines(keep):
+    if share is not None and summary.owners is not None:
+        reader = ReconReader(text, owners=summary.owners, owner=share)
+    else:
+        reader = ReconReader(text)
+    for line in reader.lines(keep):
         batch.append(line)
         if len(batch) == BATCH:
             bill_batch()
@@ -602,4 +693,6 @@ __all__ = [
     "plan_lines",
     "published_counts",
     "scan_file",
+    "share_of",
+    "tune_gc",
 ]

@@ -27,6 +27,7 @@ from ledger.app.billing import (
     log_report,
     lookup_from_registrations,
     scan_file,
+    tune_gc,
 )
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.app.reconcile import read_recon_text
@@ -152,7 +153,8 @@ def partner_center(
     # The whole file is read and checked before anything is sent (ReconFileError); then
     # billed as it is read again, a batch at a time (ledger.app.billing.scan_file).
     text = read_recon_text(file.read_bytes())
-    summary = scan_file(text, chosen_period)
+    summary = scan_file(text, chosen_period, shards=workers if sharded else 1)
+    tune_gc()  # the workers inherit it
     if sharded:
         report = _bill_in_workers(settings, text, summary, book, workers, str(file))
     else:

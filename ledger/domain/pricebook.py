@@ -53,7 +53,7 @@ from __future__ import annotations
 import calendar
 import functools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -192,13 +192,19 @@ class Rule(_Price):
         return 3 if self.sku_id else 2 if self.product_id else 1
 
     def matches(self, line: PricingInput) -> bool:
+        return self.matches_key(_rule_key(line))
+
+    def matches_key(self, key: tuple[str, str, str, str, date]) -> bool:
+        """`matches` on what a rule reads of a line: (customer_id, product_id, sku_id,
+        charge_type, charge_start)."""
+        customer_id, product_id, sku_id, charge_type, charge_start = key
         return (
-            self.customer_id in (None, line.customer_id)
-            and self.product_id in (None, line.product_id)
-            and self.sku_id in (None, line.sku_id)
-            and (self.charge_types is None or line.charge_type in self.charge_types)
-            and (self.valid_from is None or line.charge_start >= self.valid_from)
-            and (self.valid_to is None or line.charge_start <= self.valid_to)
+            self.customer_id in (None, customer_id)
+            and self.product_id in (None, product_id)
+            and self.sku_id in (None, sku_id)
+            and (self.charge_types is None or charge_type in self.charge_types)
+            and (self.valid_from is None or charge_start >= self.valid_from)
+            and (self.valid_to is None or charge_start <= self.valid_to)
         )
 
 
@@ -318,11 +324,23 @@ def _round(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(_minor_quantum(currency), rounding=ROUND_HALF_EVEN)
 
 
+def _rule_key(line: PricingInput) -> tuple[str, str, str, str, date]:
+    return line.customer_id, line.product_id, line.sku_id, line.charge_type, line.charge_start
+
+
+RULE_CACHE_SIZE = 65_536  # rule choices remembered (a few hundred bytes each), then forgotten
+
+
 @dataclass(frozen=True)
 class PriceBook:
     defaults: Defaults | None
     rules: tuple[Rule, ...]
     fx: dict[tuple[str, str], Decimal]
+    # The rule chosen for each (customer, product, SKU, charge type, charge start) met so
+    # far: a file repeats them line after line (the book never changes once loaded).
+    _chosen: dict[tuple[str, str, str, str, date], tuple[int | None, _Price]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def markup(cls, percent: str) -> PriceBook:
@@ -332,9 +350,19 @@ class PriceBook:
     def rule_for(self, line: PricingInput) -> tuple[int | None, _Price]:
         """(rule index or None for the defaults, the price) most specific for the line.
         Raises NotBillable when nothing matches and there are no defaults."""
+        key = _rule_key(line)
+        chosen = self._chosen.get(key)
+        if chosen is None:
+            chosen = self._choose(key)
+            if len(self._chosen) >= RULE_CACHE_SIZE:
+                self._chosen.clear()
+            self._chosen[key] = chosen
+        return chosen
+
+    def _choose(self, key: tuple[str, str, str, str, date]) -> tuple[int | None, _Price]:
         best: tuple[int, bool, int] | None = None
         for index, rule in enumerate(self.rules):
-            if rule.matches(line):
+            if rule.matches_key(key):
                 rank = (rule.level, rule.charge_types is not None, -index)
                 if best is None or rank > best:
                     best = rank

@@ -14,10 +14,14 @@ import pytest
 
 from ledger.app.application import LedgerApplication
 from ledger.app.billing import (
+    BillingReport,
+    FileSummary,
     bill_file,
+    bill_text,
     charge_ids,
     lookup_from_accounts,
     lookup_from_registrations,
+    scan_file,
 )
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.app.reconcile import import_recon_file, parse_recon_file
@@ -135,6 +139,17 @@ def test_billing_twice_posts_nothing_the_second_time(app: LedgerApplication) -> 
     assert (again.billed, again.duplicates, again.not_billed) == (0, 3, [])
     assert len(charges(app)) == 3
     assert again.to_json()["customers"] == first.to_json()["customers"]
+
+
+def test_charge_ids_never_change_between_versions() -> None:
+    # A file billed again after an upgrade must post nothing: the ids are a stored contract
+    # (these are the ids the first version gave this file; two identical lines differ by n).
+    recon = parse_recon_file(csv_bytes([row(), row(ChargeType="usage"), row()]))
+    assert charge_ids(recon) == [
+        "pc-e625f00b5a381c80988cbaedb6e996c6d662307d",
+        "pc-221a00f607e3375fa931bbcaa8df6a9d55b8dcdf",
+        "pc-2960ece90a0657a690c152f4c3175a670b660d23",
+    ]
 
 
 def test_charge_ids_ignore_column_order_date_format_and_id_case() -> None:
@@ -278,3 +293,36 @@ def test_a_record_billing_sends_decoded_is_validated_like_its_json(
     assert (again.code, again.message, again.raw) == (
         letter.code, letter.message, letter.raw,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("shares", [2, 3])
+def test_each_share_reads_its_own_lines_as_the_whole_file_numbers_them(shares: int) -> None:
+    # Quoted newlines (a record on two physical lines), blank lines, identical lines and an
+    # unknown ChargeType: the shares' records together are exactly one process's, with the
+    # file's line numbers (ledger.app.billing_shards reads them so).
+    rows = [row(CustomerId=f"cust-{n % 5}", SubscriptionId=f"sub-{n}") for n in range(40)]
+    rows[3]["CustomerName"] = "Contoso\nwith a newline"
+    rows[7] = dict(rows[6])  # identical lines: two charges, counted in file order
+    rows[9]["ChargeType"] = "somethingNew"
+    text = csv_bytes(rows).decode()
+    text = text.replace("\r\n", "\r\n\r\n", 3)  # blank lines here and there
+    customers = lookup_from_registrations(lambda _: {"currency": "USD"})
+
+    def records(summary: FileSummary, **options: Any) -> tuple[list[Any], BillingReport]:
+        sent: list[Any] = []
+
+        def send(batch: list[RawRecord]) -> IngestCounts:
+            sent.extend((r.offset, r.value) for r in batch)
+            return IngestCounts(applied=len(batch))
+
+        return sent, bill_text(text, summary, BOOK, customers, send, **options)
+
+    alone, whole = records(scan_file(text))
+    split = scan_file(text, shards=shares)
+    assert split.owners is not None and set(split.owners) <= {*range(shares), 255}
+    parts = [records(split, share=share) for share in range(shares)]
+    assert sorted(r for sent, _ in parts for r in sent) == sorted(alone)
+    assert len({share for share in split.owners if share != 255}) > 1
+    not_billed = sorted(n["line"] for _, report in parts for n in report.not_billed)
+    # header 1, three blank lines, a record on two lines: row 9 is on line 2 + 9 + 3 + 1
+    assert not_billed == [n["line"] for n in whole.not_billed] == [15]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from datetime import date
 from decimal import Decimal
 
 import pytest
 
+from ledger.app import reconcile
 from ledger.app.reconcile import ReconFileError, charge_type_of, parse_recon_file
 from tests.fixtures.recon_gen import COLUMNS
 
@@ -84,6 +86,21 @@ def test_only_the_matching_columns_are_required() -> None:
 def test_quoted_newlines_keep_line_numbers_of_the_file() -> None:
     rows = [line(CustomerName="Contoso\nwith a newline"), line(Subtotal="oops")]
     assert error_of(make(rows)).line == 4  # header 1, the 2-line record 2-3, then 4
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, reconcile.LINES_CHUNK])
+def test_lines_are_split_as_the_csv_module_reads_them(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # \\r\\n, \\r and \\n end a line; str.splitlines' other breaks (\\x1c, \\x85, \\u2028…)
+    # do not, wherever the text is cut into chunks.
+    monkeypatch.setattr(reconcile, "LINES_CHUNK", chunk)
+    cells = ["a", "bc", ",", '"', "\r", "\n", "\r\n", "\x85", "\u2028", "\x1c", "\v", "é"]
+    rng = random.Random(7)
+    for _ in range(500):
+        text = "".join(rng.choice(cells) for _ in range(rng.randint(0, 30)))
+        expected = io.StringIO(text, newline="").readlines()
+        assert list(reconcile._lines(text)) == expected, repr(text)
 
 
 def test_blank_lines_are_skipped() -> None:
