@@ -45,6 +45,7 @@ from ledger.app.application import LedgerApplication  # noqa: E402
 from ledger.app.ingest import RawRecord, _item, process_records  # noqa: E402
 from ledger.app.reconcile import ReconReader, read_recon_text  # noqa: E402
 from ledger.domain.pricebook import load_price_book  # noqa: E402
+from ledger.process import tune_gc  # noqa: E402
 from ledger.store.eventstore import eventsourcing_env  # noqa: E402
 from tests.fixtures.recon_gen import generate  # noqa: E402
 
@@ -79,7 +80,7 @@ def bill_once(app: LedgerApplication, raw: bytes, profiler: cProfile.Profile | N
     with stages("check file"):  # the first pass: every line checked, only counts kept
         text = read_recon_text(raw)
         summary = billing.scan_file(text)
-    billing.tune_gc()  # as `ledger bill` does
+    tune_gc()  # as `ledger bill` does
     lookup = stages.timed("customer lookup", billing.lookup_from_registrations(app.registration))
     # The two halves of handle_batch, timed on this instance only.
     app._decide = stages.timed("decide", app._decide)  # type: ignore[method-assign]
@@ -152,7 +153,7 @@ def bill_in_workers(url: str, raw: bytes, workers: int, out: Path) -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     text = read_recon_text(raw)
     summary = billing.scan_file(text, shards=workers)
-    billing.tune_gc()
+    tune_gc()
 
     @contextmanager
     def store() -> Iterator[tuple[Any, Any, Any]]:

@@ -29,7 +29,6 @@ publish to `billing.charges`) and the customer lookup.
 from __future__ import annotations
 
 import functools
-import gc
 import hashlib
 import re
 import zlib
@@ -554,21 +553,6 @@ def share_of(customer_id: str, shares: int) -> int:
     return zlib.crc32(customer_id.encode()) % shares
 
 
-# Young-generation collections every 10,000 allocations instead of 700: ingest makes and drops
-# a dozen containers a line, and the cyclic GC walking them took ~10 % of a line's CPU
-# (benchmarks/profile_billing.py); nothing billing keeps is cyclic garbage.
-GC_THRESHOLD = (10_000, 10, 10)
-
-
-def tune_gc() -> None:
-    """Set up the cyclic garbage collector for a billing run: what exists now (modules, the
-    price book, the file's text) is frozen out of every later collection, and collections
-    run less often (GC_THRESHOLD). For the command's process, once before it bills."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-
-
 class BillingStopped(RuntimeError):
     """Billing was stopped between two batches (`stop` said so): every batch sent before is
     complete, the rest is billed by running the same file again."""
@@ -694,5 +678,4 @@ __all__ = [
     "published_counts",
     "scan_file",
     "share_of",
-    "tune_gc",
 ]

@@ -27,7 +27,6 @@ from ledger.app.billing import (
     log_report,
     lookup_from_registrations,
     scan_file,
-    tune_gc,
 )
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.app.reconcile import read_recon_text
@@ -35,6 +34,7 @@ from ledger.cli.options import parse_period
 from ledger.cli.tables import print_rows
 from ledger.config import Settings, get_settings
 from ledger.domain.pricebook import PriceBook, PriceBookError, load_price_book
+from ledger.process import tune_gc
 
 if TYPE_CHECKING:
     from ledger.app.application import LedgerApplication

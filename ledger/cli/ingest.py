@@ -11,6 +11,7 @@ import typer
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
 from ledger.bootstrap import build_app
 from ledger.config import get_settings
+from ledger.process import tune_gc
 
 
 def _lines(source: str) -> Iterator[RawRecord]:
@@ -32,6 +33,7 @@ def ingest(
         raise typer.BadParameter(f"{source!r} is not a file", param_hint="SOURCE")
     settings = get_settings()
     ledger = build_app(settings)
+    tune_gc()
     total = IngestCounts()
     batch: list[RawRecord] = []
 

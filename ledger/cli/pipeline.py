@@ -8,6 +8,7 @@ import typer
 from ledger.bootstrap import build_app
 from ledger.cli.options import CliError
 from ledger.config import Settings, check_settings, get_settings
+from ledger.process import tune_gc
 
 METRICS_HELP = "Serve this process's Prometheus counters on 127.0.0.1:PORT/metrics."
 
@@ -25,7 +26,9 @@ def consume(
     stop = StopFlag().install()
     ledger = wait_for_store(lambda: build_app(settings), stop, "consume")
     if ledger is not None:  # (None: stopped before the database came back)
-        IngestConsumer(ledger, settings, stop, max_batch=max_batch).run()
+        consumer = IngestConsumer(ledger, settings, stop, max_batch=max_batch)
+        tune_gc()
+        consumer.run()
 
 
 def publish(
@@ -38,7 +41,10 @@ def publish(
 
     settings = _kafka_settings("publish")
     _serve_metrics(metrics_port)
-    Publisher(build_app(settings), settings, StopFlag().install(), batch_size=batch_size).run()
+    publisher = Publisher(build_app(settings), settings, StopFlag().install(),
+                          batch_size=batch_size)  # fmt: skip
+    tune_gc()
+    publisher.run()
 
 
 def project(
@@ -51,7 +57,9 @@ def project(
     from consumers.project import Projector
 
     _serve_metrics(metrics_port)
-    Projector(_kafka_settings("project"), StopFlag().install(), max_batch=max_batch).run()
+    projector = Projector(_kafka_settings("project"), StopFlag().install(), max_batch=max_batch)
+    tune_gc()
+    projector.run()
 
 
 def _serve_metrics(port: int | None) -> None:
