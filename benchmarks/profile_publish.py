@@ -1,10 +1,12 @@
 """In-process publish throughput: the events of an ingested workload sent by `Publisher`
 (as `ledger publish` does, batch after batch) to a scratch Kafka topic, optionally under
 cProfile. Prints the CPU per event of this process and of its PostgreSQL backends, next to
-kafka-python's raw consume of the same records measured in the same run.
+kafka-python's raw consume of the same records measured in the same run. With --project,
+then one `Projector` (as `ledger project` does, from Kafka) folds them into the read
+models, measured (and profiled) the same way: publish + project CPU per event, whole.
 
     .venv/bin/python benchmarks/profile_publish.py [--messages 20000] [--customers 500]
-        [--batch 2000] [--profile] [--dump FILE]
+        [--batch 2000] [--project] [--profile] [--dump FILE]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from kafka.admin import KafkaAdminClient  # noqa: E402
 from benchmarks.support import bootstrap, measured, scratch_database  # noqa: E402
 from benchmarks.workload import Activity, registrations  # noqa: E402
 from consumers.kafka_support import StopFlag  # noqa: E402
+from consumers.project import Projector  # noqa: E402
 from consumers.publish import Publisher  # noqa: E402
 from ledger.app.ingest import RawRecord, process_records  # noqa: E402
 from ledger.bootstrap import build_app  # noqa: E402
@@ -44,11 +47,34 @@ def raw_consume_seconds(servers: str, topic: str, expected: int) -> float:
     return elapsed
 
 
+def project(settings: Settings, expected: int, args: argparse.Namespace) -> None:
+    """One Projector over the whole topic, from its start, batch after batch."""
+    projector = Projector(settings, StopFlag(), max_batch=args.batch)
+    try:
+        projector.consumer.poll(timeout_ms=0)  # the group join and partition assignment
+        with measured(settings.database_url, args.profile, args.dump, args.top) as m:
+            seen = 0
+            while seen < expected:
+                polled = projector.consumer.poll(timeout_ms=500, max_records=args.batch)
+                if polled:
+                    projector._handle(polled)
+                    seen += sum(len(records) for records in polled.values())
+        print(f"project: {expected} events in {m.elapsed:.2f} s: {expected / m.elapsed:,.0f}"
+              f" events/s{' under cProfile' if args.profile else ''}; CPU per event: this"
+              f" process {m.cpu * 1e6 / expected:.1f} µs, its PostgreSQL backends"
+              f" {m.backends * 1e6 / expected:.1f} µs")  # fmt: skip
+        print(m.profile, end="")
+    finally:
+        projector.consumer.close(autocommit=False)
+        projector.db.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--customers", type=int, default=500)
     parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--project", action="store_true", help="then project them, measured")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--dump", type=Path, help="with --profile: also save the stats here")
@@ -82,6 +108,8 @@ def main() -> None:
                   f" {m.backends * 1e6 / sent:.1f} µs; raw kafka-python consume of the same"
                   f" records {sent / raw:,.0f} rec/s ({per_record:.1f} µs/record)")  # fmt: skip
             print(m.profile, end="")
+            if args.project:
+                project(settings, sent, args)
         finally:
             publisher.producer.close(timeout=10)
             publisher.new_events.close()
