@@ -124,8 +124,9 @@ class Projector:
         except BaseException:
             self._rollback_quietly()
             raise
+        top = max(e["global_position"] for e in events)
         for name in PROJECTIONS:
-            PROJECTION_POSITION.labels(name).set(max(e["global_position"] for e in events))
+            PROJECTION_POSITION.labels(name).set(top)
         return applied
 
     def _rollback_quietly(self) -> None:

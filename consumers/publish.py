@@ -27,6 +27,7 @@ from psycopg.sql import SQL, Identifier
 from consumers.kafka_support import (
     LARGE_RECORD_BYTES,
     TRANSIENT_DB_ERRORS,
+    RecordAppender,
     StopFlag,
     ensure_topics,
     make_producer,
@@ -109,6 +110,7 @@ class Publisher:
         self.producer: KafkaProducer = make_producer(
             settings.kafka_bootstrap, max_request_size=LARGE_RECORD_BYTES
         )
+        self._append = RecordAppender(self.producer, self.topic)
         self.db = Database(settings.database_url)
         self.positions = PositionStore(self.db)
         self.published = 0
@@ -164,13 +166,15 @@ class Publisher:
         # Downstream gets personal fields in clear (or [erased]): SPEC §13, ledger/app/erasure.py
         reveal = self.app.revealer()
         reveal.prefetch(bodies)
+        append, send, topic = self._append, self.producer.send, self.topic
         for body in map(reveal, bodies):
             key = body["customer_id"].encode("utf-8")
-            futures.append(
-                self.producer.send(
-                    self.topic, key=key, value=to_json_bytes(body), partition=partition(key)
-                )
-            )
+            value = to_json_bytes(body)
+            number = partition(key)
+            if number is None:  # a partitioner configured otherwise: let it pick
+                futures.append(send(topic, key=key, value=value))
+            else:
+                futures.append(append(number, key, value))
         self._settle()
         self._in_flight = (futures, notifications[-1].id)
         self._sent_to = notifications[-1].id

@@ -355,22 +355,23 @@ def apply_projections(
     changed: dict[str, dict[str, int]] = {}
     heads: dict[str, int] = {}
     applied = 0
+    # Which events each projection has not applied yet, worked out once per distinct set of
+    # stored positions: the projections advance together, so usually once for all of them.
+    selections: list[_Fresh] = []
     # The rows shared across customers last: their locks, which every other projector's
     # batch waits for, are then held from near the end of the batch to its commit, not
     # through the per-customer projections' work. (Same order in every projector: no
     # deadlock.)
     for projection in sorted(projections, key=lambda p: p.name not in PER_CUSTOMER):
         name = projection.name
-        seen = {c: p[name] for c, p in stored.items() if name in p}
-        fresh: list[Event] = []
-        for event in events:
-            customer, position = event["customer_id"], event["global_position"]
-            if position > seen.get(customer, 0):
-                fresh.append(event)
-                seen[customer] = position
-        if not fresh:
+        before = {c: p[name] for c, p in stored.items() if name in p}
+        selection = next((s for s in selections if s.before == before), None)
+        if selection is None:
+            selection = _Fresh(before, events)
+            selections.append(selection)
+        if not selection.events:
             continue
-        prepared = prepare(projection, fresh)
+        prepared = prepare(projection, selection.events)
         # A per-customer row is written only in a batch that holds its customer's positions
         # row locked (above; a rebuild locks the whole positions table): locking the row as
         # well would only cost a tuple lock per row (and, for a new row, a placeholder
@@ -378,15 +379,33 @@ def apply_projections(
         rows = store.load(name, prepared.keys, lock=name not in PER_CUSTOMER)
         prepared.apply(rows)
         store.save(name, {k: rows[k] for k in prepared.keys})
-        for event in fresh:
-            customer = event["customer_id"]
-            changed.setdefault(customer, stored.setdefault(customer, {}))[name] = seen[customer]
-        heads[name] = max(e["global_position"] for e in fresh)
-        applied += len(fresh)
+        for customer, position in selection.advanced.items():
+            changed.setdefault(customer, stored.setdefault(customer, {}))[name] = position
+        heads[name] = selection.top
+        applied += len(selection.events)
     if changed:
         store.store_positions(changed)
         store.advance_heads(heads)
     return applied
+
+
+class _Fresh:
+    """The events of a batch past given per-customer positions (`before`), in batch order:
+    per customer, each past the last one taken, so a re-published event is skipped even
+    within the batch. `advanced`: the customers' new last positions; `top`: the highest."""
+
+    def __init__(self, before: dict[str, int], events: Sequence[Event]) -> None:
+        self.before = before
+        seen = dict(before)
+        fresh: list[Event] = []
+        for event in events:
+            customer, position = event["customer_id"], event["global_position"]
+            if position > seen.get(customer, 0):
+                fresh.append(event)
+                seen[customer] = position
+        self.events = fresh
+        self.advanced = {c: p for c, p in seen.items() if before.get(c) != p}
+        self.top = max(self.advanced.values(), default=0)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

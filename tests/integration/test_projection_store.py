@@ -18,7 +18,7 @@ import pytest
 
 from ledger.store.db import Database
 from projections.base import Event, Row, fold
-from projections.store import RowStore, apply_events
+from projections.store import RowStore, apply_events, apply_projections
 
 pytestmark = pytest.mark.integration
 
@@ -146,6 +146,26 @@ def test_redelivered_events_are_skipped(store: RowStore) -> None:
     assert apply_events(store, Other(), first) == 3
     store.db.commit()
     assert store.load_all("other")["all"]["count"] == 3
+
+
+def test_one_batch_applies_to_each_projection_what_it_has_not_applied(store: RowStore) -> None:
+    """Projections at different positions in one batch (one was cleared, or is new): each
+    gets exactly the events past its own positions, and its own head."""
+    assert apply_events(store, Totals(), [ev(1, "c1"), ev(2, "c2")]) == 2
+    store.db.commit()
+    batch = [ev(1, "c1"), ev(2, "c2"), ev(3, "c1"), ev(3, "c1"), ev(4, "c3")]
+    assert apply_projections(store, [Totals(), Other()], batch) == 2 + 4
+    store.db.commit()
+    assert store.load_all("totals")["all"]["positions"] == [1, 2, 3, 4]
+    assert store.load_all("other")["all"]["positions"] == [1, 2, 3, 4]
+    assert store.customer_positions("totals", ["c1", "c2", "c3"]) == {"c1": 3, "c2": 2, "c3": 4}
+    assert store.customer_positions("other", ["c1", "c2", "c3"]) == {"c1": 3, "c2": 2, "c3": 4}
+    assert (store.position("totals"), store.position("other")) == (4, 4)
+    # Now at the same positions: a batch with old and new events applies the new to both.
+    assert apply_projections(store, [Totals(), Other()], [ev(2, "c2"), ev(5, "c2")]) == 2
+    store.db.commit()
+    assert store.load_all("other")["customer|c2"]["positions"] == [2, 5]
+    assert store.load_all("totals")["customer|c2"]["positions"] == [2, 5]
 
 
 def test_offsets_are_stored_and_read(store: RowStore, connect: Callable[[], Database]) -> None:
