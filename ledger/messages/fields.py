@@ -19,7 +19,12 @@ from pydantic_core import PydanticCustomError
 
 from ledger.domain.errors import InvalidMessage
 from ledger.domain.ids import normalize_id, normalize_invoice_id
-from ledger.domain.money import MAX_PLAIN_DECIMALS, check_currency, parse_decimal
+from ledger.domain.money import (
+    MAX_INTEGER_DIGITS,
+    MAX_PLAIN_DECIMALS,
+    check_currency,
+    parse_decimal,
+)
 
 MAX_MESSAGE_BYTES = 1_048_576
 ENVELOPE_FIELDS = frozenset({"message_id", "type", "customer_id", "occurred_at"})
@@ -43,6 +48,10 @@ _NO_OFFSET_RE = re.compile(
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _PERIOD_RE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
+# A decimal string that parse_decimal takes as is: at most MAX_INTEGER_DIGITS whole digits
+# after leading zeros, no spaces (the fast path of _decimal; anything else takes the long way,
+# which names what is wrong).
+_PLAIN_DECIMAL_RE = re.compile(rf"-?0*[0-9]{{1,{MAX_INTEGER_DIGITS}}}(?:\.([0-9]+))?", re.ASCII)
 # Control characters (C0, DEL, C1): never part of an id ("CH-1\n" is not a second charge).
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -196,6 +205,12 @@ def _decimal(*, allow_int: bool, max_decimals: int | None = None) -> Callable[[o
     `max_decimals` None: money, whose decimals the model checks against its currency."""
 
     def parse(value: object) -> object:
+        if type(value) is str and (found := _PLAIN_DECIMAL_RE.fullmatch(value)) is not None:
+            # The common case, valid as written: no helper, no second look at the digits.
+            fraction = found.group(1)
+            if max_decimals is None or fraction is None or len(fraction) <= max_decimals:
+                number = Decimal(value)
+                return number.copy_abs() if number.is_zero() else number  # "-0.00" is zero
         if isinstance(value, Decimal):
             number = value
             if not number.is_finite():

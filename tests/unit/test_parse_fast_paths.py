@@ -1,0 +1,102 @@
+"""The parser's fast paths give what the long way gives: orjson for flat JSON objects
+(ledger.messages.parser._flat_object) and the plain decimal string (ledger.messages.fields
+_decimal). Anything they do not take goes the long way, whose errors test_messages checks."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.domain.errors import LedgerError
+from ledger.domain.money import MAX_INTEGER_DIGITS, decimals_of
+from ledger.messages import parse_message
+from ledger.messages.fields import _decimal
+from ledger.messages.parser import _DECODER, _flat_object
+from tests.unit.test_messages import doc
+
+_VALUES = st.sampled_from(
+    ['"x"', '""', '"a:b"', '"q\\"uote"', "1", "-2", "true", "null", "1.5", "{}", "[1]",
+     "123456789012345678901234567890", "NaN"]
+)  # fmt: skip
+_SPACE = st.sampled_from(["", " ", "\n", "\t "])
+
+
+@st.composite
+def _objects(draw: st.DrawFn) -> bytes:
+    """A JSON object text, often with a duplicate key, with spaces anywhere JSON allows."""
+    keys = draw(st.lists(st.sampled_from("abcd"), max_size=5))
+    pairs = [
+        f'{draw(_SPACE)}"{key}"{draw(_SPACE)}:{draw(_SPACE)}{draw(_VALUES)}{draw(_SPACE)}'
+        for key in keys
+    ]
+    return ("{" + draw(_SPACE) + ",".join(pairs) + "}").encode()
+
+
+@settings(max_examples=600)
+@given(_objects())
+def test_orjson_takes_only_what_the_json_module_reads_the_same(text: bytes) -> None:
+    fast = _flat_object(text)
+    if fast is None:
+        return
+    slow = _DECODER.decode(text.decode())  # raises on a duplicate key: never taken fast
+    assert list(fast.items()) == list(slow.items())
+    assert all(type(fast[k]) is type(slow[k]) for k in fast)
+
+
+@pytest.mark.parametrize("space", ["", " ", "\n"])
+def test_duplicate_key_is_refused_with_spaces_around_the_colon(space: str) -> None:
+    text = json.dumps(doc("payment"))[:-1] + f', "amount"{space}:{space}"1.00"}}'
+    with pytest.raises(LedgerError) as info:
+        parse_message(text.encode())
+    assert (info.value.code, info.value.field) == ("malformed_json", "amount")
+
+
+def test_integer_beyond_64_bits_is_named_as_written() -> None:
+    # orjson would read it as a float: the json module's int is the one the error shows.
+    huge = 10**30
+    text = json.dumps(doc("customer_registered", payment_terms_days=huge)).encode()
+    with pytest.raises(LedgerError) as info:
+        parse_message(text)
+    assert info.value.field == "payment_terms_days"
+    assert str(huge) in info.value.message
+
+
+_DIGITS = st.text("0123456789", max_size=MAX_INTEGER_DIGITS + 3)
+
+
+@settings(max_examples=600)
+@given(st.sampled_from(["", "-"]), _DIGITS, st.none() | _DIGITS)
+def test_decimal_string_parses_to_its_value_or_fails(
+    sign: str, whole: str, frac: str | None
+) -> None:
+    text = sign + whole + ("" if frac is None else "." + frac)
+    parse = _decimal(allow_int=False, max_decimals=4)
+    valid = (
+        whole != ""
+        and frac != ""
+        and len(whole.lstrip("0")) <= MAX_INTEGER_DIGITS
+        and len(frac or "") <= 4
+    )
+    if not valid:
+        with pytest.raises(ValueError):  # pydantic's custom error is a ValueError
+            parse(text)
+        return
+    number = parse(text)
+    assert isinstance(number, Decimal)
+    written = Decimal(text)
+    assert str(number) == str(written.copy_abs() if written.is_zero() else written)  # no -0
+    assert decimals_of(number) == len(frac or "")
+
+
+@pytest.mark.parametrize(
+    "text", ["1E+2", "1.5E-7", "0E-10", "-0.000", "123.4500", "7", "0.0000001"]
+)
+def test_decimals_of_as_the_exponent_says(text: str) -> None:
+    number = Decimal(text)
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    assert decimals_of(number) == max(0, -exponent)
