@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from ledger.domain.hashchain import canonical_bytes
+from ledger.domain.isotext import iso_timestamp
 from ledger.messages.fields import (
     ENVELOPE_FIELDS,
     CustomerId,
@@ -53,7 +54,7 @@ def _canonical(value: object) -> object:
     if isinstance(value, Decimal):
         return "0" if value.is_zero() else format(value.normalize(), "f")
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
+        return iso_timestamp(value.astimezone(UTC))
     return _wire(value)
 
 
