@@ -4,6 +4,7 @@ _decimal). Anything they do not take goes the long way, whose errors test_messag
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 
@@ -12,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.errors import LedgerError
+from ledger.domain.hashchain import canonical_bytes
 from ledger.domain.money import MAX_INTEGER_DIGITS, decimals_of
-from ledger.messages import parse_message
+from ledger.messages import MESSAGE_TYPES, parse_message
+from ledger.messages.envelope import _canonical, _field_names, _wire, decimal_text
 from ledger.messages.fields import _decimal
 from ledger.messages.parser import _DECODER, _flat_object
 from tests.unit.test_messages import doc
@@ -100,3 +103,33 @@ def test_decimals_of_as_the_exponent_says(text: str) -> None:
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
     assert decimals_of(number) == max(0, -exponent)
+
+
+@pytest.mark.parametrize("kind", sorted(MESSAGE_TYPES))
+def test_payload_and_fingerprint_convert_every_field_that_needs_it(kind: str) -> None:
+    """The per-type plan (envelope._field_plan) converts the fields the generic rule would,
+    and the fingerprint made from the payload is the one made from the fields."""
+    message = parse_message(json.dumps(doc(kind, **_OPTIONAL_SET.get(kind, {}))).encode())
+    values = message.__dict__
+    payload_names, printed_names = _field_names(type(message))
+    payload = message.to_payload()
+    assert list(payload.items()) == [(name, _wire(values[name])) for name in payload_names]
+    printed = {name: _canonical(values[name]) for name in printed_names}
+    for name in message._unprinted_when_null:  # optional fields of later versions
+        if printed[name] is None:
+            del printed[name]
+    expected = hashlib.sha256(canonical_bytes(printed)).hexdigest()
+    assert message.fingerprint() == message.fingerprint(payload) == expected
+    assert all(type(value) in (str, int, bool, type(None)) for value in printed.values())
+
+
+# Optional fields that are null in test_messages' documents.
+_OPTIONAL_SET: dict[str, dict[str, str]] = {
+    "charge": {"ms_charge_type": "cycleFee", "cost_currency": "EUR", "cost_fx_rate": "0.9"},
+}
+
+
+@settings(max_examples=400)
+@given(st.decimals(allow_nan=True, allow_infinity=True, places=None))
+def test_decimal_text_is_format_f(number: Decimal) -> None:
+    assert decimal_text(number) == format(number, "f")
