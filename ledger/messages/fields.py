@@ -89,6 +89,8 @@ def _unwrap(exc: InvalidMessage, field: str) -> PydanticCustomError:
 
 
 def _unicode(value: str) -> str:
+    if value.isascii():  # no surrogate can be there (the common case, checked in C)
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -104,6 +106,9 @@ def _required_text(value: str) -> str:
 
 
 def _business_id(value: str) -> str:
+    # The common case in C: printable ASCII (no surrogate, no control character), not blank.
+    if len(value) <= MAX_ID_CHARS and value.isascii() and value.isprintable() and value.strip():
+        return value
     _required_text(value)
     if len(value) > MAX_ID_CHARS:
         raise _fail(f"must be at most {MAX_ID_CHARS} characters")
@@ -156,6 +161,15 @@ def _billing_period(value: object) -> object:
 
 
 def _timestamp(value: object) -> object:
+    if type(value) is str and (known := _TIMESTAMPS.get(value)) is not None:
+        return known
+    parsed = _parse_timestamp(value)
+    if type(value) is str:
+        _remember(_TIMESTAMPS, value, parsed)
+    return parsed
+
+
+def _parse_timestamp(value: object) -> object:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise _fail("must be a timestamp with an offset (naive timestamps are refused)")
@@ -188,7 +202,30 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
+# Valid texts already read, and what they read as (immutable values): the timestamps and days
+# of a batch repeat (one billing file has one occurred_at and a few charge periods).
+_TIMESTAMPS: dict[str, object] = {}
+_DAYS: dict[str, object] = {}
+_MAX_REMEMBERED = 4096
+
+
+def _remember(memo: dict[str, object], text: str, value: object) -> None:
+    if len(memo) >= _MAX_REMEMBERED:
+        memo.clear()
+    memo[text] = value
+
+
 def _date(value: object) -> object:
+    if type(value) is str:
+        if (known := _DAYS.get(value)) is not None:
+            return known
+        if _DATE_RE.fullmatch(value):
+            try:
+                day = date.fromisoformat(value)
+            except ValueError as exc:
+                raise _fail(f"{_short(value)} is not a valid date ({exc})") from None
+            _remember(_DAYS, value, day)
+            return day
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _DATE_RE.fullmatch(value):

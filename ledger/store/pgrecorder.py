@@ -117,8 +117,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             # a cycle (no deadlock).
             decisions: Sequence[Decision] = kwargs.get("decisions") or ()
             if decisions:
-                rows = sorted(d.row() for d in decisions)
-                columns = zip(*rows, strict=True)
+                # A Decision is a tuple of the columns in order (Decision.row()).
+                columns = zip(*sorted(decisions), strict=True)
                 curs.execute(self.insert_decisions_statement, [list(c) for c in columns],
                              prepare=True)  # fmt: skip
             write_side_tables(curs, {**kwargs, "decisions": ()})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from ledger.domain.errors import LedgerError
 from ledger.domain.hashchain import canonical_bytes
 from ledger.domain.money import MAX_INTEGER_DIGITS, decimals_of
-from ledger.messages import MESSAGE_TYPES, parse_message
+from ledger.messages import MESSAGE_TYPES, parse_message, parse_object
 from ledger.messages.envelope import _canonical, _field_names, _wire, decimal_text
 from ledger.messages.fields import _decimal
 from ledger.messages.parser import _DECODER, _flat_object
@@ -133,3 +134,33 @@ _OPTIONAL_SET: dict[str, dict[str, str]] = {
 @given(st.decimals(allow_nan=True, allow_infinity=True, places=None))
 def test_decimal_text_is_format_f(number: Decimal) -> None:
     assert decimal_text(number) == format(number, "f")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "detail"),
+    [
+        ("charge_id", "CH-\u00e9\ud800", "lone surrogate"),
+        ("charge_id", "CH-1\n", "control characters"),
+        ("charge_id", "C" * 129, "at most 128 characters"),
+        ("charge_id", "   ", "must not be empty"),
+        ("charge_start", "2025-02-30", "is not a valid date"),
+        ("occurred_at", "2025-02-30T00:00:00Z", "is not a valid timestamp"),
+    ],
+)
+def test_the_long_way_still_names_what_is_wrong(field: str, value: str, detail: str) -> None:
+    # Each value once valid-looking enough to be remembered, then refused every time.
+    for _ in range(2):
+        with pytest.raises(LedgerError) as info:
+            parse_object(doc("charge", **{field: value}))
+        assert info.value.field == field and detail in info.value.message
+
+
+def test_remembered_days_and_timestamps_are_the_values_written() -> None:
+    first = parse_object(
+        doc("charge", charge_start="2024-01-31", occurred_at="2025-01-31T23:00:00-01:00")
+    )
+    again = parse_object(
+        doc("charge", charge_start="2024-01-31", occurred_at="2025-01-31T23:00:00-01:00")
+    )
+    assert again.charge_start == first.charge_start == date(2024, 1, 31)
+    assert again.occurred_at.isoformat() == "2025-01-31T23:00:00-01:00"
