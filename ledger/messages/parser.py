@@ -263,15 +263,14 @@ _SCALARS = frozenset({str, int, bool, type(None)})
 def _flat_object(data: bytes) -> dict[str, Any] | None:
     """The message decoded by orjson (in C, a quarter of the json module's time with the
     duplicate-key hook), or None when the json module must decide: anything that is not a
-    flat object of strings, ints, booleans and nulls without backslashes (escapes, NaN,
-    floats, nesting, invalid JSON...).
+    flat object of strings, ints, booleans and nulls (NaN, floats, nesting, a lone
+    surrogate, invalid JSON...).
 
     orjson keeps a duplicate key silently (the last wins); it is found by counting quotes.
-    Without backslashes no string holds a quote, so each string of the text, key or value,
-    has exactly two: a text with more than the dict's keys and string values account for
-    had a duplicate key, and goes to the json module, which refuses it with its error."""
-    if b"\\" in data:
-        return None
+    Each string of the text, key or value, has two quotes that are not escaped: a text with
+    more than the dict's keys and string values account for had a duplicate key, and goes
+    to the json module, which refuses it with its error. (A quote is escaped by the
+    backslash before it once the escaped backslashes, `\\\\` pairs, are taken out.)"""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -285,7 +284,10 @@ def _flat_object(data: bytes) -> dict[str, Any] | None:
             strings += 1
         elif kind not in _SCALARS:
             return None
-    if data.count(b'"') != 2 * (len(obj) + strings):
+    quotes = data.count(b'"')
+    if b"\\" in data:
+        quotes -= data.replace(b"\\\\", b"").count(b'\\"')
+    if quotes != 2 * (len(obj) + strings):
         return None
     return obj
 
