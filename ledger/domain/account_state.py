@@ -248,6 +248,15 @@ class AccountState(ChainedStream):
             key=lambda s: (s.occurred_at.astimezone(UTC), s.kind, s.id),
         )
 
+    def unapplied_oldest_first(self) -> list[MoneySource]:
+        """`sources_oldest_first()` of the money with something left to apply (unapplied >
+        0), the only money that can settle an invoice or be refunded: a payment's cost does
+        not grow with the account's history of settled payments."""
+        return sorted(
+            (s for s in self.sources.values() if s.unapplied > 0),
+            key=lambda s: (s.occurred_at.astimezone(UTC), s.kind, s.id),
+        )
+
     def unapplied_credit(self) -> Decimal:
         return sum((s.unapplied for s in self.sources.values()), ZERO)
 
