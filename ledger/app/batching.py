@@ -285,7 +285,8 @@ class IngestBatching(PersonalDataKeys):
         customer_id = message.customer_id
         account = accounts.get(customer_id) or self._batch_account(customer_id, loaded)
         # SPEC §13: personal fields sealed before the event is hashed and stored.
-        payload = self.seal_payload(message.type, customer_id, payload)  # message.to_payload()
+        # `payload` is message.to_payload(), made once in _decide (its fingerprint's too).
+        payload = self.seal_payload(message.type, customer_id, payload)
         if message.type == "customer_registered":
             if account is not None:
                 try:
