@@ -165,3 +165,19 @@ def test_remembered_days_and_timestamps_are_the_values_written() -> None:
     )
     assert again.charge_start == first.charge_start == date(2024, 1, 31)
     assert again.occurred_at.isoformat() == "2025-01-31T23:00:00-01:00"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'{"a":"x\ty"}', b'{"a":"x\x00y"}', b'\xef\xbb\xbf{"a":1}', b'{"a":1}\x0c', b'{"a":01}',
+     b'{"a":+1}', b'{"a":1}garbage', b' {"a":-0} ', b'{"a":"\x7f"}',
+     b'{"a":18446744073709551615}', b'{"a":-9223372036854775809}', b'{"a":1e400}'],
+)  # fmt: skip
+def test_edges_of_json_read_as_the_json_module_reads_them(text: bytes) -> None:
+    fast = _flat_object(text)
+    try:
+        slow = _DECODER.decode(text.decode())
+    except ValueError:  # refused by the json module: never taken fast
+        assert fast is None
+        return
+    assert fast is None or (fast == slow and all(type(fast[k]) is type(slow[k]) for k in fast))
