@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.application import ProcessingEvent
@@ -196,9 +196,14 @@ class IngestBatching(PersonalDataKeys):
         result = BatchResult()
         now = self.clock()
         decided_at = now.isoformat()
+        # Each message's payload is written out once: its fingerprint reuses it, and so
+        # does its event (_apply).
+        payloads = [None if isinstance(m, Refused) else m.to_payload() for m in messages]
         keyed = [
-            (m.key, m.fingerprint) if isinstance(m, Refused) else (m.message_id, m.fingerprint())
-            for m in messages
+            (m.key, m.fingerprint)
+            if isinstance(m, Refused)
+            else (m.message_id, m.fingerprint(payload))
+            for m, payload in zip(messages, payloads, strict=True)
         ]
         known = self.select_decisions([key for key, _ in keyed])
         # A key decided with another payload is a conflict, decided under key#fingerprint.
@@ -214,7 +219,9 @@ class IngestBatching(PersonalDataKeys):
         }, loaded)  # fmt: skip
         new: dict[str, Decision] = {}
         renewed: dict[str, Decision] = {}
-        for message, (key, fingerprint), source in zip(messages, keyed, where, strict=True):
+        for message, (key, fingerprint), source, payload in zip(
+            messages, keyed, where, payloads, strict=True
+        ):
             customer_id = message.customer_id
             prior = known.get(key)
             error: LedgerError | None = None
@@ -236,7 +243,7 @@ class IngestBatching(PersonalDataKeys):
             if error is None and isinstance(message, Refused):
                 error = message.error
             if error is None:
-                assert not isinstance(message, Refused)
+                assert not isinstance(message, Refused) and payload is not None
                 meta = Meta(
                     occurred_at=message.occurred_at,
                     recorded_at=now,
@@ -244,7 +251,7 @@ class IngestBatching(PersonalDataKeys):
                     fingerprint=fingerprint,
                 )
                 try:
-                    applied = self._apply(message, meta, accounts, loaded)
+                    applied = self._apply(message, payload, meta, accounts, loaded)
                 except LedgerError as refusal:
                     error = refusal
                 else:
@@ -270,6 +277,7 @@ class IngestBatching(PersonalDataKeys):
     def _apply(
         self,
         message: Message,
+        payload: dict[str, Any],
         meta: Meta,
         accounts: dict[str, CustomerAccount],
         loaded: dict[str, _Loaded],
@@ -277,7 +285,8 @@ class IngestBatching(PersonalDataKeys):
         customer_id = message.customer_id
         account = accounts.get(customer_id) or self._batch_account(customer_id, loaded)
         # SPEC §13: personal fields sealed before the event is hashed and stored.
-        payload = self.seal_payload(message.type, customer_id, message.to_payload())
+        # `payload` is message.to_payload(), made once in _decide (its fingerprint's too).
+        payload = self.seal_payload(message.type, customer_id, payload)
         if message.type == "customer_registered":
             if account is not None:
                 try:

@@ -333,8 +333,11 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
     def _settle(self, meta: Meta, preferred_invoice: str | None = None) -> None:
         """Apply unapplied money (oldest source first) to open invoices (named one first,
         then the oldest due): afterwards there are open invoices or credit, never both."""
-        for key in [s.key for s in self.sources_oldest_first()]:
+        # Money fully applied settles nothing (it would apply 0 and stop): not looked at.
+        for key in [s.key for s in self.unapplied_oldest_first()]:
             targets = self.open_invoices()
+            if not targets:  # settling only closes invoices: none will open
+                return
             targets.sort(key=lambda item: item[0] != preferred_invoice)
             for invoice_id, invoice in targets:
                 source = self.sources[key]  # as the last PaymentApplied left it
@@ -451,7 +454,7 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
                 field="amount",
             )
         drawn, left, occurred = [], amount, meta.occurred_at
-        for source in self.sources_oldest_first():
+        for source in self.unapplied_oldest_first():  # (take would be 0 for the others)
             if source.kind not in CASH_SOURCES:
                 continue
             take = min(left, source.unapplied)

@@ -129,6 +129,11 @@ class MoneySource:
         )  # fmt: skip
 
 
+def _oldest_first(source: MoneySource) -> tuple[datetime, str, str]:
+    """Sort key of settling money: business time (UTC), then kind and id."""
+    return (source.occurred_at.astimezone(UTC), source.kind, source.id)
+
+
 def source_key(kind: str, source_id: str) -> str:
     return f"{kind}:{source_id}"
 
@@ -243,10 +248,13 @@ class AccountState(ChainedStream):
         """The settling money by business time (then kind and id): the order in which it
         settles invoices and is refunded is a function of the facts, not of the order in
         which the messages arrived."""
-        return sorted(
-            self.sources.values(),
-            key=lambda s: (s.occurred_at.astimezone(UTC), s.kind, s.id),
-        )
+        return sorted(self.sources.values(), key=_oldest_first)
+
+    def unapplied_oldest_first(self) -> list[MoneySource]:
+        """`sources_oldest_first()` of the money with something left to apply (unapplied >
+        0), the only money that can settle an invoice or be refunded: a payment's cost does
+        not grow with the account's history of settled payments."""
+        return sorted((s for s in self.sources.values() if s.unapplied > 0), key=_oldest_first)
 
     def unapplied_credit(self) -> Decimal:
         return sum((s.unapplied for s in self.sources.values()), ZERO)

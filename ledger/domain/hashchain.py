@@ -23,6 +23,8 @@ from uuid import UUID
 
 import orjson
 
+from ledger.domain.isotext import iso_timestamp, uuid_text
+
 GENESIS = "0" * 64
 
 
@@ -111,9 +113,9 @@ def chain_hash_v2(
     definition, byte for byte)."""
     body = {
         "customer_id": customer_id, "data": data, "event_type": event_type,
-        "message_id": message_id, "occurred_at": occurred_at.isoformat(),
+        "message_id": message_id, "occurred_at": iso_timestamp(occurred_at),
         "originator_topic": originator_topic, "position": position, "prev_hash": prev_hash,
-        "recorded_at": recorded_at.isoformat(), "stream_id": str(stream_id), "v": 2,
+        "recorded_at": iso_timestamp(recorded_at), "stream_id": uuid_text(stream_id), "v": 2,
     }  # fmt: skip
     encoded = canonical_json(body).encode("utf-8") if exact else canonical_bytes(body)
     return hashlib.sha256(encoded).hexdigest()

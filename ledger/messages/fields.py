@@ -19,7 +19,12 @@ from pydantic_core import PydanticCustomError
 
 from ledger.domain.errors import InvalidMessage
 from ledger.domain.ids import normalize_id, normalize_invoice_id
-from ledger.domain.money import MAX_PLAIN_DECIMALS, check_currency, parse_decimal
+from ledger.domain.money import (
+    MAX_INTEGER_DIGITS,
+    MAX_PLAIN_DECIMALS,
+    check_currency,
+    parse_decimal,
+)
 
 MAX_MESSAGE_BYTES = 1_048_576
 ENVELOPE_FIELDS = frozenset({"message_id", "type", "customer_id", "occurred_at"})
@@ -43,6 +48,10 @@ _NO_OFFSET_RE = re.compile(
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _PERIOD_RE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
+# A decimal string that parse_decimal takes as is: at most MAX_INTEGER_DIGITS whole digits
+# after leading zeros, no spaces (the fast path of _decimal; anything else takes the long way,
+# which names what is wrong).
+_PLAIN_DECIMAL_RE = re.compile(rf"-?0*[0-9]{{1,{MAX_INTEGER_DIGITS}}}(?:\.([0-9]+))?", re.ASCII)
 # Control characters (C0, DEL, C1): never part of an id ("CH-1\n" is not a second charge).
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -80,6 +89,8 @@ def _unwrap(exc: InvalidMessage, field: str) -> PydanticCustomError:
 
 
 def _unicode(value: str) -> str:
+    if value.isascii():  # no surrogate can be there (the common case, checked in C)
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -95,6 +106,9 @@ def _required_text(value: str) -> str:
 
 
 def _business_id(value: str) -> str:
+    # The common case in C: printable ASCII (no surrogate, no control character), not blank.
+    if len(value) <= MAX_ID_CHARS and value.isascii() and value.isprintable() and value.strip():
+        return value
     _required_text(value)
     if len(value) > MAX_ID_CHARS:
         raise _fail(f"must be at most {MAX_ID_CHARS} characters")
@@ -147,6 +161,15 @@ def _billing_period(value: object) -> object:
 
 
 def _timestamp(value: object) -> object:
+    if type(value) is str and (known := _TIMESTAMPS.get(value)) is not None:
+        return known
+    parsed = _parse_timestamp(value)
+    if type(value) is str:
+        _remember(_TIMESTAMPS, value, parsed)
+    return parsed
+
+
+def _parse_timestamp(value: object) -> object:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise _fail("must be a timestamp with an offset (naive timestamps are refused)")
@@ -179,7 +202,30 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
+# Valid texts already read, and what they read as (immutable values): the timestamps and days
+# of a batch repeat (one billing file has one occurred_at and a few charge periods).
+_TIMESTAMPS: dict[str, object] = {}
+_DAYS: dict[str, object] = {}
+_MAX_REMEMBERED = 4096
+
+
+def _remember(memo: dict[str, object], text: str, value: object) -> None:
+    if len(memo) >= _MAX_REMEMBERED:
+        memo.clear()
+    memo[text] = value
+
+
 def _date(value: object) -> object:
+    if type(value) is str:
+        if (known := _DAYS.get(value)) is not None:
+            return known
+        if _DATE_RE.fullmatch(value):
+            try:
+                day = date.fromisoformat(value)
+            except ValueError as exc:
+                raise _fail(f"{_short(value)} is not a valid date ({exc})") from None
+            _remember(_DAYS, value, day)
+            return day
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
@@ -196,6 +242,12 @@ def _decimal(*, allow_int: bool, max_decimals: int | None = None) -> Callable[[o
     `max_decimals` None: money, whose decimals the model checks against its currency."""
 
     def parse(value: object) -> object:
+        if type(value) is str and (found := _PLAIN_DECIMAL_RE.fullmatch(value)) is not None:
+            # The common case, valid as written: no helper, no second look at the digits.
+            fraction = found.group(1)
+            if max_decimals is None or fraction is None or len(fraction) <= max_decimals:
+                number = Decimal(value)
+                return number.copy_abs() if number.is_zero() else number  # "-0.00" is zero
         if isinstance(value, Decimal):
             number = value
             if not number.is_finite():

@@ -23,7 +23,9 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder
+
+from ledger.domain.isotext import iso_timestamp
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # to _encode_obj, as the json module does
 TOPIC = "ledger.store.transcoder:LedgerTranscoder"
@@ -37,6 +39,13 @@ class LedgerTranscoder(JSONTranscoder):
             except TypeError:  # orjson.JSONEncodeError is a TypeError
                 pass
         return super().encode(obj)
+
+    def _encode_obj(self, o: Any) -> dict[str, Any]:
+        # The library's DatetimeAsISO form, its text memoised: a stored event's timestamp
+        # and occurred_at were just written out by its hash (ledger.domain.isotext).
+        if type(o) is datetime and type(self.types.get(datetime)) is DatetimeAsISO:
+            return {"_type_": "datetime_iso", "_data_": iso_timestamp(o)}
+        return super()._encode_obj(o)
 
 
 # Values orjson writes as the json module does, or hands to `_encode_obj` like it.

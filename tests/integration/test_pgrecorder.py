@@ -12,6 +12,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from ledger.app.application import LedgerApplication
+from ledger.app.decisions import REFUSED, Decision
 from ledger.domain.account import account_id
 from ledger.store.eventstore import eventsourcing_env
 from ledger.store.pgrecorder import LedgerPostgresRecorder
@@ -68,6 +69,24 @@ def test_a_version_written_twice_is_an_integrity_error(fresh_pg_url: Callable[[]
     stored = list(app.recorder.select_events(account_id("a")))
     with pytest.raises(IntegrityError):
         app.recorder.insert_events(stored)
+    assert app.recorder.max_notification_id() == 1
+
+
+def test_a_message_decided_twice_is_an_integrity_error(fresh_pg_url: Callable[[], str]) -> None:
+    """The decisions go in by COPY: a key decided by another writer meanwhile still fails
+    the whole batch, as the INSERT did, and a new row reads back column for column."""
+    app = LedgerApplication(eventsourcing_env(fresh_pg_url()))
+    batch = msgs([customer_registered("a")])
+    app.handle_batch(batch)
+    decided = app.select_decisions([batch[0].message_id])
+    assert list(decided) == [batch[0].message_id]
+    fresh = Decision("k-1", "f" * 64, "a", REFUSED, "conflict", "r\u00e9ason\n", "billing.x", 2,
+                     2**40, "2026-01-01T00:00:00+00:00")  # fmt: skip
+    with pytest.raises(IntegrityError):
+        app.recorder.insert_events([], decisions=[fresh, *decided.values()])
+    assert app.select_decisions(["k-1"]) == {}  # nothing of the failed batch is kept
+    app.recorder.insert_events([], decisions=[fresh])
+    assert app.select_decisions(["k-1"]) == {"k-1": fresh}
     assert app.recorder.max_notification_id() == 1
 
 
