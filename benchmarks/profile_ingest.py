@@ -23,6 +23,7 @@ from benchmarks.support import measured, scratch_database  # noqa: E402
 from benchmarks.workload import Activity, registrations  # noqa: E402
 from ledger.app.application import LedgerApplication  # noqa: E402
 from ledger.app.ingest import RawRecord, process_records  # noqa: E402
+from ledger.process import tune_gc  # noqa: E402
 from ledger.store.eventstore import eventsourcing_env  # noqa: E402
 
 
@@ -48,6 +49,7 @@ def main() -> None:
         records = [RawRecord(m.value, f"billing.{m.topic}", 0, i, m.key.encode())
                    for i, m in enumerate(activity)]  # fmt: skip
         applied = 0
+        tune_gc()  # as `ledger consume` does
         with measured(url, args.profile, args.dump, args.top) as m:
             for start in range(0, len(records), args.batch):
                 counts = process_records(app, records[start : start + args.batch])

@@ -42,6 +42,9 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper, PyFormat, Transformer
+from psycopg.pq import Format
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
@@ -55,6 +58,47 @@ from ledger.store.decisions import write_side_tables
 
 # The `ledger_messages` column types in order (ledger.store.decisions.SCHEMA), for COPY.
 _DECISION_TYPES = ["text"] * 7 + ["int4", "int8", "text"]
+
+
+class _Dumped:
+    """A query parameter already written in PostgreSQL's binary form (with its type), so
+    executing the query does not write it again (see `_insert_stored_events`)."""
+
+    __slots__ = ("data", "oid")
+
+    def __init__(self, data: Buffer, oid: int) -> None:
+        self.data = data
+        self.oid = oid
+
+    @classmethod
+    def arrays(cls, curs: Any, *values: list[Any]) -> tuple[_Dumped, ...]:
+        """Each list as psycopg writes it for a `%b` parameter (same dumper, same bytes);
+        the cursor then passes them through as they are."""
+        curs.adapters.register_dumper(cls, _DumpedDumper)
+        transformer = Transformer.from_context(curs)
+        dumped = []
+        for value in values:
+            dumper = transformer.get_dumper(value, PyFormat.BINARY)
+            dumped.append(cls(dumper.dump(value), dumper.oid))  # type: ignore[arg-type]
+        return tuple(dumped)
+
+
+class _DumpedDumper(Dumper):
+    """Passes a _Dumped through, declaring its type (one dumper per type, as psycopg's own
+    list dumpers do)."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: _Dumped) -> Buffer:
+        return obj.data
+
+    def get_key(self, obj: _Dumped, format: PyFormat) -> Any:
+        return (type(obj), obj.oid)  # one dumper per type oid (its `oid` is sent)
+
+    def upgrade(self, obj: _Dumped, format: PyFormat) -> Dumper:
+        dumper = type(self)(type(obj))
+        dumper.oid = obj.oid
+        return dumper
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -152,18 +196,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        self._lock_table(curs)
+        # Everything that does not need the writers' lock is done before taking it, so two
+        # writers overlap more (the lock is the serial point of every writer): the NOTIFY
+        # (delivered at commit whenever it is queued) and writing the four arrays out
+        # (~1-3 ms for 1,000 events); under the lock only the INSERT and the commit remain.
         self._notify_channel(curs)
-        curs.execute(
-            self.insert_arrays_statement,
-            (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ),
-            prepare=True,
+        arrays = _Dumped.arrays(
+            curs,
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
         )
+        self._lock_table(curs)
+        curs.execute(self.insert_arrays_statement, arrays, prepare=True)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(
