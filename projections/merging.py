@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.microsoft import new_row
 from projections.base import Row, Rows
 
 
@@ -55,15 +56,14 @@ def _remittance(row: Row, other: Row) -> None:
         row[field].update(other[field])
 
 
-_MICROSOFT_ONLY = {"credit_limit": None, "credit_limit_since": None, "invoices": {},
-                   "period_paid": {}, "allocated": {}, "unallocated": "0"}  # fmt: skip
-
-
 def _microsoft(row: Row, other: Row) -> None:
-    if any(other[f] != empty for f, empty in _MICROSOFT_ONLY.items()):
-        if any(row[f] != empty for f, empty in _MICROSOFT_ONLY.items()):
+    # What a row of customers' charges only holds beyond `accrued`: the empty book's.
+    empty = new_row(row["currency"])
+    microsoft_only = [f for f in empty if f not in ("currency", "accrued")]
+    if any(other[f] != empty[f] for f in microsoft_only):
+        if any(row[f] != empty[f] for f in microsoft_only):
             raise UnmergeableRows(f"microsoft: {row['currency']}: Microsoft's events in two folds")
-        for field in _MICROSOFT_ONLY:  # `row` had customers' charges only: take the rest
+        for field in microsoft_only:  # `row` had customers' charges only: take the rest
             row[field] = other[field]
     _sum_into(row["accrued"], other["accrued"])
 
