@@ -27,6 +27,7 @@ The ledger's application selects it through the library's APPLICATION_RECORDER_T
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +45,7 @@ from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, PyFormat, Transformer
+from psycopg.errors import DuplicateObject
 from psycopg.pq import Format
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
@@ -102,6 +104,27 @@ class _DumpedDumper(Dumper):
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    def create_table(self) -> None:
+        """The library's create_table, its composite type made under the schema lock too.
+
+        The library makes the type in a transaction of its own, outside any lock, and
+        suppresses only DuplicateObject: two processes starting together on a fresh database
+        could both try, and the loser got `relation "stored_event_uuid" already exists`
+        (DuplicateTable; seen once in a CI run of two `ledger ingest` started at once).
+        Under the lock the second one finds the type made (DuplicateObject, suppressed)."""
+        for statement in self.sql_create_statements:
+            if "CREATE TYPE" in statement.as_string():
+                with (  # in this order, as the library's (errors are re-typed on the way out)
+                    self.datastore.transaction(commit=True) as curs,
+                    contextlib.suppress(DuplicateObject),
+                ):
+                    curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,),
+                                 prepare=False)  # fmt: skip
+                    curs.execute(statement, prepare=False)
+        with self.datastore.transaction(commit=True) as curs:
+            self._create_table(curs)
+        self.datastore.register_type_adapters()
+
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         # Processes starting together on a fresh database (consume, publish, project) would
         # race on CREATE TABLE IF NOT EXISTS (a unique violation in the catalog): take turns.
