@@ -290,7 +290,7 @@ class IngestBatching(PersonalDataKeys):
         if message.type == "customer_registered":
             if account is not None:
                 try:
-                    if account.is_duplicate(meta, "customer:registration"):
+                    if account.is_duplicate(meta, "customer", "registration"):
                         return False
                 except Conflict as error:
                     raise self._named_conflict(error, message, account) from None

@@ -91,7 +91,7 @@ def lookup_from_accounts(find: Callable[[str], CustomerAccount | None]) -> Custo
             if account is None:
                 cache[customer_id] = None
             else:
-                known = frozenset(key[7:] for key in account.facts if key.startswith("charge:"))
+                known = frozenset(account.facts.get("charge", ()))
                 cache[customer_id] = CustomerInfo(account.currency, known)
         return cache[customer_id]
 

@@ -126,7 +126,7 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
     ) -> bool:
         """Change the customer's details. Raises Conflict, UnknownPolicy (a
         `collections_policy` not among `known_policies`)."""
-        if self.is_duplicate(meta, None):
+        if self.is_duplicate(meta):
             return False
         if payload.get("collections_policy") is not None:
             check_policy(payload["collections_policy"], known_policies)
@@ -146,7 +146,7 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
                 setattr(self, field, data[field])
         self.tax_rate = Decimal(self.tax_rate)
         self.registered_at = event.occurred_at
-        self._remember(event, "customer:registration")
+        self._remember(event, "customer", "registration")
 
     def _when_CustomerUpdated(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         # Each field holds its latest update by business time (any update overrides the
@@ -164,7 +164,7 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
     # ---- charges and invoices -------------------------------------------------------------
 
     def post_charge(self, payload: dict[str, Any], meta: Meta) -> bool:
-        if self.is_duplicate(meta, f"charge:{payload['charge_id']}"):
+        if self.is_duplicate(meta, "charge", payload["charge_id"]):
             return False
         self._check_currency(payload)
         self._emit(ev.ChargePosted, dict(payload), meta, caused_by_message=True)
@@ -172,15 +172,15 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
 
     def _when_ChargePosted(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         self.unbilled[data["charge_id"]] = UnbilledCharge(
-            amount=Decimal(data["amount"]),
-            cost=Decimal(data["cost"]),
+            amount_text=data["amount"],
+            cost_text=data["cost"],
             billing_period=data["billing_period"],
             occurred_at=event.occurred_at,
             cost_currency=data.get("cost_currency"),  # Microsoft's, when not the customer's
         )
         # Charges stored before SPEC §2 may spell a GUID in upper case: one subscription.
         self.subscriptions.setdefault(normalize_id(data["subscription_id"]), "active")
-        self._remember(event, f"charge:{data['charge_id']}")
+        self._remember(event, "charge", data["charge_id"])
 
     def next_invoice_id(self, period: str) -> str | None:
         """The id the period's next invoice gets: `INV-<customer>-<YYYY-MM>`, after a void
@@ -277,7 +277,7 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
     # ---- payments, credits, refunds ------------------------------------------------------
 
     def receive_payment(self, payload: dict[str, Any], meta: Meta) -> bool:
-        if self.is_duplicate(meta, f"payment:{payload['payment_id']}"):
+        if self.is_duplicate(meta, "payment", payload["payment_id"]):
             return False
         self._check_currency(payload)
         self._emit(ev.PaymentReceived, dict(payload), meta, caused_by_message=True)
@@ -288,12 +288,12 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
     def _when_PaymentReceived(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         self._add_source("payment", data["payment_id"], Decimal(data["amount"]), event.occurred_at)
         self.payment_dates[data["payment_id"]] = utc_day(event.occurred_at)
-        self._remember(event, f"payment:{data['payment_id']}")
+        self._remember(event, "payment", data["payment_id"])
 
     def issue_credit_note(self, payload: dict[str, Any], meta: Meta) -> bool:
         """A credit note; one naming a taxed invoice gives back its tax in proportion (SPEC
         §12): the event then carries `tax` (the tax part of `amount`) and `tax_period`."""
-        if self.is_duplicate(meta, f"credit:{payload['credit_id']}"):
+        if self.is_duplicate(meta, "credit", payload["credit_id"]):
             return False
         self._check_currency(payload)
         data = dict(payload)
@@ -316,7 +316,7 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
             invoice_id = data["invoice_id"]
             credited = self.tax_credited.get(invoice_id, ZERO)
             self.tax_credited[invoice_id] = credited + Decimal(data["tax"])
-        self._remember(event, f"credit:{data['credit_id']}")
+        self._remember(event, "credit", data["credit_id"])
 
     def _add_source(self, kind: SourceKind, source_id: str, amount: Decimal, at: datetime) -> None:
         self.sources[source_key(kind, source_id)] = MoneySource(
@@ -363,7 +363,7 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
 
     def reverse_payment(self, payload: dict[str, Any], meta: Meta) -> bool:
         payment_id = payload["payment_id"]
-        if self.is_duplicate(meta, f"reversal:{payment_id}"):
+        if self.is_duplicate(meta, "reversal", payment_id):
             return False
         source = self.sources.get(source_key("payment", payment_id))
         if source is None:
@@ -432,10 +432,10 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
     def _when_PaymentReversed(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         key = source_key("payment", data["payment_id"])
         self.sources[key] = replace(self.sources[key], unapplied=ZERO, reversed=True)
-        self._remember(event, f"reversal:{data['payment_id']}")
+        self._remember(event, "reversal", data["payment_id"])
 
     def issue_refund(self, payload: dict[str, Any], meta: Meta) -> bool:
-        if self.is_duplicate(meta, f"refund:{payload['refund_id']}"):
+        if self.is_duplicate(meta, "refund", payload["refund_id"]):
             return False
         self._check_currency(payload)
         amount = Decimal(payload["amount"])
@@ -479,4 +479,4 @@ class CustomerAccount(Corrections, SupportTickets, PersonalData):
             self.sources[key] = replace(
                 source, unapplied=source.unapplied - amount, refunded=source.refunded + amount
             )
-        self._remember(event, f"refund:{data['refund_id']}")
+        self._remember(event, "refund", data["refund_id"])

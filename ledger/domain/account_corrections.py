@@ -39,7 +39,7 @@ class Corrections(Collections):
         Raises Conflict, CurrencyMismatch, UnknownReference (an invoice the customer does
         not have), ExceedsOpenAmount (more than is open, naming `amount`)."""
         write_off_id = payload["write_off_id"]
-        if self.is_duplicate(meta, f"write_off:{write_off_id}"):
+        if self.is_duplicate(meta, "write_off", write_off_id):
             return False
         self._check_currency(payload)
         amount = Decimal(payload["amount"])
@@ -92,14 +92,14 @@ class Corrections(Collections):
         )  # fmt: skip
         parts = self.write_offs.setdefault(data["write_off_id"], {})
         parts[invoice_id] = parts.get(invoice_id, ZERO) + amount
-        self._remember(event, f"write_off:{data['write_off_id']}")
+        self._remember(event, "write_off", data["write_off_id"])
 
     def reverse_write_off(self, payload: dict[str, Any], meta: Meta) -> bool:
         """Reopen exactly what write-off `write_off_id` wrote off (a `WriteOffReversed` per
         invoice); unapplied credit then settles it at once. Raises Conflict,
         UnknownReference (no such write-off), InvalidState (already reversed)."""
         write_off_id = payload["write_off_id"]
-        if self.is_duplicate(meta, f"write_off_reversal:{write_off_id}"):
+        if self.is_duplicate(meta, "write_off_reversal", write_off_id):
             return False
         if write_off_id in self.reversed_write_offs:
             raise InvalidState(
@@ -137,7 +137,7 @@ class Corrections(Collections):
             written_off=invoice.written_off - amount,
         )  # fmt: skip
         self.reversed_write_offs.add(data["write_off_id"])
-        self._remember(event, f"write_off_reversal:{data['write_off_id']}")
+        self._remember(event, "write_off_reversal", data["write_off_id"])
 
     # ---- void -----------------------------------------------------------------------------
 

@@ -37,13 +37,26 @@ CASH_SOURCES: frozenset[SourceKind] = frozenset({"payment"})
 
 @dataclass(frozen=True, slots=True)
 class UnbilledCharge:
-    """A posted charge not yet on an invoice (`ChargePosted`)."""
+    """A posted charge not yet on an invoice (`ChargePosted`).
 
-    amount: Decimal
-    cost: Decimal
+    Its amount and cost are kept as the event wrote them (decimal strings) and read as
+    Decimals: an account holds every charge it ever posted (unbilled, then on its invoice), and
+    the text costs half a Decimal (~50 against 104 bytes each).
+    """
+
+    amount_text: str  # in the customer's currency
+    cost_text: str  # Microsoft's cost, in cost_currency (else the customer's currency)
     billing_period: str  # YYYY-MM
     occurred_at: datetime
     cost_currency: str | None = None  # Microsoft's billing currency when not the customer's
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.amount_text)
+
+    @property
+    def cost(self) -> Decimal:
+        return Decimal(self.cost_text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +201,11 @@ class AccountState(ChainedStream):
         self.registered_at: datetime | None = None
         # field -> (UTC business time, message id) of the fact that set its current value
         self.field_stamps: dict[str, tuple[datetime, str]] = {}
-        # Idempotency: message id -> fingerprint, and "kind:business id" -> fingerprint.
+        # Idempotency: message id -> fingerprint, and kind -> business id -> fingerprint
+        # (e.g. "charge" -> charge id): the business id's own string is the key, not a copy
+        # of it with the kind in front (an account keeps one of each per charge it posted).
         self.seen_messages: dict[str, str] = {}
-        self.facts: dict[str, str] = {}
+        self.facts: dict[str, dict[str, str]] = {}
         self.unbilled: dict[str, UnbilledCharge] = {}  # charge id -> charge
         self.invoices: dict[str, Invoice] = {}  # invoice (or debit memo) id -> invoice
         # Money that can settle invoices (payments, credit notes, credit invoices), by
@@ -211,27 +226,37 @@ class AccountState(ChainedStream):
 
     # ---- idempotency ----------------------------------------------------------------------
 
-    def is_duplicate(self, meta: Meta, fact_key: str | None) -> bool:
-        """True when this message (or this business fact) was already applied identically.
+    def is_duplicate(
+        self, meta: Meta, kind: str | None = None, business_id: str | None = None
+    ) -> bool:
+        """True when this message (or this business fact: `kind` and `business_id`, e.g.
+        "charge" and its charge id) was already applied identically.
 
         Raises Conflict when the same message id or business id comes with another payload.
         """
         seen: list[tuple[str, str]] = []
         if meta.message_id is not None and meta.message_id in self.seen_messages:
             seen.append((f"message_id {meta.message_id!r}", self.seen_messages[meta.message_id]))
-        if fact_key is not None and fact_key in self.facts:
-            seen.append((fact_key.replace(":", " ", 1), self.facts[fact_key]))
+        if kind is not None and business_id is not None:
+            fingerprint = self.facts.get(kind, {}).get(business_id)
+            if fingerprint is not None:
+                seen.append((f"{kind} {business_id}", fingerprint))
         for what, fingerprint in seen:
             if fingerprint != meta.fingerprint:
                 raise Conflict(f"{what} was already recorded with a different payload")
         return bool(seen)
 
-    def _remember(self, event: ev.LedgerEvent, fact_key: str | None = None) -> None:
+    def _remember(
+        self, event: ev.LedgerEvent, kind: str | None = None, business_id: str | None = None
+    ) -> None:
         fingerprint = event.data.get("fingerprint")
         if event.message_id is not None and fingerprint is not None:
             self.seen_messages[event.message_id] = fingerprint
-            if fact_key is not None:
-                self.facts[fact_key] = fingerprint
+            if kind is not None and business_id is not None:
+                facts = self.facts.get(kind)
+                if facts is None:
+                    facts = self.facts[kind] = {}
+                facts[business_id] = fingerprint
 
     def _check_currency(self, payload: dict[str, Any]) -> None:
         currency = payload.get("currency")

@@ -22,17 +22,17 @@ class SupportTickets(AccountState):
         return self.tickets[ticket_id]
 
     def open_ticket(self, payload: dict[str, Any], meta: Meta) -> bool:
-        if self.is_duplicate(meta, f"ticket:{payload['ticket_id']}"):
+        if self.is_duplicate(meta, "ticket", payload["ticket_id"]):
             return False
         self._emit(ev.SupportTicketOpened, dict(payload), meta, caused_by_message=True)
         return True
 
     def _when_SupportTicketOpened(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         self.tickets[data["ticket_id"]] = "open"
-        self._remember(event, f"ticket:{data['ticket_id']}")
+        self._remember(event, "ticket", data["ticket_id"])
 
     def log_interaction(self, payload: dict[str, Any], meta: Meta) -> bool:
-        if self.is_duplicate(meta, None):
+        if self.is_duplicate(meta):
             return False
         self._known_ticket(payload["ticket_id"])
         self._emit(ev.SupportInteractionLogged, dict(payload), meta, caused_by_message=True)
@@ -42,7 +42,7 @@ class SupportTickets(AccountState):
         self._remember(event)
 
     def escalate_ticket(self, payload: dict[str, Any], meta: Meta) -> bool:
-        if self.is_duplicate(meta, None):
+        if self.is_duplicate(meta):
             return False
         if self._known_ticket(payload["ticket_id"]) == "resolved":
             raise InvalidState(
@@ -57,7 +57,7 @@ class SupportTickets(AccountState):
         self._remember(event)
 
     def resolve_ticket(self, payload: dict[str, Any], meta: Meta) -> bool:
-        if self.is_duplicate(meta, f"resolution:{payload['ticket_id']}"):
+        if self.is_duplicate(meta, "resolution", payload["ticket_id"]):
             return False
         if self._known_ticket(payload["ticket_id"]) == "resolved":
             raise InvalidState(
@@ -68,4 +68,4 @@ class SupportTickets(AccountState):
 
     def _when_SupportTicketResolved(self, data: dict[str, Any], event: ev.LedgerEvent) -> None:
         self.tickets[data["ticket_id"]] = "resolved"
-        self._remember(event, f"resolution:{data['ticket_id']}")
+        self._remember(event, "resolution", data["ticket_id"])

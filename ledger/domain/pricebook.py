@@ -192,19 +192,24 @@ class Rule(_Price):
         return 3 if self.sku_id else 2 if self.product_id else 1
 
     def matches(self, line: PricingInput) -> bool:
-        return self.matches_key(_rule_key(line))
+        return self.matches_key(_rule_key(line)) and self.covers(line.charge_start)
 
-    def matches_key(self, key: tuple[str, str, str, str, date]) -> bool:
-        """`matches` on what a rule reads of a line: (customer_id, product_id, sku_id,
-        charge_type, charge_start)."""
-        customer_id, product_id, sku_id, charge_type, charge_start = key
+    def matches_key(self, key: tuple[str, str, str, str]) -> bool:
+        """`matches`, but for the dates, on what a rule reads of a line: (customer_id,
+        product_id, sku_id, charge_type)."""
+        customer_id, product_id, sku_id, charge_type = key
         return (
             self.customer_id in (None, customer_id)
             and self.product_id in (None, product_id)
             and self.sku_id in (None, sku_id)
             and (self.charge_types is None or charge_type in self.charge_types)
-            and (self.valid_from is None or charge_start >= self.valid_from)
-            and (self.valid_to is None or charge_start <= self.valid_to)
+        )
+
+    def covers(self, charge_start: date) -> bool:
+        """The rule's price holds for a charge starting on `charge_start` (price protection:
+        valid_from and valid_to are inclusive, by charge start)."""
+        return (self.valid_from is None or charge_start >= self.valid_from) and (
+            self.valid_to is None or charge_start <= self.valid_to
         )
 
 
@@ -324,11 +329,13 @@ def _round(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(_minor_quantum(currency), rounding=ROUND_HALF_EVEN)
 
 
-def _rule_key(line: PricingInput) -> tuple[str, str, str, str, date]:
-    return line.customer_id, line.product_id, line.sku_id, line.charge_type, line.charge_start
+def _rule_key(line: PricingInput) -> tuple[str, str, str, str]:
+    return line.customer_id, line.product_id, line.sku_id, line.charge_type
 
 
-RULE_CACHE_SIZE = 65_536  # rule choices remembered (a few hundred bytes each), then forgotten
+# Rule candidates remembered (a few hundred bytes each), then forgotten: one per (customer,
+# product, SKU, charge type) met, a few thousand in a 100,000-line file.
+RULE_CACHE_SIZE = 16_384
 
 
 @dataclass(frozen=True)
@@ -337,8 +344,9 @@ class PriceBook:
     rules: tuple[Rule, ...]
     fx: dict[tuple[str, str], Decimal]
     # The rule chosen for each (customer, product, SKU, charge type, charge start) met so
-    # far: a file repeats them line after line (the book never changes once loaded).
-    _chosen: dict[tuple[str, str, str, str, date], tuple[int | None, _Price]] = field(
+    # far: the rules matching it but for their dates, most specific first. A file repeats them
+    # line after line (the book never changes once loaded); the dates are checked per line.
+    _candidates: dict[tuple[str, str, str, str], tuple[tuple[int, Rule], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -348,30 +356,27 @@ class PriceBook:
         return price_book_from({"defaults": {"markup_percent": percent}})
 
     def rule_for(self, line: PricingInput) -> tuple[int | None, _Price]:
-        """(rule index or None for the defaults, the price) most specific for the line.
+        """(rule index or None for the defaults, the price) most specific for the line: the
+        highest level, then a rule naming charge types, then the earliest in the book.
         Raises NotBillable when nothing matches and there are no defaults."""
         key = _rule_key(line)
-        chosen = self._chosen.get(key)
-        if chosen is None:
-            chosen = self._choose(key)
-            if len(self._chosen) >= RULE_CACHE_SIZE:
-                self._chosen.clear()
-            self._chosen[key] = chosen
-        return chosen
-
-    def _choose(self, key: tuple[str, str, str, str, date]) -> tuple[int | None, _Price]:
-        best: tuple[int, bool, int] | None = None
-        for index, rule in enumerate(self.rules):
-            if rule.matches_key(key):
-                rank = (rule.level, rule.charge_types is not None, -index)
-                if best is None or rank > best:
-                    best = rank
-        if best is not None:
-            index = -best[2]
-            return index, self.rules[index]
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            candidates = self._rank(key)
+            if len(self._candidates) >= RULE_CACHE_SIZE:
+                self._candidates.clear()
+            self._candidates[key] = candidates
+        for index, rule in candidates:
+            if rule.covers(line.charge_start):
+                return index, rule
         if self.defaults is None:
             raise NotBillable("no price-book rule matches and there are no [defaults]")
         return None, self.defaults
+
+    def _rank(self, key: tuple[str, str, str, str]) -> tuple[tuple[int, Rule], ...]:
+        matching = [(i, rule) for i, rule in enumerate(self.rules) if rule.matches_key(key)]
+        matching.sort(key=lambda item: (-item[1].level, item[1].charge_types is None, item[0]))
+        return tuple(matching)
 
     def fx_rate(self, cost_currency: str, currency: str) -> Decimal | None:
         """Units of `currency` per unit of `cost_currency`; None when the same currency.

@@ -109,6 +109,43 @@ unit_price = "9.00"
     assert book.price(before).amount == D("150.00")
 
 
+def test_one_book_prices_each_line_by_its_own_charge_start_across_windows() -> None:
+    # One book met by lines of the same customer, product, SKU and type but other starts, in
+    # an order that goes in and out of each window: the choice remembered for the first line
+    # never prices another line whose start falls elsewhere.
+    book = load_price_book("""
+[defaults]
+markup_percent = "50"
+[[rules]]
+sku_id = "0001"
+valid_from = "2026-01-01"
+markup_percent = "10"
+[[rules]]
+customer_id = "c1"
+sku_id = "0001"
+valid_from = "2026-03-01"
+valid_to = "2026-03-31"
+unit_price = "9.00"
+[[rules]]
+customer_id = "c1"
+valid_to = "2025-12-31"
+markup_percent = "20"
+""")
+
+    def on(day: date) -> Decimal:
+        return book.price(replace(LINE, charge_start=day, charge_end=day)).amount
+
+    assert on(date(2026, 2, 1)) == D("110.00")  # only the SKU rule covers February
+    assert on(date(2026, 3, 31)) == D("2.90")  # customer+SKU, protected: 10 x 9.00 x 1/31
+    assert on(date(2025, 12, 31)) == D("120.00")  # customer rule; the SKU rule not yet valid
+    assert on(date(2026, 4, 1)) == D("110.00")  # protection over: the SKU rule again
+    assert on(date(2026, 3, 1)) == D("3.21")  # 10 x 9.00 x 1/28 (the cycle Feb 2 - Mar 1)
+    assert on(date(2025, 12, 31)) == D("120.00")
+    other = replace(LINE, customer_id="c2", charge_start=date(2025, 6, 1),
+                    charge_end=date(2025, 6, 1))  # fmt: skip
+    assert book.price(other).amount == D("150.00")  # nothing covers it: the defaults
+
+
 def test_proration_worked_example_of_the_docstring() -> None:
     # 36.00 per seat per month, 10 seats, 2026-01-20..2026-02-09 of the cycle
     # 2026-01-10..2026-02-09 (31 days), 21 days covered: 36 x 10 x 21/31 = 243.870967… → 243.87
