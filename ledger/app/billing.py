@@ -37,6 +37,7 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -44,6 +45,7 @@ import structlog
 
 from ledger.app.decisions import APPLIED, Decision
 from ledger.app.ingest import IngestCounts, RawRecord
+from ledger.app.recon_source import FileIdentity, ReconFileSource
 from ledger.app.reconcile import ReconFile, ReconFileError, ReconLine, ReconReader, read_recon_text
 from ledger.domain.ids import normalize_id
 from ledger.domain.money import fmt, quantize
@@ -519,17 +521,27 @@ class FileSummary:
     # worker reads only its own lines (ReconReader(owners=...)).
     owners: bytes | None = field(default=None, repr=False, compare=False)
     shares: int = 1  # the N of `owners`
+    # A file read from disk: what it was when checked (billing it refuses another: FileChanged).
+    file: FileIdentity | None = None
 
 
-def scan_file(text: str, billing_period: str | None = None, *, shards: int = 1) -> FileSummary:
-    """Read every line of the file once, checking it as parse_recon_file does, and keep only
-    counts: a malformed file raises ReconFileError before anything is sent, and the lines are
-    then billed as they are read again (a 100,000-line file is never held parsed). With
+def _source(text: str | Path, expected: FileIdentity | None = None) -> str | ReconFileSource:
+    return text if isinstance(text, str) else ReconFileSource(text, expected)
+
+
+def scan_file(
+    text: str | Path, billing_period: str | None = None, *, shards: int = 1
+) -> FileSummary:
+    """Read every line of the file (its text, or the file at a path, read as it goes) once,
+    checking it as parse_recon_file does, and keep only counts: a malformed file raises
+    ReconFileError before anything is sent, and the lines are then billed as they are read
+    again (a 100,000-line file is never held parsed; from a path, never held at all). With
     `shards` > 1 (at most 255), each line's share (`share_of` its customer) is noted in
     `owners`."""
     if not 1 <= shards < 255:
         raise ValueError(f"shards: {shards} is not in 1..254")
-    reader = ReconReader(text)
+    read_from = _source(text)
+    reader = ReconReader(read_from)
     months: Counter[tuple[int, int]] = Counter()
     owners = bytearray() if shards > 1 else None
     owner_of = functools.partial(share_of, shares=shards) if shards > 1 else None
@@ -544,7 +556,8 @@ def scan_file(text: str, billing_period: str | None = None, *, shards: int = 1) 
         billing_period = f"{year:04d}-{month:02d}"
     return FileSummary(reader.invoice_number, reader.currency, sum(months.values()),
                        billing_period, bytes(owners) if owners is not None else None,
-                       shards)  # fmt: skip
+                       shards, read_from.identity if isinstance(read_from, ReconFileSource)
+                       else None)  # fmt: skip
 
 
 def share_of(customer_id: str, shares: int) -> int:
@@ -559,7 +572,7 @@ class BillingStopped(RuntimeError):
 
 
 def bill_text(
-    text: str,
+    text: str | Path,
     summary: FileSummary,
     book: PriceBook,
     customers: CustomerLookup,
@@ -573,13 +586,15 @@ def bill_text(
     share: int | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> BillingReport:
-    """Bill the lines of a file `scan_file` read (`summary`), one batch of BATCH lines at a
-    time: parsed, priced, sent, summed and let go. `keep` (given a customer id) bills only
-    some customers' lines, as a share of the file (ledger.app.billing_shards): `lines` of the
-    report is still the file's. `share` (with a summary of scan_file(shards=N)) bills the
-    lines of that share, reading no other line. `decided` (message ids -> recorded decisions, e.g.
-    LedgerApplication.select_decisions) tells a dry run and Kafka what ingest would find.
-    `stop` is asked before each batch; True raises BillingStopped."""
+    """Bill the lines of a file `scan_file` read (`summary`): its text, or the file at a path
+    (read again as it goes; FileChanged when it is not the file scan_file read), one batch of
+    BATCH lines at a time: parsed, priced, sent, summed and let go. `keep` (given a customer
+    id) bills only some customers' lines, as a share of the file (ledger.app.billing_shards):
+    `lines` of the report is still the file's. `share` (with a summary of
+    scan_file(shards=N)) bills the lines of that share, reading no other line. `decided`
+    (message ids -> recorded decisions, e.g. LedgerApplication.select_decisions) tells a dry
+    run and Kafka what ingest would find. `stop` is asked before each batch; True raises
+    BillingStopped."""
     report = BillingReport(summary.invoice_number, summary.billing_period, summary.lines,
                            dry_run=send is None, published=not delivered)  # fmt: skip
     ids = ChargeIds(summary.invoice_number)
@@ -609,10 +624,11 @@ def bill_text(
             progress(len(batch), summary.lines)
         batch.clear()
 
+    read_from = _source(text, summary.file)
     if share is not None and summary.owners is not None:
-        reader = ReconReader(text, owners=summary.owners, owner=share)
+        reader = ReconReader(read_from, owners=summary.owners, owner=share)
     else:
-        reader = ReconReader(text)
+        reader = ReconReader(read_from)
     for line in reader.lines(keep):
         batch.append(line)
         if len(batch) == BATCH:

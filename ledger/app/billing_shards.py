@@ -11,7 +11,9 @@ PostgreSQL serialises only the insert into the notification log (ledger.store.pg
 How it stays exactly-once:
 - the parent reads the whole file first (`scan_file`): a malformed file is refused before
   any worker starts, as in one process; that pass notes each physical line's share (one
-  byte a line), so a worker reads the header and its own lines only, numbered as in the file;
+  byte a line), so a worker parses the header and its own lines only, numbered as in the
+  file. Each worker reads the file again from disk, and stops at the first sign that it is
+  not the file the parent checked (recon_source.FileChanged);
 - the charge ids are those of one process: identical lines have the same customer, so each
   worker counts them in file order within its share (`ChargeIds`);
 - each worker's batches are ingest batches: a charge id is decided once store-wide, in the
@@ -19,8 +21,8 @@ How it stays exactly-once:
   the same file again bills each line once (the rest are duplicates);
 - a worker whose parent is gone stops before its next batch (no orphan keeps writing).
 
-The workers are forked (POSIX): they share the file's text with the parent instead of each
-reading it again. The parent forks before it opens any connection or thread.
+The workers are forked (POSIX): they share the modules and the price book the parent loaded.
+The parent forks before it opens any connection or thread.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -82,7 +85,7 @@ def _work(
     shard: int,
     shards: int,
     parent: int,
-    text: str,
+    text: str | Path,
     summary: FileSummary,
     book: PriceBook,
     store: WorkerStore,
@@ -171,7 +174,7 @@ class Workers:
 
 
 def start_workers(
-    text: str,
+    text: str | Path,
     summary: FileSummary,
     book: PriceBook,
     store: WorkerStore,
@@ -179,15 +182,16 @@ def start_workers(
     workers: int,
     source: str = "partner-center",
 ) -> Workers:
-    """Fork `workers` processes that bill the file `scan_file` read, each opening its own
-    store (`store()`: the customer lookup, the ingest send and the decision lookup). Call it
+    """Fork `workers` processes that bill the file `scan_file` read (its text, or its path:
+    each worker reads it again), each opening its own store (`store()`: the customer lookup,
+    the ingest send and the decision lookup). Call it
     before this process starts any thread (a progress bar's, a connection pool's): a thread
     holding a lock at the fork would leave that lock held forever in the workers."""
     if summary.owners is not None and summary.shares != workers:
         raise ValueError(f"the file was split in {summary.shares} shares, not {workers}")
     if threading.active_count() > 1:
         raise RuntimeError("billing workers are forked before any other thread starts")
-    # What the parent holds (the file's text, the modules) stays shared with the workers
+    # What the parent holds (the modules, a file's text) stays shared with the workers
     # only while nobody writes to its pages: the cyclic GC would, as it walks the objects.
     gc.collect()
     gc.freeze()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +27,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ledger.app.recon_source import ReconFileError, ReconFileSource, decode, text_lines
 from ledger.domain.errors import Conflict, InvalidMessage, LedgerError
 from ledger.domain.events import LedgerEvent
 from ledger.domain.hashchain import canonical_json
@@ -91,22 +93,6 @@ _ISO_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})" + _TIME, re.ASCII)
 # Plain decimals (UnitPrice, Quantity, exchange rates: SPEC §2) take up to this many places;
 # money (Subtotal) takes the currency's ISO 4217 minor unit.
 MAX_PLAIN_DECIMALS = 18
-
-
-class ReconFileError(LedgerError):
-    """The reconciliation file cannot be read; nothing was recorded."""
-
-    code = "malformed_file"
-
-    def __init__(self, message: str, *, line: int | None = None, column: str | None = None):
-        where = ", ".join(
-            part
-            for part in (f"line {line}" if line else "", f"column {column}" if column else "")
-            if part
-        )
-        super().__init__(f"{where}: {message}" if where else message, field=column)
-        self.line = line
-        self.column = column
 
 
 def charge_type_of(ms_charge_type: str, subtotal: Decimal) -> str | None:
@@ -314,51 +300,12 @@ def _parse_date(text: str, line: int, column: str) -> date:
                          column=column)  # fmt: skip
 
 
-def _decode(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ReconFileError(f"byte {exc.start} is not UTF-8", line=line) from None
-
-
 def _delimiter(text: str) -> str:
     header = text.split("\n", 1)[0]
     counts = {d: header.count(d) for d in (",", "\t", ";")}
     return max(counts, key=lambda d: (counts[d], d == ","))
 
 
-_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
-# The line breaks str.splitlines knows besides \r and \n: a chunk holding none of them is
-# split in C, as the regex would split it (each looked for with `in`: a memchr, where a
-# regex character class reads the text at ~5 ns a character).
-_OTHER_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-LINES_CHUNK = 1 << 20  # characters split at a time
-
-
-def _lines(text: str) -> Iterator[str]:
-    """The lines of `text` with their endings (\\r\\n, \\r or \\n), one at a time: what
-    io.StringIO(text, newline="") gives the csv module, without its copy of the whole text at
-    4 bytes a character (200 MB for a 100,000-line file). A megabyte at a time, cut after a
-    \\n, split by str.splitlines when it holds no other break it knows (~3 µs a line less)."""
-    start, size = 0, len(text)
-    while start < size:
-        end = text.rfind("\n", start, start + LINES_CHUNK) + 1 if start + LINES_CHUNK < size \
-            else size  # fmt: skip
-        if end <= start:  # no \n in a whole chunk: up to the next one
-            end = text.find("\n", start + LINES_CHUNK) + 1 or size
-        chunk = text[start:end]
-        if not any(other in chunk for other in _OTHER_BREAKS):
-            yield from chunk.splitlines(keepends=True)
-        else:
-            for found in _LINE_RE.finditer(chunk):
-                yield found.group()
-        start = end
-
-
-# Distinct texts a reader remembers (Subtotals; ids and other cells): ~100-200 bytes each. Past
-# that, ids and cells start afresh (a column of values that never repeat, such as OrderId,
-# would otherwise keep every line's).
 def _owned_lines(
     lines: Iterable[str], owners: bytes, owner: int, numbers: list[int]
 ) -> Iterator[str]:
@@ -373,6 +320,9 @@ def _owned_lines(
 
 
 NOBODY = b"\xff"  # the owner of a header or blank line (ReconReader.lines)
+# Distinct texts a reader remembers (Subtotals; ids and other cells): ~100-200 bytes each. Past
+# that, ids and cells start afresh (a column of values that never repeat, such as OrderId,
+# would otherwise keep every line's).
 AMOUNTS_KEPT = 65_536
 SHARED_KEPT = 32_768
 
@@ -402,15 +352,21 @@ class ReconReader:
     subscriptions, product names) is parsed once per distinct text, and the currency checked
     once per file: a 100,000-line file has a few hundred of each."""
 
-    def __init__(self, text: str, *, owners: bytes | None = None, owner: int | None = None) -> None:
-        # With `owners` (filled by lines(owner_of=...) over the same text): only the header
-        # and the physical lines of `owner` are read, numbered as in the file.
+    def __init__(
+        self, text: str | ReconFileSource, *, owners: bytes | None = None,
+        owner: int | None = None,
+    ) -> None:  # fmt: skip
+        # `text`: the file's text, or the file on disk read as it goes (recon_source). With
+        # `owners` (filled by lines(owner_of=...) over the same file): only the header and the
+        # physical lines of `owner` are read, numbered as in the file.
         self._numbers: list[int] | None = None
-        source: Iterable[str] = _lines(text)
+        lines = text_lines(text) if isinstance(text, str) else text.lines()
+        first = next(lines, "")
+        source: Iterable[str] = itertools.chain((first,) if first else (), lines)
         if owners is not None and owner is not None:
             self._numbers = [1]
             source = _owned_lines(source, owners, owner, self._numbers)
-        self._reader = csv.reader(source, delimiter=_delimiter(text), strict=True)
+        self._reader = csv.reader(source, delimiter=_delimiter(first), strict=True)
         try:
             header = [name.strip() for name in next(self._reader)]
         except StopIteration:
@@ -596,12 +552,12 @@ class ReconReader:
 def read_recon_text(raw: bytes) -> str:
     """The file's text (UTF-8, a BOM dropped). Raises ReconFileError naming the line of the
     first byte that is not UTF-8."""
-    return _decode(raw)
+    return decode(raw)
 
 
 def parse_recon_file(raw: bytes) -> ReconFile:
     """Parse a whole reconciliation file. Raises ReconFileError (line, column) when malformed."""
-    reader = ReconReader(_decode(raw))
+    reader = ReconReader(decode(raw))
     lines = list(reader.lines())
     if reader.invoice_number is None or reader.currency is None:
         raise ReconFileError("the file has a header but no lines", line=2)

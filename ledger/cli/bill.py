@@ -29,7 +29,6 @@ from ledger.app.billing import (
     scan_file,
 )
 from ledger.app.ingest import IngestCounts, RawRecord, process_records
-from ledger.app.reconcile import read_recon_text
 from ledger.cli.options import parse_period
 from ledger.cli.tables import print_rows
 from ledger.config import Settings, get_settings
@@ -151,15 +150,15 @@ def partner_center(
             param_hint="--workers",
         )
     # The whole file is read and checked before anything is sent (ReconFileError); then
-    # billed as it is read again, a batch at a time (ledger.app.billing.scan_file).
-    text = read_recon_text(file.read_bytes())
-    summary = scan_file(text, chosen_period, shards=workers if sharded else 1)
+    # billed as it is read again from disk, a batch at a time, never held whole
+    # (ledger.app.billing.scan_file; FileChanged if it is not the file checked).
+    summary = scan_file(file, chosen_period, shards=workers if sharded else 1)
     tune_gc()  # the workers inherit it
     if sharded:
-        report = _bill_in_workers(settings, text, summary, book, workers, str(file))
+        report = _bill_in_workers(settings, file, summary, book, workers, str(file))
     else:
         with _progress_bar() as progress:
-            report = _bill_here(settings, text, summary, book, str(file), progress, dry_run)
+            report = _bill_here(settings, file, summary, book, str(file), progress, dry_run)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -167,7 +166,7 @@ def partner_center(
 
 
 def _bill_here(
-    settings: Settings, text: str, summary: FileSummary, book: PriceBook, source: str,
+    settings: Settings, file: Path, summary: FileSummary, book: PriceBook, source: str,
     progress: Callable[[int, int], None], dry_run: bool,
 ) -> BillingReport:  # fmt: skip
     """Bill in this process: ingest in-process, publish (Kafka) or a dry run. Only each
@@ -179,7 +178,7 @@ def _bill_here(
     customers = lookup_from_registrations(ledger.registration)
 
     def bill(send: Send | None, delivered: bool = True) -> BillingReport:
-        return bill_text(text, summary, book, customers, send, source=source,
+        return bill_text(file, summary, book, customers, send, source=source,
                          progress=progress, delivered=delivered,
                          decided=ledger.select_decisions)  # fmt: skip
 
@@ -195,7 +194,7 @@ def _bill_here(
 
 
 def _bill_in_workers(
-    settings: Settings, text: str, summary: FileSummary, book: PriceBook, workers: int,
+    settings: Settings, file: Path, summary: FileSummary, book: PriceBook, workers: int,
     source: str,
 ) -> BillingReport:  # fmt: skip
     """Bill on `workers` processes (ledger.app.billing_shards), each with its own ledger,
@@ -221,7 +220,7 @@ def _bill_in_workers(
     # What each worker's ledger needs, imported once before the fork: the workers share it.
     for module in ("ledger.bootstrap", "ledger.store.pgrecorder", "psycopg_pool"):
         importlib.import_module(module)
-    running = start_workers(text, summary, book, store, workers=workers, source=source)
+    running = start_workers(file, summary, book, store, workers=workers, source=source)
     try:
         with _progress_bar() as progress:
             return running.collect(progress)

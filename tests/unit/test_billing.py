@@ -8,6 +8,7 @@ import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -295,8 +296,11 @@ def test_a_record_billing_sends_decoded_is_validated_like_its_json(
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("on_disk", [False, True], ids=["text", "file"])
 @pytest.mark.parametrize("shares", [2, 3])
-def test_each_share_reads_its_own_lines_as_the_whole_file_numbers_them(shares: int) -> None:
+def test_each_share_reads_its_own_lines_as_the_whole_file_numbers_them(
+    shares: int, on_disk: bool, tmp_path: Path
+) -> None:
     # Quoted newlines (a record on two physical lines), blank lines, identical lines and an
     # unknown ChargeType: the shares' records together are exactly one process's, with the
     # file's line numbers (ledger.app.billing_shards reads them so).
@@ -306,6 +310,10 @@ def test_each_share_reads_its_own_lines_as_the_whole_file_numbers_them(shares: i
     rows[9]["ChargeType"] = "somethingNew"
     text = csv_bytes(rows).decode()
     text = text.replace("\r\n", "\r\n\r\n", 3)  # blank lines here and there
+    source: str | Path = text
+    if on_disk:  # as `ledger bill` reads it: from disk, twice, never held whole
+        source = tmp_path / "invoice.csv"
+        source.write_bytes(text.encode())
     customers = lookup_from_registrations(lambda _: {"currency": "USD"})
 
     def records(summary: FileSummary, **options: Any) -> tuple[list[Any], BillingReport]:
@@ -315,10 +323,10 @@ def test_each_share_reads_its_own_lines_as_the_whole_file_numbers_them(shares: i
             sent.extend((r.offset, r.value) for r in batch)
             return IngestCounts(applied=len(batch))
 
-        return sent, bill_text(text, summary, BOOK, customers, send, **options)
+        return sent, bill_text(source, summary, BOOK, customers, send, **options)
 
-    alone, whole = records(scan_file(text))
-    split = scan_file(text, shards=shares)
+    alone, whole = records(scan_file(source))
+    split = scan_file(source, shards=shares)
     assert split.owners is not None and set(split.owners) <= {*range(shares), 255}
     parts = [records(split, share=share) for share in range(shares)]
     assert sorted(r for sent, _ in parts for r in sent) == sorted(alone)

@@ -8,10 +8,12 @@ import io
 import random
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from ledger.app import reconcile
+from ledger.app import recon_source
+from ledger.app.recon_source import ReconFileSource
 from ledger.app.reconcile import ReconFileError, charge_type_of, parse_recon_file
 from tests.fixtures.recon_gen import COLUMNS
 
@@ -88,19 +90,22 @@ def test_quoted_newlines_keep_line_numbers_of_the_file() -> None:
     assert error_of(make(rows)).line == 4  # header 1, the 2-line record 2-3, then 4
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, reconcile.LINES_CHUNK])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, recon_source.LINES_CHUNK])
 def test_lines_are_split_as_the_csv_module_reads_them(
-    chunk: int, monkeypatch: pytest.MonkeyPatch
+    chunk: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # \\r\\n, \\r and \\n end a line; str.splitlines' other breaks (\\x1c, \\x85, \\u2028…)
-    # do not, wherever the text is cut into chunks.
-    monkeypatch.setattr(reconcile, "LINES_CHUNK", chunk)
+    # do not, wherever the text (or the file on disk, in bytes) is cut into chunks.
+    monkeypatch.setattr(recon_source, "LINES_CHUNK", chunk)
     cells = ["a", "bc", ",", '"', "\r", "\n", "\r\n", "\x85", "\u2028", "\x1c", "\v", "é"]
     rng = random.Random(7)
-    for _ in range(500):
+    path = tmp_path / "lines.csv"
+    for number in range(500):
         text = "".join(rng.choice(cells) for _ in range(rng.randint(0, 30)))
         expected = io.StringIO(text, newline="").readlines()
-        assert list(reconcile._lines(text)) == expected, repr(text)
+        assert list(recon_source.text_lines(text)) == expected, repr(text)
+        path.write_bytes((recon_source.BOM if number % 2 else b"") + text.encode())
+        assert list(ReconFileSource(path).lines()) == expected, repr(text)
 
 
 def test_blank_lines_are_skipped() -> None:
