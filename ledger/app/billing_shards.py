@@ -208,6 +208,7 @@ def start_workers(
         send.close()  # the child's end: EOF here once the child is gone
         connections[receive] = shard
         processes.append(process)
+    log.info("billing.workers_started", workers=workers, lines=summary.lines)
     return Workers(summary, connections, processes)
 
 

@@ -162,3 +162,25 @@ def test_sqlite_refuses_more_than_one_worker(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert b"--workers" in done.stderr and b"PostgreSQL" in done.stderr
     assert bill(env, tmp_path)["billed"] == scenario.line_count
+
+
+def test_a_large_file_is_billed_on_two_workers_by_default_on_postgresql(
+    tmp_path: Path, fresh_pg_url: Callable[[], str]
+) -> None:
+    # ledger.cli.bill.AUTO_WORKERS from AUTO_WORKERS_FROM_BYTES (10 MB, ~20,000 lines) on a
+    # machine with 2 cores or more; SQLite bills the same file in one process, unasked.
+    scenario = generate(21_000, 40, seed=5, deliberate=False)
+    write_files(tmp_path, scenario)
+    assert len(scenario.csv_bytes) >= 10 << 20
+    url = fresh_pg_url()
+    sqlite = ledger_env(f"sqlite:///{tmp_path / 'ledger.db'}")
+    for env in (ledger_env(url), sqlite):
+        run_ledger("ingest", "customers.jsonl", env=env, cwd=tmp_path)
+        done = run_ledger(*BILL, env=env, cwd=tmp_path, timeout=600)
+        assert json.loads(done.stdout)["billed"] == scenario.line_count
+        started = [json.loads(line) for line in done.stderr.decode().splitlines()
+                   if b"billing.workers_started" in line.encode()]  # fmt: skip
+        cores = len(os.sched_getaffinity(0))
+        expected = [2] if env is not sqlite and cores >= 2 else []
+        assert [event["workers"] for event in started] == expected
+    assert set(posted_charge_ids(url).values()) == {1}
