@@ -4,11 +4,15 @@ validity windows, minimum margins and one clear error for a malformed book."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ledger.domain import pricebook
 from ledger.domain.pricebook import (
     NotBillable,
     PriceBook,
@@ -16,6 +20,7 @@ from ledger.domain.pricebook import (
     PricingInput,
     annual_billing,
     load_price_book,
+    price_book_from,
     prorated_fraction,
 )
 
@@ -284,3 +289,90 @@ def test_annual_billing_from_the_file_columns() -> None:
     assert not annual_billing("Monthly", "1 Year Subscription - Annual billing")
     assert annual_billing("", "One-Year commitment - Annual billing")
     assert not annual_billing("", "")
+
+
+def _spec_choice(book: PriceBook, line: PricingInput) -> int | None:
+    """SPEC §10 read literally, over every rule: of those matching the line (its charge start
+    in the window), the most specific (customer+SKU, customer+product, customer, SKU,
+    product, the rest); then one naming charge types; then the first in the book."""
+
+    def level(rule: Any) -> int:
+        if rule.customer_id and rule.sku_id:
+            return 6
+        if rule.customer_id and rule.product_id:
+            return 5
+        return 4 if rule.customer_id else 3 if rule.sku_id else 2 if rule.product_id else 1
+
+    best: tuple[int, bool, int] | None = None
+    for index, rule in enumerate(book.rules):
+        if (
+            rule.customer_id in (None, line.customer_id)
+            and rule.product_id in (None, line.product_id)
+            and rule.sku_id in (None, line.sku_id)
+            and (rule.charge_types is None or line.charge_type in rule.charge_types)
+            and (rule.valid_from is None or rule.valid_from <= line.charge_start)
+            and (rule.valid_to is None or line.charge_start <= rule.valid_to)
+        ):
+            rank = (level(rule), rule.charge_types is not None, -index)
+            best = rank if best is None or rank > best else best
+    return None if best is None else -best[2]
+
+
+_DAYS = [date(2026, 1, 1) + timedelta(days=30 * n) for n in range(6)]
+
+
+@st.composite
+def _books_and_lines(draw: st.DrawFn) -> tuple[PriceBook, list[PricingInput]]:
+    rules = []
+    for n in range(draw(st.integers(1, 9))):
+        rule: dict[str, Any] = {"markup_percent": str(n + 2)}
+        for key, values in (("customer_id", ["c1", "c2"]), ("product_id", ["P1", "P2"]),
+                            ("sku_id", ["0001", "0002"])):  # fmt: skip
+            value = draw(st.sampled_from([None, *values]))
+            if value is not None:
+                rule[key] = value
+        if draw(st.booleans()):
+            rule["charge_types"] = draw(
+                st.lists(st.sampled_from(["cycle", "usage", "new"]), min_size=1, unique=True)
+            )
+        start, end = sorted(draw(st.lists(st.sampled_from(_DAYS), min_size=2, max_size=2)))
+        if draw(st.booleans()):
+            rule["valid_from"] = start.isoformat()
+        if draw(st.booleans()):
+            rule["valid_to"] = end.isoformat()
+        rules.append(rule)
+    raw: dict[str, Any] = {"rules": rules}
+    if draw(st.booleans()):
+        raw["defaults"] = {"markup_percent": "1"}
+    shift = st.integers(-1, 1).map(lambda days: timedelta(days=days))
+    lines = [
+        replace(LINE, customer_id=draw(st.sampled_from(["c1", "c2", "c3"])),
+                product_id=draw(st.sampled_from(["P1", "P2"])),
+                sku_id=draw(st.sampled_from(["0001", "0002"])),
+                charge_type=draw(st.sampled_from(["cycle", "usage", "new"])),
+                charge_start=draw(st.sampled_from(_DAYS)) + draw(shift))
+        for _ in range(draw(st.integers(1, 40)))
+    ]  # fmt: skip
+    return price_book_from(raw), lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(_books_and_lines(), st.integers(1, 4))
+def test_the_remembered_rule_candidates_choose_as_spec_section_10_over_any_line_order(
+    book_and_lines: tuple[PriceBook, list[PricingInput]], cache_size: int
+) -> None:
+    # Lines of the same customer, product, SKU and type go in and out of overlapping windows
+    # (a day before, on, after each bound); the candidates remembered per key (forgotten
+    # when the cache is full: a tiny one here) never change which rule prices a line.
+    book, lines = book_and_lines
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pricebook, "RULE_CACHE_SIZE", cache_size)
+        for line in lines:
+            chosen = _spec_choice(book, line)
+            if chosen is None and book.defaults is None:
+                with pytest.raises(NotBillable):
+                    book.rule_for(line)
+                continue
+            index, price = book.rule_for(line)
+            assert index == chosen
+            assert price is (book.defaults if chosen is None else book.rules[chosen])

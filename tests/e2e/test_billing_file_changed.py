@@ -1,0 +1,91 @@
+"""`ledger bill partner-center` when the file changes while it is billed (Partner Center's
+file downloaded again over the one being billed), on SQLite and the real PostgreSQL, in one
+process and on two workers: the run stops at the first sign (ledger.app.recon_source
+FileChanged), exits 1 naming the file, and billing the final file again bills each of its
+lines exactly once (checked in the event store)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ledger.app.billing import charge_ids
+from ledger.app.reconcile import parse_recon_file
+from tests.e2e.procs import LEDGER_BIN, ledger_env, run_ledger
+from tests.e2e.test_billing_workers import BILL, posted_charge_ids, write_files
+from tests.fixtures.recon_gen import generate
+
+pytestmark = pytest.mark.e2e
+
+APPLIED = (
+    "SELECT count(*) FROM ledger_messages WHERE message_key LIKE 'pc-%' AND outcome = 'applied'"
+)
+
+
+def applied_charges(url: str) -> int:
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30) as conn:
+            try:
+                return int(conn.execute(APPLIED).fetchone()[0])
+            except sqlite3.OperationalError:  # the table is not made yet
+                return 0
+    with psycopg.connect(url) as conn:
+        row = conn.execute(APPLIED.replace("%", "%%")).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize(
+    ("store", "workers"), [("sqlite", "1"), ("postgresql", "1"), ("postgresql", "2")]
+)
+def test_a_file_changed_while_billed_stops_the_run_and_the_final_file_bills_each_line_once(
+    tmp_path: Path, fresh_pg_url: Callable[[], str], store: str, workers: str
+) -> None:
+    scenario = generate(12_000, 40, seed=71, deliberate=False)
+    write_files(tmp_path, scenario)
+    url = fresh_pg_url() if store == "postgresql" else f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = ledger_env(url)
+    run_ledger("ingest", "customers.jsonl", env=env, cwd=tmp_path)
+    invoice = tmp_path / "invoice.csv"
+    last_line = scenario.csv_bytes.rstrip(b"\r\n").rsplit(b"\r\n", 1)[1]
+
+    process = subprocess.Popen([LEDGER_BIN, *BILL, "--workers", workers], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while applied_charges(url) == 0:
+            assert process.poll() is None, f"billing ended ({process.returncode}) before a batch"
+            assert time.monotonic() < deadline, "no batch was billed within 300 s"
+            time.sleep(0.01)
+        with invoice.open("ab") as file:  # the file as downloaded again: one more line
+            file.write(last_line + b"\r\n")
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
+    assert process.returncode == 1, (out, err[-3000:])
+    said = [line for line in err.decode().splitlines() if line.startswith("error: ")]
+    assert len(said) == 1, err[-3000:]
+    assert "invoice.csv: written to since it was checked" in said[0]
+    assert out == b""  # no report of a run that did not bill the file
+    stopped_at = applied_charges(url)
+    assert 0 < stopped_at < scenario.line_count
+
+    final = invoice.read_bytes()
+    again = json.loads(run_ledger(*BILL, "--workers", workers, env=env, cwd=tmp_path,
+                                  timeout=600).stdout)  # fmt: skip
+    lines = scenario.line_count + 1
+    assert again["lines"] == lines and again["not_billed"] == []
+    assert (again["billed"], again["duplicates"]) == (lines - stopped_at, stopped_at)
+    posted = posted_charge_ids(url)
+    assert posted == Counter(charge_ids(parse_recon_file(final)))
+    assert set(posted.values()) == {1}
