@@ -89,3 +89,36 @@ def test_a_file_changed_while_billed_stops_the_run_and_the_final_file_bills_each
     posted = posted_charge_ids(url)
     assert posted == Counter(charge_ids(parse_recon_file(final)))
     assert set(posted.values()) == {1}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_file_that_cannot_be_billed_is_one_clear_error_and_nothing_is_posted(
+    tmp_path: Path, fresh_pg_url: Callable[[], str], store: str
+) -> None:
+    scenario = generate(30, 4, seed=73, deliberate=False)
+    write_files(tmp_path, scenario)
+    url = fresh_pg_url() if store == "postgresql" else f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = ledger_env(url)
+    run_ledger("ingest", "customers.jsonl", env=env, cwd=tmp_path)
+    raw = scenario.csv_bytes
+    header = raw.split(b"\r\n", 1)[0] + b"\r\n"
+    bad_last = raw.rstrip(b"\r\n") + b"\xe9"  # Latin-1 on the last line, no final newline
+    (tmp_path / "folder.csv").mkdir()
+    cases = {  # file -> (exit code, what the error says)
+        "folder.csv": (2, "'folder.csv' is not a file"),
+        "empty.csv": (1, "error: line 1: the file is empty"),
+        "header.csv": (1, "error: line 2: the file has a header but no lines"),
+        "bad_last.csv": (1, f"error: line 31: byte {len(bad_last) - 4} is not UTF-8"),
+    }
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "header.csv").write_bytes(header)
+    (tmp_path / "bad_last.csv").write_bytes(bad_last)
+    for name, (code, said) in cases.items():
+        done = subprocess.run([LEDGER_BIN, "bill", "partner-center", name, "--price-book",
+                               "prices.toml"], env=env, cwd=tmp_path, capture_output=True,
+                              timeout=120)  # fmt: skip
+        assert done.returncode == code, (name, done.stderr[-2000:])
+        assert said in done.stderr.decode(), (name, done.stderr[-2000:])
+        assert done.stdout == b""
+    assert applied_charges(url) == 0
+    assert json.loads(run_ledger(*BILL, env=env, cwd=tmp_path).stdout)["billed"] == 30
