@@ -39,7 +39,7 @@ class ReconFileError(LedgerError):
 
 class FileChanged(ReconFileError):
     """The file on disk is not the one that was checked: written to, replaced or cut since.
-    Raised before its first line is read again when its size, time or inode differ, else
+    Raised before its first line is read again when its size, times or inode differ, else
     as soon as a block read shows it, at the latest after its last line (its SHA-256). The
     batches sent before stand (each line once); bill the file again once it is final."""
 
@@ -90,17 +90,20 @@ def text_lines(text: str) -> Iterator[str]:
 @dataclass(frozen=True)
 class FileIdentity:
     """What tells a file on disk from another, or from itself changed: where it is (device,
-    inode), its size in bytes, its modification time (ns) and the SHA-256 of its bytes."""
+    inode), its size in bytes, its modification and status-change times (ns) and the SHA-256
+    of its bytes. The status-change time (ctime) is the one a writer cannot put back (`cp -p`
+    or `touch -r` over the file restores its modification time, not its ctime)."""
 
     device: int
     inode: int
     size: int
     mtime_ns: int
+    ctime_ns: int
     sha256: str
 
     def same_file(self, stat: os.stat_result) -> bool:
-        return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) == (
-            self.device, self.inode, self.size, self.mtime_ns,
+        return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) == (
+            self.device, self.inode, self.size, self.mtime_ns, self.ctime_ns,
         )  # fmt: skip
 
 
@@ -163,8 +166,8 @@ class ReconFileSource:
                 if not block:
                     break
             at_end = os.fstat(file.fileno())
-        identity = FileIdentity(at_end.st_dev, at_end.st_ino, at_end.st_size,
-                                at_end.st_mtime_ns, digest.hexdigest())  # fmt: skip
+        identity = FileIdentity(at_end.st_dev, at_end.st_ino, at_end.st_size, at_end.st_mtime_ns,
+                                at_end.st_ctime_ns, digest.hexdigest())  # fmt: skip
         if self.expected is not None and identity != self.expected:
             raise self._changed("its content is not the one that was checked")
         if not identity.same_file(at_open):

@@ -6,6 +6,7 @@ silently."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,25 +106,43 @@ def test_a_file_changed_after_its_check_is_refused_before_a_line_is_sent(
     assert "not the file that was checked" in str(error) and error.code == "file_changed"
 
 
-def test_content_changed_under_the_same_size_and_time_is_refused_after_its_last_line(
+def test_a_line_rewritten_in_place_with_the_time_put_back_is_never_billed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Size, inode and modification time put back as they were: only the SHA-256 of what was
-    # read tells, once the last line was read: before the last batch is sent (here the only
-    # one; the batches sent before it stand, each line once). The run fails, naming the file.
-    path = _file(tmp_path, 30)
+    # `cp -p` of a corrected download over the checked file (the same inode, the same size,
+    # its modification time set back to the copy's): the file's status-change time (ctime,
+    # which no one can set) tells, before the first line is read again. Without it the lines
+    # were billed from the new bytes, never checked, until the SHA-256 after the last line.
+    path = _file(tmp_path, 2500)  # three batches
     original = scan_file
 
     def scan_then_change(*args: object, **kwargs: object) -> object:
         summary = original(*args, **kwargs)  # type: ignore[arg-type]
         stat = path.stat()
         raw = path.read_bytes()
-        with path.open("r+b") as file:  # the same inode, the same size
-            file.write(raw.replace(b"sub-7,", b"sub-8,", 1))
+        with path.open("r+b") as file:
+            file.write(raw.replace(b"sub-7,", b"sub-8,", 1))  # line 9, in the first batch
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         return summary
 
     monkeypatch.setattr(f"{__name__}.scan_file", scan_then_change)
     sent, error = _bill(path)
     assert isinstance(error, FileChanged) and sent == []
-    assert "its content is not the one that was checked" in str(error) and str(path) in str(error)
+    assert "not the file that was checked" in str(error)
+
+
+def test_content_other_than_checked_under_the_same_status_is_refused_after_its_last_line(
+    tmp_path: Path,
+) -> None:
+    # The last guard (a change no file status shows): the SHA-256 of what was read, compared
+    # once the last line was read, before the caller's last batch goes.
+    path = _file(tmp_path, 3)
+    first = ReconFileSource(path)
+    lines = list(first.lines())
+    assert first.identity is not None
+    other = replace(first.identity, sha256="0" * 64)
+    read: list[str] = []
+    with pytest.raises(FileChanged) as caught:
+        read.extend(ReconFileSource(path, other).lines())
+    assert read == lines
+    assert "its content is not the one that was checked" in str(caught.value)
