@@ -1,8 +1,10 @@
-"""`ledger bill partner-center` when the file changes while it is billed (Partner Center's
-file downloaded again over the one being billed), on SQLite and the real PostgreSQL, in one
-process and on two workers: the run stops at the first sign (ledger.app.recon_source
+"""`ledger bill partner-center` on the file as it is on disk, on SQLite and the real
+PostgreSQL: changed while it is billed (Partner Center's file downloaded again over it), in
+one process and on two workers, the run stops at the first sign (ledger.app.recon_source
 FileChanged), exits 1 naming the file, and billing the final file again bills each of its
-lines exactly once (checked in the event store)."""
+lines exactly once (checked in the event store); a folder, an empty or header-only file or a
+bad last byte is one clear error with nothing posted; other line endings bill the same
+charges."""
 
 from __future__ import annotations
 
@@ -122,3 +124,27 @@ def test_a_file_that_cannot_be_billed_is_one_clear_error_and_nothing_is_posted(
         assert done.stdout == b""
     assert applied_charges(url) == 0
     assert json.loads(run_ledger(*BILL, env=env, cwd=tmp_path).stdout)["billed"] == 30
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_line_endings_and_a_missing_final_newline_bill_the_same_charges(
+    tmp_path: Path, fresh_pg_url: Callable[[], str], store: str
+) -> None:
+    # The file as Excel or a script might save it again (CR only, LF without a final newline,
+    # no BOM): the same lines, the same charges. Billing the downloaded file (BOM, CRLF) after
+    # any of them finds every line a duplicate, never a conflict.
+    scenario = generate(300, 6, seed=79, deliberate=False)
+    write_files(tmp_path, scenario)
+    url = fresh_pg_url() if store == "postgresql" else f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = ledger_env(url)
+    run_ledger("ingest", "customers.jsonl", env=env, cwd=tmp_path)
+    body = scenario.csv_bytes.removeprefix(b"\xef\xbb\xbf")
+    (tmp_path / "cr.csv").write_bytes(body.replace(b"\r\n", b"\r"))
+    (tmp_path / "lf.csv").write_bytes(body.replace(b"\r\n", b"\n").rstrip(b"\n"))
+    billed = [json.loads(run_ledger("bill", "partner-center", name, "--price-book",
+                                    "prices.toml", "--json", env=env, cwd=tmp_path).stdout)
+              for name in ("cr.csv", "lf.csv", "invoice.csv")]  # fmt: skip
+    assert [(r["billed"], r["duplicates"], r["not_billed"]) for r in billed] == [
+        (300, 0, []), (0, 300, []), (0, 300, [])
+    ]  # fmt: skip
+    assert posted_charge_ids(url) == Counter(charge_ids(parse_recon_file(scenario.csv_bytes)))
