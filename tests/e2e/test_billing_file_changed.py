@@ -14,34 +14,33 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from ledger.app.billing import charge_ids
 from ledger.app.reconcile import parse_recon_file
 from tests.e2e.procs import LEDGER_BIN, ledger_env, run_ledger
 from tests.e2e.test_billing_workers import BILL, posted_charge_ids, write_files
+from tests.e2e.test_billing_workers import applied_charges as applied_on_postgresql
 from tests.fixtures.recon_gen import generate
 
 pytestmark = pytest.mark.e2e
 
-APPLIED = (
-    "SELECT count(*) FROM ledger_messages WHERE message_key LIKE 'pc-%' AND outcome = 'applied'"
-)
-
 
 def applied_charges(url: str) -> int:
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30) as conn:
-            try:
-                return int(conn.execute(APPLIED).fetchone()[0])
-            except sqlite3.OperationalError:  # the table is not made yet
-                return 0
-    with psycopg.connect(url) as conn:
-        row = conn.execute(APPLIED.replace("%", "%%")).fetchone()
-    assert row is not None
+    """The charges billed so far (PostgreSQL: as test_billing_workers counts them)."""
+    if not url.startswith("sqlite:///"):
+        return applied_on_postgresql(url)
+    with closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)) as conn:
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM ledger_messages"
+                " WHERE message_key LIKE 'pc-%' AND outcome = 'applied'"
+            ).fetchone()
+        except sqlite3.OperationalError:  # the table is not made yet
+            return 0
     return int(row[0])
 
 
