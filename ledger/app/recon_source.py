@@ -143,8 +143,10 @@ class ReconFileSource:
                 digest.update(block)
                 data = carry + block
                 if block:
-                    cut = data.rfind(b"\n") + 1
-                    if cut == 0:  # no \n yet: read on
+                    # After the last \n, else (a CR-only file) after a \r that is not the
+                    # last byte (its \n may come next); none yet: read on.
+                    cut = data.rfind(b"\n") + 1 or data.rfind(b"\r", 0, len(data) - 1) + 1
+                    if cut == 0:
                         carry = data
                         continue
                     if self.expected is not None and not self.expected.same_file(

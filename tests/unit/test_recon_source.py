@@ -146,3 +146,28 @@ def test_content_other_than_checked_under_the_same_status_is_refused_after_its_l
         read.extend(ReconFileSource(path, other).lines())
     assert read == lines
     assert "its content is not the one that was checked" in str(caught.value)
+
+
+@pytest.mark.parametrize("ending", [b"\r\n", b"\n", b"\r"])
+def test_a_file_is_read_a_block_at_a_time_whatever_its_line_endings(
+    ending: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CR-only file (Excel for Mac's "Comma Separated Values") has no \n to cut a block
+    # after: it was read whole before its first line came (the whole file held, and a change
+    # while it was read seen only after its last line). Cut after a \r too (never between a
+    # \r and its \n), it is read as the others are: written to while billed, it stops at the
+    # next block.
+    monkeypatch.setattr(recon_source, "LINES_CHUNK", 256)
+    path = tmp_path / "invoice.csv"
+    path.write_bytes(csv_bytes([row(SubscriptionId=f"sub-{n}") for n in range(200)]).replace(
+        b"\r\n", ending))  # fmt: skip
+    checked = ReconFileSource(path)
+    total = len(list(checked.lines()))
+    read = 0
+    with pytest.raises(FileChanged):
+        for _ in ReconFileSource(path, checked.identity).lines():
+            read += 1
+            if read == 1:
+                with path.open("ab") as file:
+                    file.write(b"more" + ending)
+    assert 0 < read < total // 10
