@@ -25,6 +25,7 @@ from ledger.app.billing_shards import BillingWorkersFailed, start_workers
 from ledger.app.ingest import IngestCounts, RawRecord
 from ledger.domain.pricebook import PriceBook
 from tests.unit.test_billing import csv_bytes, row
+from tests.unit.test_recon_source import after_a_clock_tick
 
 BOOK = PriceBook.markup("10")
 CUSTOMERS = lookup_from_registrations(lambda _: {"currency": "USD"})
@@ -86,6 +87,7 @@ def test_a_file_changed_after_the_check_is_refused_by_every_worker(
         path.write_bytes(raw)
     else:  # rewritten in place, the same size, the modification time put back (cp -p)
         stat = path.stat()
+        after_a_clock_tick(stat)
         path.write_bytes(raw.replace(b"sub-1,", b"sub-9,", 1))
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     running = start_workers(path, summary, BOOK, _store(log), workers=2)
