@@ -118,6 +118,8 @@ class ReconFileSource:
         self.identity: FileIdentity | None = None
 
     def _changed(self, why: str) -> FileChanged:
+        if self.expected is None:  # the check: nothing was sent
+            return FileChanged(f"{self.path}: {why}: nothing billed; bill it once it is final")
         return FileChanged(
             f"{self.path}: {why}: read no further (batches sent before stand; billing the"
             " file again once it is final bills each line once)"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +33,7 @@ from ledger.cli.options import parse_period
 from ledger.cli.tables import print_rows
 from ledger.config import Settings, get_settings
 from ledger.domain.pricebook import PriceBook, PriceBookError, load_price_book
-from ledger.process import tune_gc
+from ledger.process import tune_gc, usable_cores
 
 if TYPE_CHECKING:
     from ledger.app.application import LedgerApplication
@@ -69,8 +68,7 @@ def read_price_book(path: Path | None, settings: Settings) -> PriceBook:
 def auto_workers(file: Path, sharded_possible: bool) -> int:
     """The default --workers: AUTO_WORKERS for a file of AUTO_WORKERS_FROM_BYTES or more when
     they can be used (PostgreSQL, ingest in-process) and the machine has as many cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if not sharded_possible or (cores or 1) < AUTO_WORKERS:
+    if not sharded_possible or usable_cores() < AUTO_WORKERS:
         return 1
     return AUTO_WORKERS if file.stat().st_size >= AUTO_WORKERS_FROM_BYTES else 1
 

@@ -31,10 +31,9 @@ def projections_rebuild(
 
     With more than one worker, live `ledger project` processes wait for the rebuild's
     commit from its start (with one, only while it writes)."""
-    import os
-
     from rich.progress import Progress
 
+    from ledger.process import usable_cores
     from ledger.store.db import Database
     from ledger.store.readmodels import rebuild
 
@@ -42,7 +41,7 @@ def projections_rebuild(
     ledger = build_app(settings)
     head = ledger.head_position()
     if workers is None:
-        workers = (os.cpu_count() or 1) if head >= AUTO_WORKERS_FROM else 1
+        workers = usable_cores() if head >= AUTO_WORKERS_FROM else 1
     with Progress(transient=True) as bar:
         task = bar.add_task("rebuilding", total=head)
         count = rebuild(

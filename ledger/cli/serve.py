@@ -8,6 +8,7 @@ import typer
 
 from ledger.cli.options import fail, usage_error
 from ledger.config import get_settings
+from ledger.process import usable_cores
 
 
 def serve(
@@ -83,7 +84,7 @@ def serve(
 def default_workers() -> int:
     """One worker process per core, at most 4: one Python process serves on one core (the
     GIL), and the ledger's other processes share the machine."""
-    return max(1, min(os.cpu_count() or 1, 4))
+    return min(usable_cores(), 4)
 
 
 def _check_store(url: str) -> None:

@@ -191,12 +191,9 @@ class Rule(_Price):
             return 6 if self.sku_id else 5 if self.product_id else 4
         return 3 if self.sku_id else 2 if self.product_id else 1
 
-    def matches(self, line: PricingInput) -> bool:
-        return self.matches_key(_rule_key(line)) and self.covers(line.charge_start)
-
     def matches_key(self, key: tuple[str, str, str, str]) -> bool:
-        """`matches`, but for the dates, on what a rule reads of a line: (customer_id,
-        product_id, sku_id, charge_type)."""
+        """The rule matches a line but for its dates (`covers`), on what a rule reads of a
+        line: (customer_id, product_id, sku_id, charge_type)."""
         customer_id, product_id, sku_id, charge_type = key
         return (
             self.customer_id in (None, customer_id)

@@ -14,7 +14,6 @@ Why it is shaped so (what a profile of the first version showed):
 
 from __future__ import annotations
 
-import os
 import pickle
 import sqlite3
 import subprocess
@@ -27,6 +26,7 @@ from urllib.parse import quote
 from uuid import UUID
 
 from ledger.app.chainlinks import ChainScan, EndRow, Row, check_rows
+from ledger.process import usable_cores
 from ledger.store.eventstore import eventsourcing_env
 
 # Below this many events one process does it all: starting another costs more than it saves.
@@ -179,7 +179,7 @@ class StoreScanner:
 
 def processes() -> int:
     """How many processes a scan uses: one per core this process may run on (at most 8)."""
-    return max(1, min(8, len(os.sched_getaffinity(0))))
+    return min(8, usable_cores())
 
 
 def scan(
