@@ -184,9 +184,9 @@ def start_workers(
 ) -> Workers:
     """Fork `workers` processes that bill the file `scan_file` read (its text, or its path:
     each worker reads it again), each opening its own store (`store()`: the customer lookup,
-    the ingest send and the decision lookup). Call it
-    before this process starts any thread (a progress bar's, a connection pool's): a thread
-    holding a lock at the fork would leave that lock held forever in the workers."""
+    the ingest send and the decision lookup). Call it before this process starts any thread
+    (a progress bar's, a connection pool's): a thread holding a lock at the fork would leave
+    that lock held forever in the workers."""
     if summary.owners is not None and summary.shares != workers:
         raise ValueError(f"the file was split in {summary.shares} shares, not {workers}")
     if threading.active_count() > 1:

@@ -61,8 +61,14 @@ def decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start + (3 if raw.startswith(BOM) else 0)].count(b"\n") + 1
+        line = _line_ends(raw[: exc.start + (3 if raw.startswith(BOM) else 0)]) + 1
         raise ReconFileError(f"byte {exc.start} is not UTF-8", line=line) from None
+
+
+def _line_ends(raw: bytes) -> int:
+    """The line ends in `raw` as the csv module counts them: \r\n, \r or \n (a file saved
+    with \r alone, as Excel for Mac's CSV, is numbered like the others)."""
+    return raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n")
 
 
 def _split(chunk: str) -> list[str]:
@@ -161,10 +167,10 @@ class ReconFileSource:
                 try:
                     text = chunk.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    line = newlines + chunk[: exc.start].count(b"\n") + 1
+                    line = newlines + _line_ends(chunk[: exc.start]) + 1
                     raise ReconFileError(f"byte {offset + exc.start} is not UTF-8",
                                          line=line) from None  # fmt: skip
-                newlines += chunk.count(b"\n")
+                newlines += _line_ends(chunk)  # a chunk never ends between \r and \n
                 offset += len(chunk)
                 yield from _split(text)
                 if not block:

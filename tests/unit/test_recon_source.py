@@ -31,17 +31,23 @@ def error_of(read: object) -> ReconFileError:
 
 @pytest.mark.parametrize("chunk", [1, 5, 64, recon_source.LINES_CHUNK])
 @pytest.mark.parametrize("bom", [False, True])
+@pytest.mark.parametrize("ends", ["\r\n", "\r", "\n"], ids=["crlf", "cr", "lf"])
 def test_a_byte_not_utf8_is_named_by_line_and_offset_as_in_memory(
-    chunk: int, bom: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    chunk: int, bom: bool, ends: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Lines numbered as the csv module numbers them, whatever ends them (\r alone: Excel for
+    # Mac's CSV); the offset counts the bytes after the BOM.
     monkeypatch.setattr(recon_source, "LINES_CHUNK", chunk)
-    raw = (recon_source.BOM if bom else b"") + b"a,b\r\nc,d\r\n\ne,caf\xe9\r\nf,g\r\n"
+    body = "a,b\r\nc,d\r\n\ne,caf\xe9\r\nf,g\r\n".encode("latin-1").replace(b"\r\n", b"\0")
+    body = body.replace(b"\n", ends.encode()).replace(b"\0", ends.encode())
+    raw = (recon_source.BOM if bom else b"") + body
+    offset = 3 + 3 + 5 + 3 * len(ends)  # "a,b", "c,d", "e,caf" and three line ends
     path = tmp_path / "bad.csv"
     path.write_bytes(raw)
     with pytest.raises(ReconFileError) as in_memory:
         decode(raw)
     on_disk = error_of(ReconFileSource(path).lines())
-    assert str(on_disk) == str(in_memory.value) == "line 4: byte 16 is not UTF-8"
+    assert str(on_disk) == str(in_memory.value) == f"line 4: byte {offset} is not UTF-8"
     assert on_disk.line == 4
 
 
