@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
@@ -22,9 +21,14 @@ import pytest
 from ledger.app.billing import charge_ids
 from ledger.app.reconcile import parse_recon_file
 from tests.e2e.procs import LEDGER_BIN, ledger_env, run_ledger
-from tests.e2e.test_billing_workers import BILL, posted_charge_ids, write_files
+from tests.e2e.test_billing_workers import (
+    BILL,
+    posted_charge_ids,
+    wait_for_a_batch,
+    write_files,
+)
 from tests.e2e.test_billing_workers import applied_charges as applied_on_postgresql
-from tests.fixtures.recon_gen import generate
+from tests.fixtures.recon_gen import Scenario, generate
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +48,18 @@ def applied_charges(url: str) -> int:
     return int(row[0])
 
 
+def ledger_with_customers(
+    work: Path, scenario: Scenario, store: str, fresh_pg_url: Callable[[], str]
+) -> tuple[str, dict[str, str]]:
+    """(database URL, environment) of a new ledger on `store` holding the scenario's
+    customers, its files written in `work`."""
+    write_files(work, scenario)
+    url = fresh_pg_url() if store == "postgresql" else f"sqlite:///{work / 'ledger.db'}"
+    env = ledger_env(url)
+    run_ledger("ingest", "customers.jsonl", env=env, cwd=work)
+    return url, env
+
+
 @pytest.mark.parametrize(
     ("store", "workers"), [("sqlite", "1"), ("postgresql", "1"), ("postgresql", "2")]
 )
@@ -51,21 +67,14 @@ def test_a_file_changed_while_billed_stops_the_run_and_the_final_file_bills_each
     tmp_path: Path, fresh_pg_url: Callable[[], str], store: str, workers: str
 ) -> None:
     scenario = generate(12_000, 40, seed=71, deliberate=False)
-    write_files(tmp_path, scenario)
-    url = fresh_pg_url() if store == "postgresql" else f"sqlite:///{tmp_path / 'ledger.db'}"
-    env = ledger_env(url)
-    run_ledger("ingest", "customers.jsonl", env=env, cwd=tmp_path)
+    url, env = ledger_with_customers(tmp_path, scenario, store, fresh_pg_url)
     invoice = tmp_path / "invoice.csv"
     last_line = scenario.csv_bytes.rstrip(b"\r\n").rsplit(b"\r\n", 1)[1]
 
     process = subprocess.Popen([LEDGER_BIN, *BILL, "--workers", workers], env=env, cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
-        while applied_charges(url) == 0:
-            assert process.poll() is None, f"billing ended ({process.returncode}) before a batch"
-            assert time.monotonic() < deadline, "no batch was billed within 300 s"
-            time.sleep(0.01)
+        wait_for_a_batch(process, lambda: applied_charges(url))
         with invoice.open("ab") as file:  # the file as downloaded again: one more line
             file.write(last_line + b"\r\n")
         out, err = process.communicate(timeout=300)
@@ -97,10 +106,7 @@ def test_a_file_that_cannot_be_billed_is_one_clear_error_and_nothing_is_posted(
     tmp_path: Path, fresh_pg_url: Callable[[], str], store: str
 ) -> None:
     scenario = generate(30, 4, seed=73, deliberate=False)
-    write_files(tmp_path, scenario)
-    url = fresh_pg_url() if store == "postgresql" else f"sqlite:///{tmp_path / 'ledger.db'}"
-    env = ledger_env(url)
-    run_ledger("ingest", "customers.jsonl", env=env, cwd=tmp_path)
+    url, env = ledger_with_customers(tmp_path, scenario, store, fresh_pg_url)
     raw = scenario.csv_bytes
     header = raw.split(b"\r\n", 1)[0] + b"\r\n"
     bad_last = raw.rstrip(b"\r\n") + b"\xe9"  # Latin-1 on the last line, no final newline
@@ -133,10 +139,7 @@ def test_line_endings_and_a_missing_final_newline_bill_the_same_charges(
     # no BOM): the same lines, the same charges. Billing the downloaded file (BOM, CRLF) after
     # any of them finds every line a duplicate, never a conflict.
     scenario = generate(300, 6, seed=79, deliberate=False)
-    write_files(tmp_path, scenario)
-    url = fresh_pg_url() if store == "postgresql" else f"sqlite:///{tmp_path / 'ledger.db'}"
-    env = ledger_env(url)
-    run_ledger("ingest", "customers.jsonl", env=env, cwd=tmp_path)
+    url, env = ledger_with_customers(tmp_path, scenario, store, fresh_pg_url)
     body = scenario.csv_bytes.removeprefix(b"\xef\xbb\xbf")
     (tmp_path / "cr.csv").write_bytes(body.replace(b"\r\n", b"\r"))
     (tmp_path / "lf.csv").write_bytes(body.replace(b"\r\n", b"\n").rstrip(b"\n"))

@@ -99,6 +99,16 @@ def applied_charges(url: str) -> int:
     return int(row[0])
 
 
+def wait_for_a_batch(process: subprocess.Popen[bytes], applied: Callable[[], int]) -> None:
+    """Until billing has applied its first batch (`applied()` > 0); fails if `process` ends
+    first or nothing is billed within 300 s."""
+    deadline = time.monotonic() + 300
+    while applied() == 0:
+        assert process.poll() is None, f"billing ended ({process.returncode}) before a batch"
+        assert time.monotonic() < deadline, "no batch was billed within 300 s"
+        time.sleep(0.01)
+
+
 def gone(group: int) -> bool:
     try:
         os.killpg(group, 0)
@@ -125,11 +135,8 @@ def test_a_run_killed_in_the_middle_and_run_again_bills_each_line_once(
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip
     try:
+        wait_for_a_batch(process, lambda: applied_charges(url))
         deadline = time.monotonic() + 300
-        while applied_charges(url) == 0:
-            assert process.poll() is None, f"billing ended ({process.returncode}) before a batch"
-            assert time.monotonic() < deadline, "no batch was billed within 300 s"
-            time.sleep(0.01)
         if killed == "all":
             os.killpg(process.pid, signal.SIGKILL)
         else:
